@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+// The SLMRec toolbench. Reads like a table: system libraries, the core targets
+// (dependencies point one way: ModelFormat ← Engine ← RecData/Evaluation ← Toolbench ←
+// passes ← the CLI), the pass plugins, and one test target per source target.
+import PackageDescription
+
+/// A compression pass lives in `Plugins/<name>/` and depends only on the host.
+func pass(_ name: String, extra: [Target.Dependency] = []) -> [Target] {
+    [
+        .target(name: name, dependencies: ["Toolbench"] + extra, path: "Plugins/\(name)"),
+    ]
+}
+
+let package = Package(
+    name: "SLMRecToolbench",
+    products: [
+        .executable(name: "slmrec", targets: ["slmrec"]),
+    ],
+    targets: [
+        // System C libraries (Debian: libopenblas-dev, zlib1g-dev).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        // Small C target: int8 GEMM kernels with runtime CPU dispatch.
+        .target(name: "CInt8", path: "Sources/CInt8",
+                cSettings: [.unsafeFlags(["-O3"])]),
+
+        // Core.
+        .target(name: "Common"),
+        .target(name: "ModelFormat", dependencies: ["Common"]),
+        .target(name: "Engine", dependencies: ["Common", "CBLAS", "CInt8", "ModelFormat"]),
+        .target(name: "RecData", dependencies: ["Common", "CZlib"]),
+        .target(name: "Evaluation", dependencies: ["Common", "RecData"]),
+        .target(name: "CommandKit"),
+        .target(name: "Toolbench", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
+        .target(name: "TestKit", dependencies: ["ModelFormat", "Engine"]),
+
+        // The CLI: the composition root, and the one place that lists the passes.
+        .executableTarget(name: "slmrec", dependencies: [
+            "Common", "CommandKit", "ModelFormat", "Engine", "RecData", "Evaluation", "Toolbench",
+        ]),
+
+        // Tests.
+        .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat", "TestKit"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8"]),
+        .testTarget(name: "RecDataTests", dependencies: ["RecData"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData"]),
+        .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
+        .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

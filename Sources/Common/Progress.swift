@@ -1,0 +1,66 @@
+import Foundation
+
+/// Progress for long work: a redrawn bar on a terminal, plain log lines otherwise
+/// (CI logs, pipes), at most one line every `plainInterval` seconds.
+public final class ProgressReporter: @unchecked Sendable {
+    public let label: String
+    public let total: Int
+    public let unit: String
+    private let start = Date()
+    private var lastPrint = Date.distantPast
+    private let isTTY: Bool
+    private let plainInterval: TimeInterval
+    private let quiet: Bool
+    private var lastLineLength = 0
+
+    public init(label: String, total: Int, unit: String = "it", plainInterval: TimeInterval = 5, quiet: Bool = false) {
+        self.label = label
+        self.total = max(total, 1)
+        self.unit = unit
+        self.isTTY = isatty(STDERR_FILENO) != 0
+        self.plainInterval = plainInterval
+        self.quiet = quiet
+    }
+
+    /// Reports `done` units of `total`, with extra fields such as `loss=3.21 lr=1e-3`.
+    public func update(_ done: Int, _ fields: String = "", force: Bool = false) {
+        if quiet { return }
+        let now = Date()
+        let minGap = isTTY ? 0.1 : plainInterval
+        if !force && done < total && now.timeIntervalSince(lastPrint) < minGap { return }
+        lastPrint = now
+        let elapsed = now.timeIntervalSince(start)
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let pct = 100 * Double(done) / Double(total)
+        let stats = String(format: "%d/%d %5.1f%% %.1f %@/s ETA %@", done, total, pct, rate, unit, Self.clock(eta))
+        if isTTY {
+            let width = 24
+            let filled = Int(Double(width) * Double(done) / Double(total))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: max(0, width - filled))
+            var line = "\(label) [\(bar)] \(stats) \(fields)"
+            let pad = max(0, lastLineLength - line.count)
+            lastLineLength = line.count
+            line += String(repeating: " ", count: pad)
+            FileHandle.standardError.write(("\r" + line + (done >= total ? "\n" : "")).data(using: .utf8)!)
+        } else {
+            FileHandle.standardError.write("\(label): \(stats) \(fields)\n".data(using: .utf8)!)
+        }
+    }
+
+    public func finish(_ fields: String = "") { update(total, fields, force: true) }
+
+    public var elapsed: TimeInterval { Date().timeIntervalSince(start) }
+
+    public static func clock(_ s: Double) -> String {
+        guard s.isFinite else { return "--:--" }
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, (t / 60) % 60, t % 60)
+            : String(format: "%02d:%02d", t / 60, t % 60)
+    }
+}
+
+/// One log line to standard error (the CLI keeps standard output for results).
+public func logLine(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
