@@ -42,10 +42,12 @@ let package = Package(
         ]),
 
         // Tests.
-        .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat", "TestKit"]),
+        .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat"]),
+        .testTarget(name: "CInt8Tests", dependencies: ["CInt8"]),
+        .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8"]),
-        .testTarget(name: "RecDataTests", dependencies: ["RecData"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData"]),
+        .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat"]),
     ],
