@@ -1,0 +1,91 @@
+// A batch of item sequences, packed without padding (see Attention.swift for why).
+//
+// Sequence b (items oldest first) becomes the tokens [prompt P…, items…, suffix S…] at rows
+// [seqStart[b], seqStart[b+1]) of every activation, with positions 0, 1, … — the positions
+// HF assigns to the valid slots of a left-padded row (position_ids = max(cumsum(mask)−1, 0)).
+
+public enum Objective: String, Sendable, Codable, CaseIterable {
+    /// One target per sequence, scored at the last position (E4SRec, SLMRec).
+    case last
+    /// Every item position predicts the next item in one causal pass — the same training
+    /// signal as E4SRec's prefix augmentation (every prefix as a sample), from one pass.
+    case allPositions = "all-positions"
+}
+
+public struct EngineError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public struct PackedBatch: Sendable {
+    public let count: Int               // B
+    public let seqStart: [Int]          // [B+1] token offsets
+    public let positions: [Int32]       // [Ntok]
+    public let itemTok: [Int32]         // [nItemTok] token row of each item slot
+    public let itemIds: [Int32]         // [nItemTok]
+    public let outRows: [Int]           // [R] token rows that are scored
+    public let rowSeq: [Int]            // [R] sequence of each scored row
+    public let targets: [Int32]         // [R], empty when the batch has no targets
+    public var nTok: Int { seqStart[count] }
+    public var rows: Int { outRows.count }
+
+    /// - Parameters:
+    ///   - sequences: item ids oldest first, each in 1…N, non-empty.
+    ///   - targets: the next item of each sequence (1…N), or nil.
+    ///   - objective: `.allPositions` scores every item slot (requires no suffix).
+    public init(sequences: [[Int32]], targets: [Int32]?, dims: ModelDims, objective: Objective = .last) throws {
+        if let targets, targets.count != sequences.count {
+            throw EngineError("\(targets.count) targets for \(sequences.count) sequences")
+        }
+        if objective == .allPositions && targets == nil {
+            throw EngineError("the all-positions objective needs targets (the item after each sequence)")
+        }
+        if objective == .allPositions && dims.suffixLength > 0 {
+            throw EngineError("the all-positions objective needs a model without a prompt suffix (suffix_length is \(dims.suffixLength)): item slots are not followed by the next item")
+        }
+        let p = dims.promptLength, s = dims.suffixLength
+        var seqStart = [0], positions: [Int32] = [], itemTok: [Int32] = [], itemIds: [Int32] = []
+        var outRows: [Int] = [], rowSeq: [Int] = [], tg: [Int32] = []
+        for (b, seq) in sequences.enumerated() {
+            if seq.isEmpty { throw EngineError("sequence \(b) is empty: every user needs at least one item") }
+            let n = p + seq.count + s
+            if n > dims.maxPositions {
+                throw EngineError("sequence \(b) has \(seq.count) items: with the prompt that is \(n) positions, more than max_position_embeddings \(dims.maxPositions); truncate it to the most recent items")
+            }
+            let start = seqStart[b]
+            for t in 0..<n { positions.append(Int32(t)) }
+            for (j, id) in seq.enumerated() {
+                if id < 1 || Int(id) > dims.numItems {
+                    throw EngineError("sequence \(b) position \(j): item id \(id) is outside 1…\(dims.numItems) (the checkpoint's num_items)")
+                }
+                itemTok.append(Int32(start + p + j))
+                itemIds.append(id)
+            }
+            if objective == .allPositions {
+                for j in 0..<seq.count {
+                    outRows.append(start + p + j)
+                    rowSeq.append(b)
+                    if j + 1 < seq.count { tg.append(seq[j + 1]) }
+                }
+                if let targets { tg.append(targets[b]) }
+            } else {
+                outRows.append(start + n - 1)
+                rowSeq.append(b)
+                if let targets { tg.append(targets[b]) }
+            }
+            seqStart.append(start + n)
+        }
+        for (i, y) in tg.enumerated() where y < 1 || Int(y) > dims.numItems {
+            throw EngineError("target \(i): item id \(y) is outside 1…\(dims.numItems)")
+        }
+        count = sequences.count
+        self.seqStart = seqStart
+        self.positions = positions
+        self.itemTok = itemTok
+        self.itemIds = itemIds
+        self.outRows = outRows
+        self.rowSeq = rowSeq
+        self.targets = tg
+    }
+}

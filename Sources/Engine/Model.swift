@@ -1,0 +1,212 @@
+import Common
+
+// The E-LLMRec model (E4SRec, Li et al. 2023; SLMRec, Xu et al. ICLR 2025): item-ID
+// embeddings → linear up-projection → LLaMa decoder → last hidden state → down-projection
+// = user vector u; score(j) = u · item_embedding[j]. Forward and backward are written out
+// op by op on the kernels in Kernels/, on packed batches (no padding, see Attention.swift).
+
+public final class ELLMRecModel: @unchecked Sendable {
+    public let dims: ModelDims
+    public let params: ParamSet
+    public var lora: LoRAWeights?
+    public let rope: RopeTable
+
+    public init(dims: ModelDims, params: ParamSet? = nil) {
+        self.dims = dims
+        self.params = params ?? ParamSet(layout: ParamLayout(ParamName.specs(dims)))
+        rope = RopeTable(headDim: dims.headDim, theta: dims.ropeTheta, maxPositions: dims.maxPositions)
+    }
+
+    /// A new model with random weights (normal(0, 1/√fan_in) linears, unit norms, item
+    /// table normal(0, 0.02)·…): deterministic for a seed.
+    public static func random(dims: ModelDims, seed: UInt64) -> ELLMRecModel {
+        let m = ELLMRecModel(dims: dims)
+        var rng = SeededRNG(seed: seed, stream: "init")
+        for e in m.params.layout.entries {
+            let p = m.params.buffer.ptr + e.offset
+            if e.name.hasSuffix("layernorm.weight") || e.name == ParamName.finalNorm {
+                for i in 0..<e.count { p[i] = 1 }
+            } else if e.name.hasSuffix(".bias") {
+                for i in 0..<e.count { p[i] = 0 }
+            } else if e.name == ParamName.itemEmbedding || e.name == ParamName.prompt || e.name == ParamName.suffix {
+                let std: Float = e.name == ParamName.itemEmbedding ? 0.1 : 0.02
+                for i in 0..<e.count { p[i] = rng.nextNormal() * std }
+            } else {
+                let std = 1 / Float(e.shape[1]).squareRoot() * 0.5
+                for i in 0..<e.count { p[i] = rng.nextNormal() * std }
+            }
+        }
+        return m
+    }
+
+    @inline(__always) func w(_ name: String) -> UnsafeMutablePointer<Float> { params.req(name) }
+    @inline(__always) func bias(_ name: String) -> UnsafeMutablePointer<Float>? { params.ptr(name) }
+}
+
+/// What a forward pass keeps for the backward and for the caller.
+public final class Activations: @unchecked Sendable {
+    /// Per-layer saved tensors (one set, reused, when not training).
+    final class Layer {
+        var n1: FloatBuffer        // (Ntok, C)  input_layernorm output
+        var rstd1: FloatBuffer     // (Ntok)
+        var q: FloatBuffer         // (Ntok, NH·HD) after RoPE
+        var k: FloatBuffer         // (Ntok, NKV·HD) after RoPE
+        var v: FloatBuffer         // (Ntok, NKV·HD)
+        var probs: FloatBuffer     // (Σ NH·n²)
+        var att: FloatBuffer       // (Ntok, NH·HD) attention output before o_proj
+        var r2: FloatBuffer        // (Ntok, C) residual after attention
+        var n2: FloatBuffer        // (Ntok, C) post_attention_layernorm output
+        var rstd2: FloatBuffer     // (Ntok)
+        var g: FloatBuffer         // (Ntok, I) gate_proj output
+        var u: FloatBuffer         // (Ntok, I) up_proj output
+        var h: FloatBuffer         // (Ntok, I) silu(g)·u
+        var xa: [FloatBuffer]      // per LinearKind: (Ntok, r) LoRA x·Aᵀ
+        init(nTok: Int, probs nProbs: Int, d: ModelDims, rank: Int) {
+            n1 = FloatBuffer(count: nTok * d.hidden); rstd1 = FloatBuffer(count: nTok)
+            q = FloatBuffer(count: nTok * d.qDim); k = FloatBuffer(count: nTok * d.kvDim); v = FloatBuffer(count: nTok * d.kvDim)
+            probs = FloatBuffer(count: nProbs); att = FloatBuffer(count: nTok * d.qDim)
+            r2 = FloatBuffer(count: nTok * d.hidden); n2 = FloatBuffer(count: nTok * d.hidden); rstd2 = FloatBuffer(count: nTok)
+            g = FloatBuffer(count: nTok * d.intermediate); u = FloatBuffer(count: nTok * d.intermediate); h = FloatBuffer(count: nTok * d.intermediate)
+            xa = rank > 0 ? LinearKind.allCases.map { _ in FloatBuffer(count: nTok * rank) } : []
+        }
+    }
+
+    public let batch: PackedBatch
+    public let training: Bool
+    let probOffsets: [Int]
+    var resid: [FloatBuffer]       // training: L+1 × (Ntok, C) (resid[0] = inputs); inference: 2, ping-pong
+    var layers: [Layer]
+    var eIn: FloatBuffer           // (nItemTok, D0) gathered item embeddings
+    /// hidden.k at the scored rows, k = 0…L, before the final norm: (L+1, R, C)
+    public var hidden: FloatBuffer
+    public var lastHidden: FloatBuffer   // (R, C) after model.norm
+    var rstdF: FloatBuffer               // (R)
+    public var user: FloatBuffer         // (R, D0)
+    public var scores: FloatBuffer       // (R, N+1)
+    var ceProbs: FloatBuffer             // (R, N+1)
+    public var losses: FloatBuffer       // (R)
+    public var loss: Float = 0
+
+    init(batch: PackedBatch, dims d: ModelDims, training: Bool, rank: Int) {
+        self.batch = batch
+        self.training = training
+        let nTok = batch.nTok, r = batch.rows
+        let (offs, total) = attentionProbOffsets(seqStart: batch.seqStart, nHeads: d.heads)
+        probOffsets = offs
+        resid = (0..<(training ? d.layers + 1 : 2)).map { _ in FloatBuffer(count: nTok * d.hidden) }
+        layers = (0..<(training ? d.layers : 1)).map { _ in Layer(nTok: nTok, probs: total, d: d, rank: rank) }
+        eIn = FloatBuffer(count: batch.itemIds.count * d.itemDim)
+        hidden = FloatBuffer(count: (d.layers + 1) * r * d.hidden)
+        lastHidden = FloatBuffer(count: r * d.hidden)
+        rstdF = FloatBuffer(count: r)
+        user = FloatBuffer(count: r * d.itemDim)
+        scores = FloatBuffer(count: r * (d.numItems + 1))
+        ceProbs = FloatBuffer(count: training ? r * (d.numItems + 1) : 0)
+        losses = FloatBuffer(count: r)
+    }
+
+    /// hidden.k as a flat (R, C) array.
+    public func hiddenState(_ k: Int, dims d: ModelDims) -> [Float] {
+        let n = batch.rows * d.hidden
+        return Array(UnsafeBufferPointer(start: hidden.ptr + k * n, count: n))
+    }
+}
+
+extension ELLMRecModel {
+    /// Runs the model on a batch. With `training`, keeps every activation the backward needs.
+    /// Computes the mean cross-entropy when the batch has targets.
+    public func forward(_ batch: PackedBatch, training: Bool = false) -> Activations {
+        let d = dims, C = d.hidden, nTok = batch.nTok, R = batch.rows
+        let rank = lora?.rank ?? 0
+        let a = Activations(batch: batch, dims: d, training: training, rank: rank)
+
+        // Inputs: x = [prompt, input_proj(E[items]), suffix] per sequence.
+        let x0 = a.resid[0].ptr
+        embeddingForward(out: a.eIn.ptr, table: w(ParamName.itemEmbedding), ids: batch.itemIds, dim: d.itemDim)
+        let nI = batch.itemIds.count
+        let proj = FloatBuffer(count: nI * C)   // (nItemTok, C)
+        linearForward(out: proj.ptr, inp: a.eIn.ptr, weight: w(ParamName.inputProj), bias: bias(ParamName.inputProjBias),
+                      m: nI, n: C, k: d.itemDim)
+        for (r, t) in batch.itemTok.enumerated() { (x0 + Int(t) * C).update(from: proj.ptr + r * C, count: C) }
+        for b in 0..<batch.count {
+            let s0 = batch.seqStart[b], s1 = batch.seqStart[b + 1]
+            if d.promptLength > 0 { (x0 + s0 * C).update(from: w(ParamName.prompt), count: d.promptLength * C) }
+            if d.suffixLength > 0 { (x0 + (s1 - d.suffixLength) * C).update(from: w(ParamName.suffix), count: d.suffixLength * C) }
+        }
+        gatherRows(a.hidden.ptr, x0, batch.outRows, C)
+
+        for l in 0..<d.layers {
+            let input = training ? a.resid[l] : a.resid[l % 2]
+            let output = training ? a.resid[l + 1] : a.resid[(l + 1) % 2]
+            layerForward(l, input: input.ptr, output: output.ptr, acts: training ? a.layers[l] : a.layers[0], a: a)
+            gatherRows(a.hidden.ptr + (l + 1) * R * C, output.ptr, batch.outRows, C)
+        }
+
+        // Head: model.norm on the scored rows, output_proj, scores against the item table.
+        let hL = a.hidden.ptr + d.layers * R * C
+        rmsnormForward(out: a.lastHidden.ptr, rstd: a.rstdF.ptr, inp: hL, weight: w(ParamName.finalNorm), m: R, c: C, eps: d.rmsEps)
+        linearForward(out: a.user.ptr, inp: a.lastHidden.ptr, weight: w(ParamName.outputProj), bias: bias(ParamName.outputProjBias),
+                      m: R, n: d.itemDim, k: C)
+        linearForward(out: a.scores.ptr, inp: a.user.ptr, weight: w(ParamName.itemEmbedding), bias: nil,
+                      m: R, n: d.numItems + 1, k: d.itemDim)
+        if !batch.targets.isEmpty {
+            let probs = training ? a.ceProbs : FloatBuffer(count: R * (d.numItems + 1))
+            crossEntropyForward(losses: a.losses.ptr, probs: probs.ptr, scores: a.scores.ptr, targets: batch.targets, cols: d.numItems + 1)
+            var s: Double = 0
+            for i in 0..<R { s += Double(a.losses[i]) }
+            a.loss = Float(s / Double(max(R, 1)))
+        }
+        _ = nTok
+        return a
+    }
+
+    /// y = x·Wᵀ (+ LoRA) for linear `kind` of layer l.
+    @inline(__always)
+    private func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                      m: Int, accumulate: Bool, xa: [FloatBuffer]) {
+        let s = kind.shape(dims)
+        linearForward(out: out, inp: inp, weight: w(ParamName.weight(l, kind)), bias: nil, m: m, n: s[0], k: s[1], accumulate: accumulate)
+        if let lora, lora.targets(kind) {
+            loraForward(out: out, xa: xa[kind.rawValue].ptr, inp: inp,
+                        a: lora.params.req(ParamName.loraA(l, kind)), b: lora.params.req(ParamName.loraB(l, kind)),
+                        scaling: lora.scaling, m: m, n: s[0], k: s[1], r: lora.rank)
+        }
+    }
+
+    private func layerForward(_ l: Int, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
+                              acts s: Activations.Layer, a: Activations) {
+        let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok
+        rmsnormForward(out: s.n1.ptr, rstd: s.rstd1.ptr, inp: input, weight: w(ParamName.inputNorm(l)), m: nTok, c: C, eps: d.rmsEps)
+        proj(l, .q, out: s.q.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
+        proj(l, .k, out: s.k.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
+        proj(l, .v, out: s.v.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
+        b.positions.withUnsafeBufferPointer { pos in
+            ropeForward(x: s.q.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.heads, ld: d.qDim, table: rope)
+            ropeForward(x: s.k.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.kvHeads, ld: d.kvDim, table: rope)
+        }
+        attentionForward(out: s.att.ptr, probs: s.probs.ptr, q: s.q.ptr, k: s.k.ptr, v: s.v.ptr,
+                         seqStart: b.seqStart, probOffsets: a.probOffsets, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim)
+        // r2 = x + att·Woᵀ
+        s.r2.ptr.update(from: input, count: nTok * C)
+        proj(l, .o, out: s.r2.ptr, inp: s.att.ptr, m: nTok, accumulate: true, xa: s.xa)
+        rmsnormForward(out: s.n2.ptr, rstd: s.rstd2.ptr, inp: s.r2.ptr, weight: w(ParamName.postNorm(l)), m: nTok, c: C, eps: d.rmsEps)
+        proj(l, .gate, out: s.g.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
+        proj(l, .up, out: s.u.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
+        swigluForward(out: s.h.ptr, gate: s.g.ptr, up: s.u.ptr, count: nTok * d.intermediate)
+        // out = r2 + h·Wdᵀ
+        output.update(from: s.r2.ptr, count: nTok * C)
+        proj(l, .down, out: output, inp: s.h.ptr, m: nTok, accumulate: true, xa: s.xa)
+    }
+}
+
+/// out[r, :] = src[rows[r], :]
+@inline(__always)
+func gatherRows(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ rows: [Int], _ c: Int) {
+    for (r, t) in rows.enumerated() { (out + r * c).update(from: src + t * c, count: c) }
+}
+
+/// dst[rows[r], :] += src[r, :]
+@inline(__always)
+func scatterAddRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ rows: [Int], _ c: Int) {
+    for (r, t) in rows.enumerated() { saxpy(c, 1, src + r * c, dst + t * c) }
+}

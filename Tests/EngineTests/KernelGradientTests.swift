@@ -1,0 +1,171 @@
+import XCTest
+import Common
+import Engine
+import TestKit
+
+/// A finite-difference check for every backward kernel: L = Σ out ⊙ w for a random w, so
+/// dL/dout = w, and the analytic input/parameter gradients must match central differences.
+final class KernelGradientTests: XCTestCase {
+    var rng = SeededRNG(seed: 11)
+
+    func check(_ name: String, analytic: [Float], numeric: [Float], file: StaticString = #filePath, line: UInt = #line) {
+        let (ok, cmp) = closeToMax(analytic, numeric, atol: 1e-4, rtol: 2e-2)
+        XCTAssertTrue(ok, "\(name): \(cmp)", file: file, line: line)
+        XCTAssertGreaterThan(cmp.maxRef, 1e-4, "\(name): gradient is trivially zero", file: file, line: line)
+    }
+
+    func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+
+    func testLinear() {
+        let m = 3, n = 5, k = 4
+        var x = randomArray(m * k, &rng), wgt = randomArray(n * k, &rng), bias = randomArray(n, &rng)
+        let dy = randomArray(m * n, &rng)
+        func f(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: m * n)
+            linearForward(out: &y, inp: x, weight: w, bias: b, m: m, n: n, k: k)
+            return y
+        }
+        var dx = [Float](repeating: 0, count: m * k), dw = [Float](repeating: 0, count: n * k), db = [Float](repeating: 0, count: n)
+        linearBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: dy, inp: x, weight: wgt, m: m, n: n, k: k)
+        let (w0, b0, x0) = (wgt, bias, x)
+        check("dx", analytic: dx, numeric: numericGradient(&x) { dot(f($0, w0, b0), dy) })
+        check("dw", analytic: dw, numeric: numericGradient(&wgt) { dot(f(x0, $0, b0), dy) })
+        check("db", analytic: db, numeric: numericGradient(&bias) { dot(f(x0, w0, $0), dy) })
+    }
+
+    func testLoRALinear() {
+        let m = 3, n = 5, k = 4, r = 2
+        let s: Float = 2
+        var x = randomArray(m * k, &rng), a = randomArray(r * k, &rng), b = randomArray(n * r, &rng)
+        let dy = randomArray(m * n, &rng)
+        func f(_ x: [Float], _ a: [Float], _ b: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: m * n), xa = [Float](repeating: 0, count: m * r)
+            loraForward(out: &y, xa: &xa, inp: x, a: a, b: b, scaling: s, m: m, n: n, k: k, r: r)
+            return y
+        }
+        var xa = [Float](repeating: 0, count: m * r), y = [Float](repeating: 0, count: m * n)
+        loraForward(out: &y, xa: &xa, inp: x, a: a, b: b, scaling: s, m: m, n: n, k: k, r: r)
+        var dx = [Float](repeating: 0, count: m * k), da = [Float](repeating: 0, count: r * k), db = [Float](repeating: 0, count: n * r)
+        var scratch = [Float](repeating: 0, count: m * r)
+        loraBackward(dinp: &dx, da: &da, db: &db, scratch: &scratch, dout: dy, inp: x, xa: xa, a: a, b: b, scaling: s, m: m, n: n, k: k, r: r)
+        let (x0, a0, b0) = (x, a, b)
+        check("dx", analytic: dx, numeric: numericGradient(&x) { dot(f($0, a0, b0), dy) })
+        check("dA", analytic: da, numeric: numericGradient(&a) { dot(f(x0, $0, b0), dy) })
+        check("dB", analytic: db, numeric: numericGradient(&b) { dot(f(x0, a0, $0), dy) })
+    }
+
+    func testRMSNorm() {
+        let m = 3, c = 8
+        var x = randomArray(m * c, &rng), wgt = randomArray(c, &rng).map { 1 + 0.3 * $0 }
+        let dy = randomArray(m * c, &rng)
+        func f(_ x: [Float], _ w: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: m * c), r = [Float](repeating: 0, count: m)
+            rmsnormForward(out: &y, rstd: &r, inp: x, weight: w, m: m, c: c, eps: 1e-6)
+            return y
+        }
+        var y = [Float](repeating: 0, count: m * c), rstd = [Float](repeating: 0, count: m)
+        rmsnormForward(out: &y, rstd: &rstd, inp: x, weight: wgt, m: m, c: c, eps: 1e-6)
+        var dx = [Float](repeating: 0, count: m * c), dw = [Float](repeating: 0, count: c)
+        rmsnormBackward(dinp: &dx, dweight: &dw, dout: dy, inp: x, weight: wgt, rstd: rstd, m: m, c: c)
+        let (x0, w0) = (x, wgt)
+        check("dx", analytic: dx, numeric: numericGradient(&x, eps: 1e-3) { dot(f($0, w0), dy) })
+        check("dw", analytic: dw, numeric: numericGradient(&wgt, eps: 1e-3) { dot(f(x0, $0), dy) })
+    }
+
+    func testRoPE() {
+        let nTok = 5, nh = 2, hd = 8
+        let table = RopeTable(headDim: hd, theta: 10000, maxPositions: 16)
+        let pos: [Int32] = [0, 3, 1, 7, 15]
+        var x = randomArray(nTok * nh * hd, &rng)
+        let dy = randomArray(nTok * nh * hd, &rng)
+        func f(_ x: [Float]) -> [Float] { var y = x; ropeForward(x: &y, pos: pos, nTok: nTok, nHeads: nh, ld: nh * hd, table: table); return y }
+        var dx = dy
+        ropeBackward(dx: &dx, pos: pos, nTok: nTok, nHeads: nh, ld: nh * hd, table: table)
+        check("dx", analytic: dx, numeric: numericGradient(&x, eps: 1e-3) { dot(f($0), dy) })
+        // Position 0 is the identity; a rotation preserves each pair's norm.
+        let y = f(x)
+        for i in 0..<(nh * hd) { XCTAssertEqual(y[i], x[i], accuracy: 1e-6) }
+    }
+
+    func testAttentionGQA() {
+        let nh = 4, nkv = 2, hd = 3
+        let seqStart = [0, 3, 4, 8]    // sequences of 3, 1 and 4 tokens
+        let nTok = 8
+        var q = randomArray(nTok * nh * hd, &rng), k = randomArray(nTok * nkv * hd, &rng), v = randomArray(nTok * nkv * hd, &rng)
+        let dy = randomArray(nTok * nh * hd, &rng)
+        let (offs, total) = attentionProbOffsets(seqStart: seqStart, nHeads: nh)
+        func f(_ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: nTok * nh * hd), p = [Float](repeating: 0, count: total)
+            attentionForward(out: &out, probs: &p, q: q, k: k, v: v, seqStart: seqStart, probOffsets: offs, nHeads: nh, nKVHeads: nkv, headDim: hd)
+            return out
+        }
+        var out = [Float](repeating: 0, count: nTok * nh * hd), probs = [Float](repeating: 0, count: total)
+        attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, seqStart: seqStart, probOffsets: offs, nHeads: nh, nKVHeads: nkv, headDim: hd)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = [Float](repeating: 0, count: v.count)
+        attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: dy, q: q, k: k, v: v, probs: probs, seqStart: seqStart, probOffsets: offs, nHeads: nh, nKVHeads: nkv, headDim: hd)
+        let (q0, k0, v0) = (q, k, v)
+        check("dq", analytic: dq, numeric: numericGradient(&q, eps: 1e-3) { dot(f($0, k0, v0), dy) })
+        check("dk", analytic: dk, numeric: numericGradient(&k, eps: 1e-3) { dot(f(q0, $0, v0), dy) })
+        check("dv", analytic: dv, numeric: numericGradient(&v, eps: 1e-3) { dot(f(q0, k0, $0), dy) })
+        // Causality: the first token of each sequence only sees itself, so its output is its value row.
+        for (s, g) in [(0, 0), (3, 0), (4, 1)] {
+            for i in 0..<hd { XCTAssertEqual(out[s * nh * hd + (g * 2) * hd + i], v[s * nkv * hd + g * hd + i], accuracy: 1e-5) }
+        }
+    }
+
+    func testSwiGLU() {
+        let n = 10
+        var g = randomArray(n, &rng, scale: 2), u = randomArray(n, &rng)
+        let dy = randomArray(n, &rng)
+        func f(_ g: [Float], _ u: [Float]) -> [Float] { var y = [Float](repeating: 0, count: n); swigluForward(out: &y, gate: g, up: u, count: n); return y }
+        var dg = [Float](repeating: 0, count: n), du = [Float](repeating: 0, count: n)
+        swigluBackward(dgate: &dg, dup: &du, dout: dy, gate: g, up: u, count: n)
+        let (g0, u0) = (g, u)
+        check("dgate", analytic: dg, numeric: numericGradient(&g, eps: 1e-3) { dot(f($0, u0), dy) })
+        check("dup", analytic: du, numeric: numericGradient(&u, eps: 1e-3) { dot(f(g0, $0), dy) })
+    }
+
+    func testEmbeddingScatterAdd() {
+        let dim = 3
+        var table = randomArray(5 * dim, &rng)
+        let ids: [Int32] = [2, 4, 2, 1]
+        let dy = randomArray(ids.count * dim, &rng)
+        func f(_ t: [Float]) -> [Float] { var y = [Float](repeating: 0, count: ids.count * dim); embeddingForward(out: &y, table: t, ids: ids, dim: dim); return y }
+        var dt = [Float](repeating: 0, count: table.count)
+        embeddingBackward(dtable: &dt, dout: dy, ids: ids, dim: dim)
+        check("dtable", analytic: dt, numeric: numericGradient(&table, eps: 1e-3) { dot(f($0), dy) })
+        XCTAssertEqual(dt[0], 0)   // row 0 (padding) never used, never updated
+    }
+
+    func testCrossEntropy() {
+        let r = 3, cols = 6
+        var s = randomArray(r * cols, &rng, scale: 2)
+        let targets: [Int32] = [1, 5, 3]
+        func f(_ s: [Float]) -> Double {
+            var l = [Float](repeating: 0, count: r), p = [Float](repeating: 0, count: r * cols)
+            crossEntropyForward(losses: &l, probs: &p, scores: s, targets: targets, cols: cols)
+            return l.reduce(0) { $0 + Double($1) } / Double(r)
+        }
+        var l = [Float](repeating: 0, count: r), p = [Float](repeating: 0, count: r * cols)
+        crossEntropyForward(losses: &l, probs: &p, scores: s, targets: targets, cols: cols)
+        var ds = [Float](repeating: 0, count: r * cols)
+        crossEntropyBackward(dscores: &ds, probs: p, targets: targets, cols: cols, scale: 1 / Float(r))
+        check("dscores", analytic: ds, numeric: numericGradient(&s, eps: 1e-3, f))
+        for i in 0..<r { XCTAssertEqual(ds[i * cols], 0, "column 0 (padding item) is not a class") }
+    }
+
+    func testSgemmMatchesNaive() {
+        for (ta, tb) in [(Transpose.none, Transpose.none), (.none, .transpose), (.transpose, .none), (.transpose, .transpose)] {
+            for (m, n, k) in [(1, 1, 1), (7, 5, 3), (33, 17, 65), (64, 3, 128)] {
+                let a = randomArray(m * k, &rng), b = randomArray(k * n, &rng)
+                var c1 = randomArray(m * n, &rng)
+                var c2 = c1
+                let lda = ta == .none ? k : m, ldb = tb == .none ? n : k
+                sgemm(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 0.25, c: &c1, ldc: n)
+                sgemmNaive(ta, tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 0.25, c: &c2, ldc: n)
+                let (ok, cmp) = allClose(c1, c2, atol: 1e-4, rtol: 1e-4)
+                XCTAssertTrue(ok, "\(ta) \(tb) \(m)x\(n)x\(k): \(cmp)")
+            }
+        }
+    }
+}
