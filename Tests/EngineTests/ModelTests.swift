@@ -1,0 +1,105 @@
+import XCTest
+import Common
+import Engine
+import TestKit
+
+/// The whole E-LLMRec model on tiny synthetic configs (no files).
+final class ModelTests: XCTestCase {
+    func loss(_ m: ELLMRecModel, _ b: PackedBatch) -> Double { Double(m.forward(b).loss) }
+
+    /// Every parameter's gradient against central differences of the full loss.
+    func checkModelGradients(_ d: ModelDims, objective: Objective = .last) throws {
+        let m = TinyModels.model(d)
+        let batch = try PackedBatch(sequences: TinyModels.sequences, targets: TinyModels.targets, dims: d, objective: objective)
+        let grads = ParamSet(layout: m.params.layout)
+        let a = m.forward(batch, training: true)
+        m.backward(a, BackwardRequest(grads: grads))
+        var rng = SeededRNG(seed: 3)
+        for e in m.params.layout.entries {
+            // A sample of entries per tensor keeps the test fast; the item table gets all rows touched.
+            let n = e.count
+            let idx = n <= 40 ? Array(0..<n) : (0..<40).map { _ in rng.nextInt(below: n) }
+            var x = m.params.values(e.name)
+            let numeric = numericGradient(&x, eps: 5e-3, indices: idx) { v in
+                m.params.set(e.name, v)
+                return loss(m, batch)
+            }
+            m.params.set(e.name, x)
+            let analytic = grads.values(e.name)
+            let (ok, cmp) = closeToMax(idx.map { analytic[$0] }, idx.map { numeric[$0] }, atol: 2e-4, rtol: 3e-2)
+            XCTAssertTrue(ok, "\(e.name): \(cmp)")
+        }
+    }
+
+    func testFullGradientsGQAPromptSuffix() throws { try checkModelGradients(TinyModels.dims(suffix: 2)) }
+    func testFullGradientsNoBiasNoSuffix() throws { try checkModelGradients(TinyModels.dims(suffix: 0, gqa: false, inputBias: false, outputBias: false)) }
+    func testFullGradientsAllPositions() throws { try checkModelGradients(TinyModels.dims(suffix: 0), objective: .allPositions) }
+
+    func testLoRAGradients() throws {
+        let d = TinyModels.dims()
+        let m = TinyModels.model(d)
+        let lora = LoRAWeights(dims: d, rank: 2, alpha: 4, targets: LinearKind.allCases)
+        var rng = SeededRNG(seed: 5)
+        for i in 0..<lora.params.buffer.count { lora.params.buffer[i] = rng.nextNormal() * 0.3 }
+        m.lora = lora
+        let batch = try PackedBatch(sequences: TinyModels.sequences, targets: TinyModels.targets, dims: d)
+        let lg = ParamSet(layout: lora.params.layout)
+        m.backward(m.forward(batch, training: true), BackwardRequest(grads: nil, loraGrads: lg))
+        for e in lora.params.layout.entries {
+            var x = lora.params.values(e.name)
+            let numeric = numericGradient(&x, eps: 5e-3) { v in lora.params.set(e.name, v); return loss(m, batch) }
+            lora.params.set(e.name, x)
+            let (ok, cmp) = closeToMax(lg.values(e.name), numeric, atol: 2e-4, rtol: 3e-2)
+            XCTAssertTrue(ok, "\(e.name): \(cmp)")
+        }
+    }
+
+    /// Packing must not couple sequences: a user's vector is the same alone or in any batch.
+    func testBatchCompositionDoesNotChangeResults() throws {
+        let d = TinyModels.dims()
+        let m = TinyModels.model(d)
+        let all = m.forward(try PackedBatch(sequences: TinyModels.sequences, targets: nil, dims: d))
+        for (i, s) in TinyModels.sequences.enumerated() {
+            let one = m.forward(try PackedBatch(sequences: [s], targets: nil, dims: d))
+            for j in 0..<d.itemDim { XCTAssertEqual(one.user[j], all.user[i * d.itemDim + j], accuracy: 1e-5) }
+        }
+    }
+
+    /// all-positions equals the mean loss over every prefix of the sequence trained as `last`.
+    func testAllPositionsEqualsPrefixAugmentation() throws {
+        let d = TinyModels.dims(suffix: 0)
+        let m = TinyModels.model(d)
+        let seqs = TinyModels.sequences, tg = TinyModels.targets
+        let allPos = m.forward(try PackedBatch(sequences: seqs, targets: tg, dims: d, objective: .allPositions), training: true)
+        var prefixes: [[Int32]] = [], ptg: [Int32] = []
+        for (s, y) in zip(seqs, tg) {
+            let full = s + [y]
+            for n in 1..<full.count { prefixes.append(Array(full[..<n])); ptg.append(full[n]) }
+        }
+        let last = m.forward(try PackedBatch(sequences: prefixes, targets: ptg, dims: d, objective: .last))
+        XCTAssertEqual(allPos.loss, last.loss, accuracy: 1e-5)
+        XCTAssertEqual(allPos.batch.rows, prefixes.count)
+    }
+
+    func testBadBatches() {
+        let d = TinyModels.dims()
+        XCTAssertThrowsError(try PackedBatch(sequences: [[]], targets: nil, dims: d)) { XCTAssertTrue("\($0)".contains("empty")) }
+        XCTAssertThrowsError(try PackedBatch(sequences: [[12]], targets: nil, dims: d)) { XCTAssertTrue("\($0)".contains("outside 1…11")) }
+        XCTAssertThrowsError(try PackedBatch(sequences: [[0]], targets: nil, dims: d))
+        XCTAssertThrowsError(try PackedBatch(sequences: [[1]], targets: [0], dims: d))
+        XCTAssertThrowsError(try PackedBatch(sequences: [[1]], targets: [2], dims: d, objective: .allPositions)) { XCTAssertTrue("\($0)".contains("suffix")) }
+    }
+
+    func testAdamWMatchesReferenceStep() {
+        var layout = ParamLayout()
+        layout.append("w", [3])
+        let p = ParamSet(layout: layout), g = ParamSet(layout: layout)
+        p.set("w", [1, -2, 0.5]); g.set("w", [0.1, -0.3, 0])
+        let opt = AdamW(layout: layout, config: AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1))
+        opt.update(params: p, grads: g, lr: 0.01)
+        // torch.optim.AdamW step 1: θ(1 − lr·wd) − lr·sign(g) (bias-corrected m/√v = g/|g|)
+        XCTAssertEqual(p.values("w")[0], 1 * (1 - 0.001) - 0.01, accuracy: 1e-6)
+        XCTAssertEqual(p.values("w")[1], -2 * (1 - 0.001) + 0.01, accuracy: 1e-6)
+        XCTAssertEqual(p.values("w")[2], 0.5 * (1 - 0.001), accuracy: 1e-6)
+    }
+}
