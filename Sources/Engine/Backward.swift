@@ -98,12 +98,12 @@ extension ELLMRecModel {
                               inp: UnsafePointer<Float>, m: Int, s: Activations.Layer, req: BackwardRequest, ws: BackwardScratch) {
         let sh = kind.shape(dims)
         let name = ParamName.weight(l, kind)
-        linearBackward(dinp: dinp, dweight: req.g(name), dbias: nil, dout: dout, inp: inp, weight: w(name), m: m, n: sh[0], k: sh[1])
+        OpProfiler.measure("linear.bwd") { linearBackward(dinp: dinp, dweight: req.g(name), dbias: nil, dout: dout, inp: inp, weight: w(name), m: m, n: sh[0], k: sh[1]) }
         if let lora, lora.targets(kind) {
-            loraBackward(dinp: dinp, da: req.loraGrads?.ptr(ParamName.loraA(l, kind)), db: req.loraGrads?.ptr(ParamName.loraB(l, kind)),
+            OpProfiler.measure("lora.bwd") { loraBackward(dinp: dinp, da: req.loraGrads?.ptr(ParamName.loraA(l, kind)), db: req.loraGrads?.ptr(ParamName.loraB(l, kind)),
                          scratch: ws.loraT.ptr, dout: dout, inp: inp, xa: s.xa[kind.rawValue].ptr,
                          a: lora.params.req(ParamName.loraA(l, kind)), b: lora.params.req(ParamName.loraB(l, kind)),
-                         scaling: lora.scaling, m: m, n: sh[0], k: sh[1], r: lora.rank)
+                         scaling: lora.scaling, m: m, n: sh[0], k: sh[1], r: lora.rank) }
         }
     }
 
@@ -114,23 +114,23 @@ extension ELLMRecModel {
         // MLP: out = r2 + down(silu(gate(n2)) ⊙ up(n2))
         ws.dh.ptr.update(repeating: 0, count: nI)
         projBackward(l, .down, dinp: ws.dh.ptr, dout: dOut, inp: s.h.ptr, m: nTok, s: s, req: req, ws: ws)
-        swigluBackward(dgate: ws.dg.ptr, dup: ws.du.ptr, dout: ws.dh.ptr, gate: s.g.ptr, up: s.u.ptr, count: nI)
+        OpProfiler.measure("swiglu.bwd") { swigluBackward(dgate: ws.dg.ptr, dup: ws.du.ptr, dout: ws.dh.ptr, gate: s.g.ptr, up: s.u.ptr, count: nI) }
         ws.dn.ptr.update(repeating: 0, count: nTok * C)
         projBackward(l, .gate, dinp: ws.dn.ptr, dout: ws.dg.ptr, inp: s.n2.ptr, m: nTok, s: s, req: req, ws: ws)
         projBackward(l, .up, dinp: ws.dn.ptr, dout: ws.du.ptr, inp: s.n2.ptr, m: nTok, s: s, req: req, ws: ws)
         // dr2 = dOut + rmsnorm_backward(dn2)
         ws.dr2.ptr.update(from: dOut, count: nTok * C)
-        rmsnormBackward(dinp: ws.dr2.ptr, dweight: req.g(ParamName.postNorm(l)), dout: ws.dn.ptr, inp: s.r2.ptr,
-                        weight: w(ParamName.postNorm(l)), rstd: s.rstd2.ptr, m: nTok, c: C)
+        OpProfiler.measure("rmsnorm.bwd") { rmsnormBackward(dinp: ws.dr2.ptr, dweight: req.g(ParamName.postNorm(l)), dout: ws.dn.ptr, inp: s.r2.ptr,
+                        weight: w(ParamName.postNorm(l)), rstd: s.rstd2.ptr, m: nTok, c: C) }
         // Attention: r2 = x + o(attn(q, k, v))
         ws.datt.ptr.update(repeating: 0, count: nTok * d.qDim)
         projBackward(l, .o, dinp: ws.datt.ptr, dout: ws.dr2.ptr, inp: s.att.ptr, m: nTok, s: s, req: req, ws: ws)
         ws.dq.ptr.update(repeating: 0, count: nTok * d.qDim)
         ws.dk.ptr.update(repeating: 0, count: nTok * d.kvDim)
         ws.dv.ptr.update(repeating: 0, count: nTok * d.kvDim)
-        attentionBackward(dq: ws.dq.ptr, dk: ws.dk.ptr, dv: ws.dv.ptr, dout: ws.datt.ptr, q: s.q.ptr, k: s.k.ptr, v: s.v.ptr,
+        OpProfiler.measure("attention.bwd") { attentionBackward(dq: ws.dq.ptr, dk: ws.dk.ptr, dv: ws.dv.ptr, dout: ws.datt.ptr, q: s.q.ptr, k: s.k.ptr, v: s.v.ptr,
                           probs: s.probs.ptr, seqStart: b.seqStart, probOffsets: a.probOffsets,
-                          nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim)
+                          nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim) }
         b.positions.withUnsafeBufferPointer { pos in
             ropeBackward(dx: ws.dq.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.heads, ld: d.qDim, table: rope)
             ropeBackward(dx: ws.dk.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.kvHeads, ld: d.kvDim, table: rope)

@@ -143,6 +143,8 @@ extension ELLMRecModel {
         }
 
         // Head: model.norm on the scored rows, output_proj, scores against the item table.
+        let tHead = OpProfiler.enabled ? nowSeconds() : 0
+        defer { if OpProfiler.enabled { OpProfiler.totals["head+loss", default: 0] += nowSeconds() - tHead } }
         let hL = a.hidden.ptr + d.layers * R * C
         rmsnormForward(out: a.lastHidden.ptr, rstd: a.rstdF.ptr, inp: hL, weight: w(ParamName.finalNorm), m: R, c: C, eps: d.rmsEps)
         linearForward(out: a.user.ptr, inp: a.lastHidden.ptr, weight: w(ParamName.outputProj), bias: bias(ParamName.outputProjBias),
@@ -165,34 +167,34 @@ extension ELLMRecModel {
     private func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                       m: Int, accumulate: Bool, xa: [FloatBuffer]) {
         let s = kind.shape(dims)
-        linearForward(out: out, inp: inp, weight: w(ParamName.weight(l, kind)), bias: nil, m: m, n: s[0], k: s[1], accumulate: accumulate)
+        OpProfiler.measure("linear") { linearForward(out: out, inp: inp, weight: w(ParamName.weight(l, kind)), bias: nil, m: m, n: s[0], k: s[1], accumulate: accumulate) }
         if let lora, lora.targets(kind) {
-            loraForward(out: out, xa: xa[kind.rawValue].ptr, inp: inp,
+            OpProfiler.measure("lora") { loraForward(out: out, xa: xa[kind.rawValue].ptr, inp: inp,
                         a: lora.params.req(ParamName.loraA(l, kind)), b: lora.params.req(ParamName.loraB(l, kind)),
-                        scaling: lora.scaling, m: m, n: s[0], k: s[1], r: lora.rank)
+                        scaling: lora.scaling, m: m, n: s[0], k: s[1], r: lora.rank) }
         }
     }
 
     private func layerForward(_ l: Int, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
                               acts s: Activations.Layer, a: Activations) {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok
-        rmsnormForward(out: s.n1.ptr, rstd: s.rstd1.ptr, inp: input, weight: w(ParamName.inputNorm(l)), m: nTok, c: C, eps: d.rmsEps)
+        OpProfiler.measure("rmsnorm") { rmsnormForward(out: s.n1.ptr, rstd: s.rstd1.ptr, inp: input, weight: w(ParamName.inputNorm(l)), m: nTok, c: C, eps: d.rmsEps) }
         proj(l, .q, out: s.q.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .k, out: s.k.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .v, out: s.v.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
-        b.positions.withUnsafeBufferPointer { pos in
+        OpProfiler.measure("rope") { b.positions.withUnsafeBufferPointer { pos in
             ropeForward(x: s.q.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.heads, ld: d.qDim, table: rope)
             ropeForward(x: s.k.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.kvHeads, ld: d.kvDim, table: rope)
-        }
-        attentionForward(out: s.att.ptr, probs: s.probs.ptr, q: s.q.ptr, k: s.k.ptr, v: s.v.ptr,
-                         seqStart: b.seqStart, probOffsets: a.probOffsets, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim)
+        } }
+        OpProfiler.measure("attention") { attentionForward(out: s.att.ptr, probs: s.probs.ptr, q: s.q.ptr, k: s.k.ptr, v: s.v.ptr,
+                         seqStart: b.seqStart, probOffsets: a.probOffsets, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim) }
         // r2 = x + att·Woᵀ
         s.r2.ptr.update(from: input, count: nTok * C)
         proj(l, .o, out: s.r2.ptr, inp: s.att.ptr, m: nTok, accumulate: true, xa: s.xa)
-        rmsnormForward(out: s.n2.ptr, rstd: s.rstd2.ptr, inp: s.r2.ptr, weight: w(ParamName.postNorm(l)), m: nTok, c: C, eps: d.rmsEps)
+        OpProfiler.measure("rmsnorm") { rmsnormForward(out: s.n2.ptr, rstd: s.rstd2.ptr, inp: s.r2.ptr, weight: w(ParamName.postNorm(l)), m: nTok, c: C, eps: d.rmsEps) }
         proj(l, .gate, out: s.g.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .up, out: s.u.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
-        swigluForward(out: s.h.ptr, gate: s.g.ptr, up: s.u.ptr, count: nTok * d.intermediate)
+        OpProfiler.measure("swiglu") { swigluForward(out: s.h.ptr, gate: s.g.ptr, up: s.u.ptr, count: nTok * d.intermediate) }
         // out = r2 + h·Wdᵀ
         output.update(from: s.r2.ptr, count: nTok * C)
         proj(l, .down, out: output, inp: s.h.ptr, m: nTok, accumulate: true, xa: s.xa)
@@ -209,4 +211,9 @@ func gatherRows(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
 @inline(__always)
 func scatterAddRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ rows: [Int], _ c: Int) {
     for (r, t) in rows.enumerated() { saxpy(c, 1, src + r * c, dst + t * c) }
+}
+
+extension ELLMRecModel {
+    /// Inference: user vectors and full-ranking scores, no activations kept.
+    public func infer(_ batch: PackedBatch) -> Activations { forward(batch, training: false) }
 }

@@ -1,0 +1,78 @@
+import Foundation
+import Common
+
+// `slmrec bench`: the engine's throughput on the fixed shapes, with the machine's
+// sgemm rate measured in the same run so the numbers can be read against the hardware.
+
+public struct BenchConfig: Sendable {
+    public let name: String
+    public let dims: ModelDims
+    public let batch: Int
+    public let seqLen: Int
+    public let inferenceUsers: Int
+
+    public static func named(_ name: String) -> BenchConfig? {
+        switch name {
+        case "small":
+            return BenchConfig(name: name, dims: ModelDims(hidden: 256, intermediate: 688, layers: 8, heads: 4, numItems: 3000, itemDim: 64,
+                                                           promptLength: 4, maxSeqLen: 50), batch: 64, seqLen: 50, inferenceUsers: 512)
+        case "medium":
+            return BenchConfig(name: name, dims: ModelDims(hidden: 512, intermediate: 1376, layers: 8, heads: 8, numItems: 10000, itemDim: 64,
+                                                           promptLength: 4, maxSeqLen: 50), batch: 64, seqLen: 50, inferenceUsers: 512)
+        case "tiny":
+            return BenchConfig(name: name, dims: ModelDims(hidden: 64, intermediate: 172, layers: 2, heads: 4, numItems: 500, itemDim: 16,
+                                                           promptLength: 4, maxSeqLen: 20), batch: 16, seqLen: 20, inferenceUsers: 64)
+        default: return nil
+        }
+    }
+
+    /// Random sequences of exactly `seqLen` items (the "50 items per sequence").
+    public func sequences(_ n: Int, seed: UInt64) -> (seqs: [[Int32]], targets: [Int32]) {
+        var rng = SeededRNG(seed: seed, stream: "bench-data")
+        let seqs = (0..<n).map { _ in (0..<seqLen).map { _ in Int32(1 + rng.nextInt(below: dims.numItems)) } }
+        let tg = (0..<n).map { _ in Int32(1 + rng.nextInt(below: dims.numItems)) }
+        return (seqs, tg)
+    }
+}
+
+/// FLOPs of one forward pass of the decoder + head on a packed batch (2 per multiply-add).
+public func forwardFLOPs(_ d: ModelDims, seqLens: [Int], scoredRows: Int) -> Double {
+    var f = 0.0
+    let C = Double(d.hidden), I = Double(d.intermediate), q = Double(d.qDim), kv = Double(d.kvDim), hd = Double(d.headDim)
+    for n0 in seqLens {
+        let n = Double(n0 + d.promptLength + d.suffixLength)
+        let perTok = 2 * C * (q + 2 * kv) + 2 * q * C + 3 * 2 * C * I
+        f += Double(d.layers) * (n * perTok + 2 * 2 * Double(d.heads) * n * n * hd)
+        f += Double(n0) * 2 * Double(d.itemDim) * C
+    }
+    f += Double(scoredRows) * (2 * C * Double(d.itemDim) + 2 * Double(d.itemDim) * Double(d.numItems + 1))
+    return f
+}
+
+/// Measures the sgemm rate on a square-ish fp32 problem representative of the engine's shapes.
+public func measureSgemmGFLOPs(size: Int = 1024, seconds: Double = 0.5) -> Double {
+    let a = FloatBuffer(count: size * size), b = FloatBuffer(count: size * size), c = FloatBuffer(count: size * size)
+    for i in 0..<(size * size) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
+    sgemm(.none, .transpose, m: size, n: size, k: size, a: a.ptr, lda: size, b: b.ptr, ldb: size, c: c.ptr, ldc: size)
+    var iters = 0
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    var elapsed = 0.0
+    repeat {
+        sgemm(.none, .transpose, m: size, n: size, k: size, a: a.ptr, lda: size, b: b.ptr, ldb: size, c: c.ptr, ldc: size)
+        iters += 1
+        elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    } while elapsed < seconds
+    return Double(iters) * 2 * pow(Double(size), 3) / elapsed / 1e9
+}
+
+/// Peak resident set size of this process, in bytes (Linux: VmHWM).
+public func peakRSSBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+        if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
+    }
+    return 0
+}
+
+@inline(__always) public func nowSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
