@@ -313,6 +313,10 @@ public struct ModelConfig: Sendable, Equatable {
     }
 
     public func write(to url: URL) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
+            throw ModelFormatError(file: url.path, problem: "cannot write config.json: the path is an existing directory", fix: "choose a file path")
+        }
         do {
             try AtomicFileShim.write(try jsonData(), to: url)
         } catch let e as ModelFormatError {

@@ -259,6 +259,13 @@ public enum Safetensors {
     /// Atomic write: the bytes go to a temporary file in the same directory, then rename(2).
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = ["format": "pt"], to url: URL) throws {
         let data = try encode(tensors, metadata: metadata, path: url.path)
+        // Common's AtomicFile replaces an existing *directory* at the target (it moves it aside
+        // and deletes it); a tensor file must never clobber a directory, so refuse up front.
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
+            throw ModelFormatError(file: url.path, problem: "cannot write a safetensors file: the path is an existing directory",
+                                   fix: "choose a file path (e.g. <dir>/model.safetensors)")
+        }
         do {
             try AtomicFileShim.write(data, to: url)
         } catch let e as ModelFormatError {
