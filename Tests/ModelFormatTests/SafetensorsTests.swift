@@ -186,3 +186,28 @@ final class SafetensorsTests: XCTestCase {
         try? FileManager.default.removeItem(at: dir)
     }
 }
+
+final class HalfOracleTests: XCTestCase {
+    /// The hand-written conversion against the compiler's Float16 (IEEE RNE) on 2M random bit
+    /// patterns covering every exponent, plus every boundary near the subnormal/overflow edges.
+    func testHalfMatchesFloat16() throws {
+        #if (os(macOS) && arch(x86_64))
+        throw XCTSkip("Float16 is unavailable on Intel macOS")
+        #else
+        var rng = SystemRandomNumberGenerator()
+        var patterns: [UInt32] = (0..<2_000_000).map { _ in UInt32.random(in: 0...UInt32.max, using: &rng) }
+        for e: UInt32 in 100...145 { for m: UInt32 in [0, 1, 0xFFF, 0x1000, 0x1001, 0x2000, 0x3000, 0x7F_E000, 0x7F_F000, 0x7F_FFFF] { patterns.append((e << 23) | m) } }
+        for p in patterns {
+            let f = Float(bitPattern: p)
+            let mine = Half.fromFloat(f)
+            let ref = Float16(f).bitPattern
+            if f.isNaN {
+                XCTAssertTrue(Half.toFloat(mine).isNaN)
+            } else if mine != ref {
+                XCTFail("f16(\(f)) bits \(String(p, radix: 16)): got \(String(mine, radix: 16)), expected \(String(ref, radix: 16))")
+                return
+            }
+        }
+        #endif
+    }
+}
