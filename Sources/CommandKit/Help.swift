@@ -12,7 +12,10 @@ struct HelpGenerator {
     var commandLine: String { path.map { $0.commandName }.joined(separator: " ") }
 
     /// `slmrec data prepare [--seed <seed>] --output <output> <checkpoint>` (unwrapped).
-    func usage() -> String {
+    func usage() -> String { usageParts().joined(separator: " ") }
+
+    /// The usage split into units that line wrapping keeps whole (`[--seed <seed>]`).
+    func usageParts() -> [String] {
         var parts = [commandLine]
         let arguments = self.arguments
         for argument in arguments where argument.kind != .positional {
@@ -26,7 +29,7 @@ struct HelpGenerator {
             parts.append(argument.definition.isRequired ? part : "[\(part)]")
         }
         if !command.configuration.subcommands.isEmpty { parts.append("<subcommand>") }
-        return parts.joined(separator: " ")
+        return parts
     }
 
     func help() -> String {
@@ -64,7 +67,7 @@ struct HelpGenerator {
     /// `USAGE: ` followed by the usage, continuation lines indented under the command.
     func wrapUsage() -> String {
         let prefix = "USAGE: "
-        let lines = wrap(usage(), width: columns - prefix.count, indent: 2)
+        let lines = wrap(units: usageParts(), width: columns - prefix.count, indent: 2)
         return prefix + lines.joined(separator: "\n" + String(repeating: " ", count: prefix.count))
     }
 
@@ -129,22 +132,27 @@ struct HelpGenerator {
 /// Greedy word wrap to `width` columns; continuation lines get `indent` extra spaces.
 /// Explicit newlines are kept; a word longer than the width gets a line of its own.
 func wrap(_ text: String, width: Int, indent: Int) -> [String] {
-    var lines: [String] = []
-    let pad = String(repeating: " ", count: indent)
-    for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
-        var line = ""
-        for word in paragraph.split(separator: " ") {
-            let prefix = lines.isEmpty || !line.isEmpty ? "" : pad
-            if line.isEmpty {
-                line = (lines.isEmpty ? "" : prefix) + word
-            } else if line.count + 1 + word.count <= width {
-                line += " " + word
-            } else {
-                lines.append(line)
-                line = pad + word
-            }
-        }
-        lines.append(line)
+    text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().flatMap { index, paragraph in
+        let lines = wrap(units: paragraph.split(separator: " ").map(String.init), width: width, indent: indent)
+        return index == 0 ? lines : lines.map { String(repeating: " ", count: indent) + $0 }
     }
+}
+
+/// Greedy wrap of units that are never split, joined by single spaces.
+func wrap(units: [String], width: Int, indent: Int) -> [String] {
+    let pad = String(repeating: " ", count: indent)
+    var lines: [String] = []
+    var line = ""
+    for unit in units {
+        if line.isEmpty {
+            line = (lines.isEmpty ? "" : pad) + unit
+        } else if line.count + 1 + unit.count <= width {
+            line += " " + unit
+        } else {
+            lines.append(line)
+            line = pad + unit
+        }
+    }
+    lines.append(line)
     return lines
 }

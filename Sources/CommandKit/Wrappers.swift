@@ -56,6 +56,11 @@ public struct Option<Value>: ArgumentBinding {
 
     func assign(_ values: [Any]) { storage.value = combine(values) }
 
+    /// Lets `@Option var x: T?` take part in the synthesized `init()`; the constrained initializers
+    /// below are the ones actually chosen.
+    @available(*, unavailable, message: "The value type must conform to ExpressibleByArgument.")
+    public init() { fatalError("unavailable") }
+
     init(initial: Value?, definition: ArgumentDefinition, combine: @escaping ([Any]) -> Value) {
         storage = Storage(initial)
         self.definition = definition
@@ -93,6 +98,9 @@ extension Option where Value: ExpressibleByArgument {
                   definition: makeDefinition(.option, Value.self, name: name, help: help, valueName: valueName, required: true),
                   combine: { $0.last as! Value })
     }
+
+    /// Zero-argument form (`@Option var output: String`), needed for the synthesized `init()`.
+    public init() { self.init(name: .long) }
 }
 
 extension Option {
@@ -103,6 +111,8 @@ extension Option {
                   definition: makeDefinition(.option, T.self, name: name, help: help, valueName: valueName),
                   combine: { $0.last as? T })
     }
+
+    public init<T: ExpressibleByArgument>() where Value == T? { self.init(name: .long) }
 
     /// An optional option with an explicit initial value: `@Option var output: String? = nil`.
     public init<T: ExpressibleByArgument>(wrappedValue: T?, name: NameSpecification = .long, help: String = "",
@@ -127,6 +137,8 @@ extension Option {
     where Value == [T] {
         self.init(wrappedValue: [], name: name, help: help, valueName: valueName)
     }
+
+    public init<T: ExpressibleByArgument>() where Value == [T] { self.init(name: .long) }
 }
 
 // MARK: - @Flag
@@ -160,6 +172,8 @@ public struct Flag: ArgumentBinding {
     public init(name: NameSpecification = .long, inversion: FlagInversion? = nil, help: String = "") {
         self.init(wrappedValue: false, name: name, inversion: inversion, help: help)
     }
+
+    public init() { self.init(wrappedValue: false) }
 }
 
 // MARK: - @Argument
@@ -181,6 +195,11 @@ public struct Argument<Value>: ArgumentBinding {
     }
 
     func assign(_ values: [Any]) { storage.value = combine(values) }
+
+    /// Lets `@Argument var x: T?` take part in the synthesized `init()`; the constrained initializers
+    /// below are the ones actually chosen.
+    @available(*, unavailable, message: "The value type must conform to ExpressibleByArgument.")
+    public init() { fatalError("unavailable") }
 
     init(initial: Value?, definition: ArgumentDefinition, combine: @escaping ([Any]) -> Value) {
         storage = Storage(initial)
@@ -205,6 +224,8 @@ extension Argument where Value: ExpressibleByArgument {
                                          required: true),
                   combine: { $0.last as! Value })
     }
+
+    public init() { self.init(help: "") }
 }
 
 extension Argument {
@@ -215,10 +236,14 @@ extension Argument {
                   combine: { $0.last as? T })
     }
 
+    public init<T: ExpressibleByArgument>() where Value == T? { self.init(help: "") }
+
     /// A variadic positional taking all remaining arguments: `@Argument var files: [String]`.
     public init<T: ExpressibleByArgument>(help: String = "", valueName: String? = nil) where Value == [T] {
         self.init(wrappedValue: [], help: help, valueName: valueName)
     }
+
+    public init<T: ExpressibleByArgument>() where Value == [T] { self.init(help: "") }
 
     /// A variadic positional with a default: `@Argument var files: [String] = ["a"]`.
     public init<T: ExpressibleByArgument>(wrappedValue: [T], help: String = "", valueName: String? = nil)
