@@ -118,7 +118,7 @@ extension ParsableCommand {
             }
         case let e as CommandLineError:
             let generator = HelpGenerator(path: e.commandPath, columns: 80)
-            return "Error: \(e.message)\nUsage: \(generator.usage())\n"
+            return "Error: \(e.message)\n\(generator.wrapUsage(prefix: "Usage: "))\n"
                 + "  See '\(generator.commandLine) --help' for more information."
         case let e as ValidationError:
             return message(for: CommandLineError(message: e.message, commandPath: [Self.self]))

@@ -19,7 +19,7 @@ struct HelpGenerator {
         var parts = [commandLine]
         let arguments = self.arguments
         for argument in arguments where argument.kind != .positional {
-            var part = argument.displayName
+            var part = argument.definition.inversion != nil ? label(for: argument) : argument.displayName
             if argument.definition.isArray { part += " ..." }
             parts.append(argument.definition.isRequired ? part : "[\(part)]")
         }
@@ -65,8 +65,7 @@ struct HelpGenerator {
     }
 
     /// `USAGE: ` followed by the usage, continuation lines indented under the command.
-    func wrapUsage() -> String {
-        let prefix = "USAGE: "
+    func wrapUsage(prefix: String = "USAGE: ") -> String {
         let lines = wrap(units: usageParts(), width: columns - prefix.count, indent: 2)
         return prefix + lines.joined(separator: "\n" + String(repeating: " ", count: prefix.count))
     }
@@ -100,7 +99,7 @@ struct HelpGenerator {
         if !definition.choices.isEmpty && definition.kind != .flag {
             notes.append("values: " + definition.choices.joined(separator: ", "))
         }
-        if let value = definition.defaultDescription {
+        if let value = definition.defaultDescription, !value.isEmpty {
             if definition.kind == .flag, let spelling = argument.flagSpellings.first(where: { String($0.value) == value }) {
                 notes.append("default: --\(spelling.name)")
             } else {
@@ -117,7 +116,7 @@ struct HelpGenerator {
         let indent = String(repeating: " ", count: descriptionColumn)
         let lines = wrap(description, width: columns - descriptionColumn, indent: 0)
         let head = "  " + label
-        guard let first = lines.first else { return head }
+        guard let first = lines.first, !first.isEmpty else { return head }
         var out: [String]
         if head.count + 2 <= descriptionColumn {
             out = [head + String(repeating: " ", count: descriptionColumn - head.count) + first]

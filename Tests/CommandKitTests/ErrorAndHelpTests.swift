@@ -6,6 +6,8 @@ final class ErrorTests: XCTestCase {
         let (message, code) = failure(["data", "prepare", "--ouput", "x", "in"])
         XCTAssertTrue(message.hasPrefix("Error: unknown option '--ouput'. Did you mean '--output'?\n"), message)
         XCTAssertTrue(message.contains("Usage: slmrec data prepare"), message)
+        XCTAssertTrue(message.hasSuffix("See 'slmrec data prepare --help' for more information."), message)
+        for line in message.split(separator: "\n") { XCTAssertLessThanOrEqual(line.count, 80, String(line)) }
         XCTAssertEqual(code, 64)
         XCTAssertFalse(failure(["data", "prepare", "--zzzzzzzz"]).message.contains("Did you mean"))
         XCTAssertTrue(failure(["data", "prepare", "-x"]).message.contains("unknown option '-x'"))
@@ -116,6 +118,9 @@ final class HelpTests: XCTestCase {
         let kinds = Root.helpMessage(for: Kinds.self)
         XCTAssertTrue(kinds.contains("--enable-cache/--disable-cache"), kinds)
         XCTAssertTrue(kinds.contains("[<name>]"), kinds)
+        XCTAssertTrue(kinds.contains("  <name>\n"), kinds)  // no trailing blanks without help text
+        XCTAssertFalse(kinds.contains("(default: )"), kinds)
+        XCTAssertTrue(Root.helpMessage(for: Prepare.self).contains("[--shuffle/--no-shuffle]"))
     }
 
     func testWrapping() {

@@ -27,8 +27,6 @@ struct Prepare: ParsableCommand {
     @Flag(name: "-v", help: "Verbose logging.") var verbose = false
     @Argument(help: "The raw data file.") var input: String
 
-    nonisolated(unsafe) static var validated = 0
-
     mutating func validate() throws {
         if seed < 0 { throw ValidationError("--seed must be non-negative") }
     }
@@ -41,13 +39,16 @@ struct Eval: ParsableCommand {
     @Option(help: "Metrics to compute.") var metric: [String] = ["ndcg"]
     @Option(help: "Prompt token ids.") var promptTokenIds: [Int] = []
     @Option(name: .customLong("k"), help: "Cut-off.") var cutoff: Int = 10
-    var runs = 0
+    /// Plain stored properties are ignored by the parser.
+    var validated = false
 
     mutating func validate() throws {
         if checkpoint == "bad" { throw ValidationError("checkpoint 'bad' is not allowed") }
+        validated = true
     }
 
     mutating func run() throws {
+        guard validated else { throw ValidationError("run() before validate()") }
         if checkpoint == "fail" { throw RunFailure() }
     }
 }

@@ -121,7 +121,8 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(code, 64)
         // Eval.run() would throw for "fail", but validate() rejects "bad" first, without running.
         XCTAssertEqual(Root.runAsRoot(["eval", "bad"]), 64)
-        XCTAssertEqual(Root.runAsRoot(["eval", "ok"]), 0)
+        XCTAssertEqual(Root.runAsRoot(["eval", "ok"]), 0)  // run() fails unless validate() ran first
+        XCTAssertTrue(try parse(["eval", "ok"], as: Eval.self).validated)
     }
 
     func testRunErrorsExitOne() {
