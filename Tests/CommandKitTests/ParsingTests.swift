@@ -65,9 +65,9 @@ final class ParsingTests: XCTestCase {
         XCTAssertEqual(p.input, "--weird")
         let q = try parse(["data", "prepare", "-odir2", "in"], as: Prepare.self)
         XCTAssertEqual(q.output, "dir2")
-        let r = try parse(["data", "prepare", "-o", "d", "--seed", "-1", "in"].filter { $0 != "--seed" && $0 != "-1" },
-                          as: Prepare.self)
+        let r = try parse(["data", "prepare", "in", "-vo", "d"], as: Prepare.self)  // clustered: flag then option
         XCTAssertEqual(r.output, "d")
+        XCTAssertTrue(r.verbose)
     }
 
     func testNegativeNumberAsValue() throws {
