@@ -1,0 +1,326 @@
+import Foundation
+
+/// Any JSON value. config.json and adapter_config.json are read into this so that every key,
+/// including ones we do not know, is written back unchanged; numbers keep their kind
+/// (`10000` stays an integer, `10000.0` stays a float) because Foundation's JSONSerialization
+/// cannot tell them apart.
+public enum JSONValue: Sendable, Equatable, Codable {
+    case null, bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null; return }
+        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
+        if let i = try? c.decode(Int.self) { self = .int(i); return }
+        if let d = try? c.decode(Double.self) { self = .double(d); return }
+        if let s = try? c.decode(String.self) { self = .string(s); return }
+        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
+        if let o = try? c.decode([String: JSONValue].self) { self = .object(o); return }
+        throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a JSON value")
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .int(let i): try c.encode(i)
+        case .double(let d): try c.encode(d)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        }
+    }
+
+    // Accessors used by the loaders.
+    public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    public var isNull: Bool { self == .null }
+    /// An integer, also from an integral float (Python writes `64.0` when a value went through float).
+    public var intValue: Int? {
+        switch self {
+        case .int(let i): return i
+        case .double(let d) where d.rounded() == d && abs(d) < 9e15: return Int(d)
+        default: return nil
+        }
+    }
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    subscript(key: String) -> JSONValue? { objectValue?[key] }
+}
+
+// MARK: - Parsing
+
+struct JSONParseError: Error {
+    let message: String
+    let offset: Int
+}
+
+/// A small strict JSON parser (RFC 8259, plus Python's `NaN`/`Infinity`, which `json.dumps`
+/// writes) over raw bytes. Depth is bounded so a hostile header cannot overflow the stack.
+struct JSONParser {
+    private let bytes: UnsafeRawBufferPointer
+    private var i = 0
+    private var depth = 0
+    private static let maxDepth = 256
+
+    static func parse(_ data: Data) throws -> JSONValue {
+        try data.withUnsafeBytes { try parse($0) }
+    }
+
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+        var p = JSONParser(bytes: bytes)
+        p.skipWhitespace()
+        let v = try p.value()
+        p.skipWhitespace()
+        if p.i != bytes.count { throw JSONParseError(message: "unexpected data after the JSON value", offset: p.i) }
+        return v
+    }
+
+    private init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    private func fail(_ m: String) -> JSONParseError { JSONParseError(message: m, offset: i) }
+
+    private mutating func skipWhitespace() {
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+    }
+
+    private mutating func literal(_ word: String, _ v: JSONValue) throws -> JSONValue {
+        for b in word.utf8 {
+            guard i < bytes.count, bytes[i] == b else { throw fail("invalid literal, expected \(word)") }
+            i += 1
+        }
+        return v
+    }
+
+    private mutating func value() throws -> JSONValue {
+        guard i < bytes.count else { throw fail("unexpected end of JSON") }
+        switch bytes[i] {
+        case UInt8(ascii: "{"): return try object()
+        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): return try literal("true", .bool(true))
+        case UInt8(ascii: "f"): return try literal("false", .bool(false))
+        case UInt8(ascii: "n"): return try literal("null", .null)
+        case UInt8(ascii: "N"): return try literal("NaN", .double(.nan))
+        case UInt8(ascii: "I"): return try literal("Infinity", .double(.infinity))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
+        default: throw fail("unexpected character '\(Character(Unicode.Scalar(bytes[i])))'")
+        }
+    }
+
+    private mutating func object() throws -> JSONValue {
+        depth += 1
+        defer { depth -= 1 }
+        if depth > JSONParser.maxDepth { throw fail("JSON nested too deeply") }
+        i += 1
+        var out: [String: JSONValue] = [:]
+        skipWhitespace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(out) }
+        while true {
+            skipWhitespace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let k = try string()
+            skipWhitespace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            i += 1
+            skipWhitespace()
+            out[k] = try value()  // a repeated key keeps the last value, as Python's json does
+            skipWhitespace()
+            guard i < bytes.count else { throw fail("unterminated object") }
+            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+            if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(out) }
+            throw fail("expected ',' or '}'")
+        }
+    }
+
+    private mutating func array() throws -> JSONValue {
+        depth += 1
+        defer { depth -= 1 }
+        if depth > JSONParser.maxDepth { throw fail("JSON nested too deeply") }
+        i += 1
+        var out: [JSONValue] = []
+        skipWhitespace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(out) }
+        while true {
+            skipWhitespace()
+            out.append(try value())
+            skipWhitespace()
+            guard i < bytes.count else { throw fail("unterminated array") }
+            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+            if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(out) }
+            throw fail("expected ',' or ']'")
+        }
+    }
+
+    private mutating func number() throws -> JSONValue {
+        let start = i
+        var isFloat = false
+        if bytes[i] == UInt8(ascii: "-") {
+            i += 1
+            if i < bytes.count, bytes[i] == UInt8(ascii: "I") { _ = try literal("Infinity", .null); return .double(-.infinity) }
+        }
+        while i < bytes.count {
+            let b = bytes[i]
+            if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") || b == UInt8(ascii: "-") || b == UInt8(ascii: "+") {
+                i += 1
+            } else if b == UInt8(ascii: ".") || b == UInt8(ascii: "e") || b == UInt8(ascii: "E") {
+                isFloat = true
+                i += 1
+            } else {
+                break
+            }
+        }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+        if !isFloat, let v = Int(text) { return .int(v) }
+        guard let d = Double(text) else { throw JSONParseError(message: "invalid number '\(text)'", offset: start) }
+        return .double(d)
+    }
+
+    private mutating func hex4() throws -> UInt32 {
+        guard i + 4 <= bytes.count else { throw fail("truncated \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let b = bytes[i]
+            let d: UInt32
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(b - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(b - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(b - UInt8(ascii: "A") + 10)
+            default: throw fail("invalid \\u escape")
+            }
+            v = v * 16 + d
+            i += 1
+        }
+        return v
+    }
+
+    private mutating func string() throws -> String {
+        i += 1  // opening quote
+        var out: [UInt8] = []
+        while true {
+            guard i < bytes.count else { throw fail("unterminated string") }
+            let b = bytes[i]
+            i += 1
+            if b == UInt8(ascii: "\"") { break }
+            if b < 0x20 { throw fail("control character in string") }
+            if b != UInt8(ascii: "\\") { out.append(b); continue }
+            guard i < bytes.count else { throw fail("unterminated escape") }
+            let e = bytes[i]
+            i += 1
+            switch e {
+            case UInt8(ascii: "\""): out.append(0x22)
+            case UInt8(ascii: "\\"): out.append(0x5C)
+            case UInt8(ascii: "/"): out.append(0x2F)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4()
+                if scalar >= 0xD800 && scalar < 0xDC00, i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
+                    let save = i
+                    i += 2
+                    let low = try hex4()
+                    if low >= 0xDC00 && low < 0xE000 {
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else {
+                        i = save
+                    }
+                }
+                let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                out.append(contentsOf: Array(String(Character(u)).utf8))
+            default: throw fail("invalid escape")
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+// MARK: - Writing
+
+enum JSONWriter {
+    /// Pretty JSON with sorted keys and 2-space indent (what Hugging Face's `to_json_string`
+    /// writes), so diffs of config files stay small and stable.
+    static func pretty(_ v: JSONValue) -> String {
+        var s = ""
+        write(v, into: &s, indent: 0, pretty: true)
+        return s
+    }
+
+    static func compact(_ v: JSONValue) -> String {
+        var s = ""
+        write(v, into: &s, indent: 0, pretty: false)
+        return s
+    }
+
+    static func write(_ v: JSONValue, into s: inout String, indent: Int, pretty: Bool) {
+        let pad = pretty ? String(repeating: "  ", count: indent + 1) : ""
+        let closePad = pretty ? String(repeating: "  ", count: indent) : ""
+        let nl = pretty ? "\n" : ""
+        switch v {
+        case .null: s += "null"
+        case .bool(let b): s += b ? "true" : "false"
+        case .int(let i): s += String(i)
+        case .double(let d): s += number(d)
+        case .string(let str): s += quote(str)
+        case .array(let a):
+            if a.isEmpty { s += "[]"; return }
+            s += "[" + nl
+            for (k, e) in a.enumerated() {
+                s += pad
+                write(e, into: &s, indent: indent + 1, pretty: pretty)
+                s += (k + 1 < a.count ? "," : "") + nl
+            }
+            s += closePad + "]"
+        case .object(let o):
+            if o.isEmpty { s += "{}"; return }
+            s += "{" + nl
+            let keys = o.keys.sorted()
+            for (k, key) in keys.enumerated() {
+                s += pad + quote(key) + (pretty ? ": " : ":")
+                write(o[key] ?? .null, into: &s, indent: indent + 1, pretty: pretty)
+                s += (k + 1 < keys.count ? "," : "") + nl
+            }
+            s += closePad + "}"
+        }
+    }
+
+    /// Shortest round-trip form, as Python's repr: `10000.0`, `1e-06`, `0.02`.
+    static func number(_ d: Double) -> String {
+        if d.isNaN { return "NaN" }
+        if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
+        return d.description
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if u.value < 0x20 {
+                    out += String(format: "\\u%04x", u.value)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
