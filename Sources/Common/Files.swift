@@ -7,6 +7,13 @@ public enum AtomicFile {
     /// Writes `data` to `url` via a temporary sibling and an atomic rename.
     public static func write(_ data: Data, to url: URL) throws {
         let dir = url.deletingLastPathComponent()
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
+            throw CocoaError(.fileWriteFileExists, userInfo: [
+                NSFilePathErrorKey: url.path,
+                NSLocalizedDescriptionKey: "\(url.path) is a directory; refusing to replace it with a file (choose a file path)",
+            ])
+        }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
