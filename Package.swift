@@ -4,12 +4,20 @@
 // passes ← the CLI), the pass plugins, and one test target per source target.
 import PackageDescription
 
-/// A compression pass lives in `Plugins/<name>/` and depends only on the host.
-func pass(_ name: String, extra: [Target.Dependency] = []) -> [Target] {
+/// A compression pass lives in `Plugins/<name>/` and depends only on the host (and the
+/// core targets the host re-uses); its tests run the shared conformance kit.
+func pass(_ name: String) -> [Target] {
     [
-        .target(name: name, dependencies: ["Toolbench"] + extra, path: "Plugins/\(name)"),
+        .target(name: name, dependencies: ["Toolbench", "Engine", "ModelFormat", "RecData", "Evaluation", "Common"],
+                path: "Plugins/\(name)"),
+        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench", "Engine", "ModelFormat", "Common"],
+                    path: "Tests/Plugins/\(name)Tests"),
     ]
 }
+
+/// The passes, in the order `slmrec passes` lists them (the CLI's registry is the one place
+/// that names them in code).
+let passes = ["LayerPruning", "LoRAMerge", "Int8Quantization", "FineTune", "LayerwiseKD"]
 
 let package = Package(
     name: "SLMRecToolbench",
@@ -31,15 +39,15 @@ let package = Package(
         .target(name: "ModelFormat", dependencies: ["Common"]),
         .target(name: "Engine", dependencies: ["Common", "CBLAS", "CInt8", "ModelFormat"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
-        .target(name: "Evaluation", dependencies: ["Common", "RecData"]),
+        .target(name: "Evaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat"]),
         .target(name: "CommandKit"),
         .target(name: "Toolbench", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
-        .target(name: "TestKit", dependencies: ["ModelFormat", "Engine"]),
+        .target(name: "TestKit", dependencies: ["ModelFormat", "Engine", "Toolbench", "Common"]),
 
         // The CLI: the composition root, and the one place that lists the passes.
         .executableTarget(name: "slmrec", dependencies: [
             "Common", "CommandKit", "ModelFormat", "Engine", "RecData", "Evaluation", "Toolbench",
-        ]),
+        ] + passes.map { .target(name: $0) }),
 
         // Tests.
         .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat"]),
@@ -49,7 +57,8 @@ let package = Package(
         .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
-        .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat"]),
-    ],
+        .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),
+        .testTarget(name: "ToolbenchTests", dependencies: ["Toolbench", "TestKit", "ModelFormat", "Common"]),
+    ] + passes.flatMap(pass),
     swiftLanguageModes: [.v6]
 )

@@ -217,3 +217,12 @@ extension ELLMRecModel {
     /// Inference: user vectors and full-ranking scores, no activations kept.
     public func infer(_ batch: PackedBatch) -> Activations { forward(batch, training: false) }
 }
+
+extension Activations {
+    /// The residual stream entering layer k (k = 0: the inputs; k = L: the last layer's
+    /// output), every token, (Ntok, C). Only kept by a forward run with `training: true`.
+    public func residual(_ k: Int) -> UnsafeBufferPointer<Float>? {
+        guard training, k < resid.count else { return nil }
+        return UnsafeBufferPointer(start: resid[k].ptr, count: batch.nTok * (resid[k].count / max(batch.nTok, 1)))
+    }
+}

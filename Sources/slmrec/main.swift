@@ -1,8 +1,18 @@
-import Engine
-import Foundation
-let name = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "small"
-let cfg = BenchConfig.named(name)!
-print("sgemm GFLOP/s:", measureSgemmGFLOPs())
-OpProfiler.enabled = true
-for r in try EngineBenchmark.run(cfg, seconds: 1, log: { print($0) }) { print(r) }
-print(OpProfiler.report())
+import CommandKit
+
+/// `slmrec`: the toolbench's command line. This target is the composition root: it is the
+/// only place that names the compression passes (Registry.swift) and the only code that exits.
+struct Slmrec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slmrec",
+        abstract: "Make LLM-based sequential recommenders small and fast: distil, prune, quantize, compare.",
+        discussion: """
+        Checkpoints are Hugging Face LLaMa directories with an `ellmrec` head (see docs/checkpoint-format.md). \
+        Start with `slmrec init`, inspect with `slmrec inspect`, run a recipe with `slmrec run`.
+        """,
+        version: toolVersion,
+        subcommands: [Init.self, Inspect.self, Embed.self, Grads.self, Convert.self, Bench.self]
+            + dataCommands + passCommands)
+}
+
+Slmrec.main()

@@ -1,0 +1,1 @@
+// FineTune pass

@@ -1,0 +1,1 @@
+// Int8Quantization pass

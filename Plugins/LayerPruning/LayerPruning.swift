@@ -1,0 +1,1 @@
+// LayerPruning pass

@@ -1,0 +1,1 @@
+// LayerwiseKD pass

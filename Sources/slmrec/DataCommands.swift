@@ -1,0 +1,4 @@
+import CommandKit
+
+/// `slmrec data …` and `slmrec eval`.
+let dataCommands: [any ParsableCommand.Type] = []

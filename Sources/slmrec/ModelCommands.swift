@@ -1,0 +1,278 @@
+import Foundation
+import Common
+import CommandKit
+import ModelFormat
+import Engine
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new E-LLMRec checkpoint (random weights, or wrapping a pretrained LLaMa).",
+        discussion: """
+        Random: give the architecture by flags or take it from --config (a config.json). \
+        Pretrained: --base DIR is a Hugging Face LLaMa directory; its first --keep-layers layers and \
+        final norm become the trunk, and the prompt blocks are the embed_tokens rows of \
+        --prompt-token-ids / --suffix-token-ids. Item embeddings come from --item-embeddings \
+        (a safetensors file with one [items+1, item_dim] tensor, row 0 = padding, as `slmrec sasrec` writes) or are random.
+        """)
+
+    @Option(help: "Output checkpoint directory.") var output: String
+    @Option(help: "Take the architecture from this config.json.") var config: String?
+    @Option(help: "A pretrained Hugging Face LLaMa directory to wrap.") var base: String?
+    @Option(help: "With --base: keep the first N decoder layers (default: all).") var keepLayers: Int?
+    @Option(help: "With --base: token ids whose embeddings form the prompt prefix.") var promptTokenIds: [Int] = []
+    @Option(help: "With --base: token ids whose embeddings form the prompt suffix.") var suffixTokenIds: [Int] = []
+    @Option(help: "Item table to use (safetensors, [items+1, item_dim]).") var itemEmbeddings: String?
+    @Option(help: "Decoder layers.") var layers: Int = 4
+    @Option(help: "Hidden size d1.") var hidden: Int = 256
+    @Option(help: "MLP intermediate size.") var intermediate: Int = 688
+    @Option(help: "Attention heads.") var heads: Int = 4
+    @Option(help: "Key/value heads (default: --heads).") var kvHeads: Int?
+    @Option(help: "Number of items N (ids 1…N).") var items: Int?
+    @Option(help: "Item embedding size d0.") var itemDim: Int = 64
+    @Option(help: "Prompt prefix length (random prompt).") var promptLength: Int = 4
+    @Option(help: "Prompt suffix length (random suffix).") var suffixLength: Int = 0
+    @Option(help: "Most recent items fed to the model.") var maxSeqLen: Int = 50
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+
+    mutating func validate() throws {
+        if base == nil && config == nil && items == nil && itemEmbeddings == nil {
+            throw ValidationError("--items is required for a random checkpoint (or pass --item-embeddings, --config or --base)")
+        }
+        for (name, v) in [("--layers", layers), ("--hidden", hidden), ("--intermediate", intermediate), ("--heads", heads), ("--item-dim", itemDim), ("--max-seq-len", maxSeqLen)] where v <= 0 {
+            throw ValidationError("\(name) must be positive (got \(v))")
+        }
+        if hidden % heads != 0 { throw ValidationError("--hidden \(hidden) is not divisible by --heads \(heads)") }
+        if let kv = kvHeads, kv <= 0 || heads % kv != 0 { throw ValidationError("--kv-heads \(kv) must divide --heads \(heads)") }
+        if base == nil && (!promptTokenIds.isEmpty || !suffixTokenIds.isEmpty) {
+            throw ValidationError("--prompt-token-ids/--suffix-token-ids need --base (the token embeddings come from it)")
+        }
+    }
+
+    func run() throws {
+        var itemTable: Tensor?
+        if let path = itemEmbeddings {
+            let f = try SafetensorsFile(url: fileURL(path))
+            let name = f.names.first { $0.hasSuffix("item_embedding.weight") } ?? (f.names.count == 1 ? f.names[0] : nil)
+            guard let name, let t = try? f.tensor(name), t.shape.count == 2, t.shape[0] >= 2 else {
+                throw ValidationError("\(path): expected one [items+1, item_dim] tensor (e.g. \"item_embedding.weight\"), found \(f.names)")
+            }
+            itemTable = t
+        }
+        let ck: Checkpoint
+        if let base {
+            ck = try wrapBase(base, itemTable: itemTable)
+        } else {
+            var d: ModelDims
+            if let config {
+                let c = try ModelConfig.load(from: fileURL(config))
+                d = ModelDims(config: c, inputProjBias: true, outputProjBias: true)
+            } else {
+                d = ModelDims(hidden: hidden, intermediate: intermediate, layers: layers, heads: heads, kvHeads: kvHeads,
+                              numItems: items ?? 0, itemDim: itemDim, promptLength: promptLength, suffixLength: suffixLength,
+                              maxSeqLen: maxSeqLen)
+            }
+            if let t = itemTable { d.numItems = t.shape[0] - 1; d.itemDim = t.shape[1] }
+            if let items, items != d.numItems { throw ValidationError("--items \(items) disagrees with the item table (\(d.numItems) items)") }
+            let model = ELLMRecModel.random(dims: d, seed: seed)
+            if let t = itemTable { model.params.set(ParamName.itemEmbedding, try t.floats()) }
+            ck = model.checkpoint()
+        }
+        try ck.save(to: fileURL(output))
+        emit("wrote \(output): \(ck.config.numLayers) layers, hidden \(ck.config.hiddenSize), \(ck.config.ellmrec.numItems) items, \(ck.parameterCount) parameters")
+    }
+
+    /// A pretrained LLaMa trunk (first keepLayers layers + final norm) under a new recommendation head.
+    func wrapBase(_ base: String, itemTable: Tensor?) throws -> Checkpoint {
+        let dir = fileURL(base)
+        let cfgURL = dir.appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: cfgURL.path),
+              var json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ValidationError("\(cfgURL.path): cannot read a JSON object (is --base a Hugging Face model directory?)")
+        }
+        let total = json["num_hidden_layers"] as? Int ?? 0
+        let keep = keepLayers ?? total
+        if keep < 1 || keep > total { throw ValidationError("--keep-layers \(keep): the base model has \(total) layers") }
+        let nItems = itemTable.map { $0.shape[0] - 1 } ?? items ?? 0
+        let dim = itemTable?.shape[1] ?? itemDim
+        if nItems < 1 { throw ValidationError("--items (or --item-embeddings) is required with --base") }
+        json["num_hidden_layers"] = keep
+        var ell: [String: Any] = ["num_items": nItems, "item_dim": dim, "prompt_length": promptTokenIds.count, "max_seq_len": maxSeqLen]
+        if !suffixTokenIds.isEmpty { ell["suffix_length"] = suffixTokenIds.count }
+        json["ellmrec"] = ell
+        json["architectures"] = ["LlamaModel"]
+        let jv = try JSONDecoder().decode(JSONValue.self, from: try JSONSerialization.data(withJSONObject: json))
+        guard let obj = jv.objectValue else { throw ValidationError("\(cfgURL.path): not a JSON object") }
+        let cfg = try ModelConfig.parse(obj, file: cfgURL.path)
+        let store = try TensorStore.open(directory: dir)
+        let d = ModelDims(config: cfg, inputProjBias: true, outputProjBias: true)
+        let model = ELLMRecModel.random(dims: d, seed: seed)
+        for l in 0..<keep {
+            for name in [ParamName.inputNorm(l), ParamName.postNorm(l)] + LinearKind.allCases.map({ ParamName.weight(l, $0) }) {
+                model.params.set(name, try store.tensor(name).floats())
+            }
+        }
+        model.params.set(ParamName.finalNorm, try store.tensor(ParamName.finalNorm).floats())
+        if !promptTokenIds.isEmpty || !suffixTokenIds.isEmpty {
+            let emb = try store.tensor("model.embed_tokens.weight")
+            let rows = try emb.floats(), vocab = emb.shape[0], c = emb.shape[1]
+            func gather(_ ids: [Int], _ flag: String) throws -> [Float] {
+                try ids.flatMap { id -> ArraySlice<Float> in
+                    guard id >= 0 && id < vocab else { throw ValidationError("\(flag): token id \(id) is outside the vocabulary 0..<\(vocab)") }
+                    return rows[(id * c)..<((id + 1) * c)]
+                }
+            }
+            if !promptTokenIds.isEmpty { model.params.set(ParamName.prompt, try gather(promptTokenIds, "--prompt-token-ids")) }
+            if !suffixTokenIds.isEmpty { model.params.set(ParamName.suffix, try gather(suffixTokenIds, "--suffix-token-ids")) }
+        }
+        if let t = itemTable { model.params.set(ParamName.itemEmbedding, try t.floats()) }
+        return model.checkpoint(base: cfg)
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a checkpoint: config, parameter counts per group, bytes, dtypes, adapter and quantization state.")
+
+    @Argument(help: "Checkpoint directory.") var checkpoint: String
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func run() throws {
+        let dir = fileURL(checkpoint)
+        let ck = try Checkpoint.load(directory: dir)
+        let c = ck.config
+        var groups: [String: Int] = [:], dtypes: [String: Int] = [:]
+        for (name, t) in ck.tensors {
+            let g: String
+            if name.hasPrefix("model.layers.") { g = "decoder layers" }
+            else if name == ParamName.itemEmbedding { g = "item table" }
+            else if name.hasPrefix("ellmrec.prompt") { g = "prompt" }
+            else if name.hasPrefix("ellmrec.") { g = "projections" }
+            else { g = "final norm" }
+            groups[g, default: 0] += name.hasSuffix(".weight_scale") ? 0 : t.count
+            dtypes[t.dtype.rawValue, default: 0] += 1
+        }
+        let total = groups.values.reduce(0, +)
+        let bytes = try TensorStore.open(directory: dir).bytesOnDisk
+        let adapterHere = FileManager.default.fileExists(atPath: dir.appendingPathComponent("adapter_config.json").path)
+        let info: [String: Any] = [
+            "path": dir.path, "layers": c.numLayers, "hidden_size": c.hiddenSize, "intermediate_size": c.intermediateSize,
+            "heads": c.numHeads, "kv_heads": c.numKVHeads, "head_dim": c.headDim,
+            "num_items": c.ellmrec.numItems, "item_dim": c.ellmrec.itemDim, "prompt_length": c.ellmrec.promptLength,
+            "suffix_length": c.ellmrec.suffixLength, "max_seq_len": c.ellmrec.maxSeqLen,
+            "parameters": total, "parameters_by_group": groups, "non_embedding_parameters": total - (groups["item table"] ?? 0),
+            "bytes_on_disk": bytes, "dtypes": dtypes, "torch_dtype": c.torchDtype,
+            "quantization": c.quantization == nil ? "none" : "int8 per-channel weights (compressed-tensors)",
+            "adapter_in_directory": adapterHere,
+        ]
+        if json { emit(String(decoding: try JSONOut.data(info), as: UTF8.self)); return }
+        emit("checkpoint   \(dir.path)")
+        emit("architecture \(c.numLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), heads \(c.numHeads)/\(c.numKVHeads) kv, head_dim \(c.headDim)")
+        emit("ellmrec      \(c.ellmrec.numItems) items × \(c.ellmrec.itemDim), prompt \(c.ellmrec.promptLength), suffix \(c.ellmrec.suffixLength), max_seq_len \(c.ellmrec.maxSeqLen)")
+        emit("parameters   \(fmtCount(total)) total, \(fmtCount(total - (groups["item table"] ?? 0))) non-embedding")
+        for (g, n) in groups.sorted(by: { $0.value > $1.value }) { emit(String(format: "  %-16@ %@", g as NSString, fmtCount(n) as NSString)) }
+        emit("on disk      \(fmtBytes(bytes)), dtypes \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))")
+        emit("quantization \(info["quantization"]!)")
+        if adapterHere { emit("warning      an adapter_config.json sits inside the checkpoint; Hugging Face would auto-attach it. Keep adapters in their own directory.") }
+    }
+}
+
+func fmtCount(_ n: Int) -> String {
+    n >= 1_000_000 ? String(format: "%.2fM", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1fk", Double(n) / 1e3) : "\(n)"
+}
+
+func fmtBytes(_ n: Int) -> String {
+    n >= 1 << 20 ? String(format: "%.2f MiB", Double(n) / 1048576) : n >= 1024 ? String(format: "%.1f KiB", Double(n) / 1024) : "\(n) B"
+}
+
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "User vectors and scores for a batch of item sequences (export to a vector index).",
+        discussion: "BATCH.json is {\"sequences\": [[item ids, oldest first], …]}. OUT holds user [B, d0], scores [B, items+1], last_hidden [B, d1] and, with --hidden-states, hidden.0 … hidden.L [B, d1] (residual stream at the last position, before the final norm).")
+
+    @Option(help: "Checkpoint directory.") var checkpoint: String
+    @Option(help: "LoRA adapter directory (PEFT layout).") var adapter: String?
+    @Option(help: "The batch file (JSON).") var sequences: String
+    @Option(help: "Output safetensors file.") var output: String
+    @Flag(help: "Also write hidden.0 … hidden.L.") var hiddenStates = false
+
+    func run() throws {
+        let (model, _) = try loadModel(checkpoint, adapter: adapter)
+        let bf = try BatchFile.load(sequences)
+        let d = model.dims
+        let seqs = bf.sequences.map { $0.count > d.maxSeqLen ? Array($0.suffix(d.maxSeqLen)) : $0 }
+        let batch: PackedBatch
+        do { batch = try PackedBatch(sequences: seqs, targets: nil, dims: d) } catch { throw ValidationError("\(sequences): \(error)") }
+        let a = model.infer(batch)
+        let b = batch.count
+        var out: [String: Tensor] = [
+            "user": Tensor(floats: a.user.array, shape: [b, d.itemDim]),
+            "scores": Tensor(floats: a.scores.array, shape: [b, d.numItems + 1]),
+            "last_hidden": Tensor(floats: a.lastHidden.array, shape: [b, d.hidden]),
+        ]
+        if hiddenStates { for k in 0...d.layers { out["hidden.\(k)"] = Tensor(floats: a.hiddenState(k, dims: d), shape: [b, d.hidden]) } }
+        try Safetensors.write(out, to: fileURL(output))
+        emit("wrote \(output): \(b) users, \(out.count) tensors")
+    }
+}
+
+struct Grads: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mean cross-entropy loss and the gradient of every trainable tensor (verify the engine against PyTorch).",
+        discussion: "Without --adapter every model tensor is trainable (grad.<name>); with it, the LoRA tensors (grad.<PEFT name>, e.g. grad.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight). BATCH.json needs \"targets\".")
+
+    @Option(help: "Checkpoint directory.") var checkpoint: String
+    @Option(help: "LoRA adapter directory (PEFT layout).") var adapter: String?
+    @Option(help: "The batch file (JSON) with sequences and targets.") var batch: String
+    @Option(help: "Output safetensors file.") var output: String
+
+    func run() throws {
+        let (model, _) = try loadModel(checkpoint, adapter: adapter)
+        let bf = try BatchFile.load(batch)
+        guard let targets = bf.targets else { throw ValidationError("\(batch): \"targets\" is required for gradients (the next item of each sequence)") }
+        let d = model.dims
+        let seqs = bf.sequences.map { $0.count > d.maxSeqLen ? Array($0.suffix(d.maxSeqLen)) : $0 }
+        let pb: PackedBatch
+        do { pb = try PackedBatch(sequences: seqs, targets: targets, dims: d) } catch { throw ValidationError("\(batch): \(error)") }
+        let a = model.forward(pb, training: true)
+        var out: [String: Tensor] = ["loss": Tensor(floats: [a.loss], shape: [])]
+        if let lora = model.lora {
+            let lg = ParamSet(layout: lora.params.layout)
+            model.backward(a, BackwardRequest(grads: nil, loraGrads: lg))
+            for e in lg.layout.entries { out["grad.base_model.model.\(e.name).weight"] = Tensor(floats: lg.values(e.name), shape: e.shape) }
+        } else {
+            let g = ParamSet(layout: model.params.layout)
+            model.backward(a, BackwardRequest(grads: g))
+            for e in g.layout.entries { out["grad.\(e.name)"] = Tensor(floats: g.values(e.name), shape: e.shape) }
+        }
+        try Safetensors.write(out, to: fileURL(output))
+        emit(String(format: "loss %.6f; wrote %d gradients to %@", a.loss, out.count - 1, output))
+    }
+}
+
+enum DTypeChoice: String, CaseIterable, ExpressibleByArgument {
+    case f32, f16, bf16
+    var dtype: DType { switch self { case .f32: .f32; case .f16: .f16; case .bf16: .bf16 } }
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rewrite a checkpoint (e.g. sharded → single file) in another float dtype.",
+        discussion: "int8-quantized weights and their scales are kept as they are.")
+
+    @Option(help: "Input checkpoint directory.") var input: String
+    @Option(help: "Output checkpoint directory.") var output: String
+    @Option(help: "Float dtype of the output.") var dtype: DTypeChoice = .f32
+
+    mutating func validate() throws {
+        if fileURL(input).standardizedFileURL == fileURL(output).standardizedFileURL {
+            throw ValidationError("--output must differ from --input (the input is never modified)")
+        }
+    }
+
+    func run() throws {
+        let ck = try Checkpoint.load(directory: fileURL(input))
+        try ck.save(to: fileURL(output), dtype: dtype.dtype)
+        let bytes = try TensorStore.open(directory: fileURL(output)).bytesOnDisk
+        emit("wrote \(output) (\(dtype.rawValue), \(fmtBytes(bytes)))")
+    }
+}

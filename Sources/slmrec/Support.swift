@@ -1,0 +1,73 @@
+import Foundation
+import Common
+import CommandKit
+import ModelFormat
+import Engine
+
+let toolVersion = "0.1.0"
+
+/// Resolves a path argument relative to the current directory.
+func fileURL(_ path: String) -> URL { URL(fileURLWithPath: (path as NSString).expandingTildeInPath) }
+
+/// A BATCH.json: {"sequences": [[item ids, oldest first], …], "targets": [...]}.
+struct BatchFile {
+    let sequences: [[Int32]]
+    let targets: [Int32]?
+
+    static func load(_ path: String) throws -> BatchFile {
+        let url = fileURL(path)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ValidationError("\(path): cannot read the batch file (does it exist?)")
+        }
+        let obj: Any
+        do { obj = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ValidationError("\(path): not valid JSON (\(error.localizedDescription)); expected {\"sequences\": [[1, 2, 3], …], \"targets\": [4, …]}")
+        }
+        guard let dict = obj as? [String: Any], let raw = dict["sequences"] as? [Any] else {
+            throw ValidationError("\(path): field \"sequences\" is missing; expected {\"sequences\": [[item ids, oldest first], …]}")
+        }
+        var seqs: [[Int32]] = []
+        for (i, s) in raw.enumerated() {
+            guard let arr = s as? [Any] else { throw ValidationError("\(path): sequences[\(i)] is not a list of item ids") }
+            var out: [Int32] = []
+            for (j, v) in arr.enumerated() {
+                guard let n = v as? NSNumber, let x = Int32(exactly: n.doubleValue) else {
+                    throw ValidationError("\(path): sequences[\(i)][\(j)] = \(v) is not an integer item id")
+                }
+                out.append(x)
+            }
+            if out.isEmpty { throw ValidationError("\(path): sequences[\(i)] is empty; every sequence needs at least one item") }
+            seqs.append(out)
+        }
+        if seqs.isEmpty { throw ValidationError("\(path): \"sequences\" is empty") }
+        var targets: [Int32]?
+        if let t = dict["targets"] {
+            guard let arr = t as? [Any] else { throw ValidationError("\(path): \"targets\" must be a list of item ids") }
+            targets = try arr.enumerated().map { j, v in
+                guard let n = v as? NSNumber, let x = Int32(exactly: n.doubleValue) else {
+                    throw ValidationError("\(path): targets[\(j)] = \(v) is not an integer item id")
+                }
+                return x
+            }
+            if targets!.count != seqs.count {
+                throw ValidationError("\(path): \(targets!.count) targets for \(seqs.count) sequences; give one target per sequence")
+            }
+        }
+        return BatchFile(sequences: seqs, targets: targets)
+    }
+}
+
+/// Loads a float checkpoint and, optionally, a LoRA adapter attached to it.
+func loadModel(_ checkpoint: String, adapter: String?) throws -> (ELLMRecModel, Checkpoint) {
+    let ck = try Checkpoint.load(directory: fileURL(checkpoint))
+    let model = try ELLMRecModel(checkpoint: ck)
+    if let adapter {
+        let a = try LoRAAdapter.load(directory: fileURL(adapter))
+        try a.validate(against: ck.config, source: adapter)
+        model.lora = try LoRAWeights(adapter: a, dims: model.dims)
+    }
+    return (model, ck)
+}
+
+/// Standard output for results (the CLI keeps standard error for progress and logs).
+func emit(_ s: String) { print(s) }
