@@ -34,10 +34,13 @@ let package = Package(
         .target(name: "CInt8", path: "Sources/CInt8",
                 cSettings: [.unsafeFlags(["-O3"])]),
 
+        // Vectorised element-wise kernels (SiLU, softmax, RMSNorm) for the engine.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+
         // Core.
         .target(name: "Common"),
         .target(name: "ModelFormat", dependencies: ["Common"]),
-        .target(name: "Engine", dependencies: ["Common", "CBLAS", "CInt8", "ModelFormat"]),
+        .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
         .target(name: "Evaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat"]),
         .target(name: "CommandKit"),
@@ -53,7 +56,7 @@ let package = Package(
         .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat"]),
         .testTarget(name: "CInt8Tests", dependencies: ["CInt8"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"]),
         .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),

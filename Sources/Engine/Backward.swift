@@ -1,6 +1,8 @@
 // The backward pass of ELLMRecModel, the forward in reverse, op by op. Parameter gradients
 // accumulate (+=) into `grads` (zero them once per step); activation gradients live in
-// buffers local to this call.
+// buffers local to this call (or in the caller's Workspace).
+import CKernels
+
 
 /// What to differentiate and which extra gradients flow in.
 public struct BackwardRequest {
@@ -33,12 +35,12 @@ public struct BackwardRequest {
 }
 
 extension ELLMRecModel {
-    public func backward(_ a: Activations, _ req: BackwardRequest) {
+    public func backward(_ a: Activations, _ req: BackwardRequest, workspace: Workspace? = nil) {
         precondition(a.training, "backward needs a forward pass run with training: true")
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok, R = b.rows, cols = d.numItems + 1
 
         // Head: CE → scores → user → output_proj → model.norm.
-        let dScores = FloatBuffer(count: R * cols)
+        let dScores = FloatBuffer(count: R * cols)   // (R, N+1), small: fresh each call
         if req.ceWeight != 0 && !b.targets.isEmpty {
             crossEntropyBackward(dscores: dScores.ptr, probs: a.ceProbs.ptr, targets: b.targets, cols: cols, scale: req.ceWeight / Float(R))
         }
@@ -55,16 +57,17 @@ extension ELLMRecModel {
                         inp: a.hidden.ptr + d.layers * R * C, weight: w(ParamName.finalNorm), rstd: a.rstdF.ptr, m: R, c: C)
         addExtraHidden(dRows, req, d.layers, R * C)
 
-        var dx = FloatBuffer(count: nTok * C)      // dLoss/d resid[l+1]
+        var dx = workspace.buffer("bwd.dxA", nTok * C)      // (Ntok, C) dLoss/d resid[l+1]
+        var dxIn = workspace.buffer("bwd.dxB", nTok * C)
+        dx.ptr.update(repeating: 0, count: nTok * C)
         scatterAddRows(dx.ptr, dRows.ptr, b.outRows, C)
-        let ws = BackwardScratch(nTok: nTok, d: d, rank: lora?.rank ?? 0)
+        let ws = BackwardScratch(nTok: nTok, d: d, rank: lora?.rank ?? 0, workspace: workspace)
         for l in stride(from: d.layers - 1, through: 0, by: -1) {
-            let dxIn = FloatBuffer(count: nTok * C)
             layerBackward(l, dOut: dx.ptr, dIn: dxIn.ptr, input: a.resid[l].ptr, s: a.layers[l], a: a, req: req, ws: ws)
             dRows.zero()
             addExtraHidden(dRows, req, l, R * C)
             if req.dHidden[l] != nil { scatterAddRows(dxIn.ptr, dRows.ptr, b.outRows, C) }
-            dx = dxIn
+            swap(&dx, &dxIn)
         }
 
         // Inputs: prompt / suffix rows and the item projection.
@@ -114,14 +117,13 @@ extension ELLMRecModel {
         // MLP: out = r2 + down(silu(gate(n2)) ⊙ up(n2))
         ws.dh.ptr.update(repeating: 0, count: nI)
         projBackward(l, .down, dinp: ws.dh.ptr, dout: dOut, inp: s.h.ptr, m: nTok, s: s, req: req, ws: ws)
-        OpProfiler.measure("swiglu.bwd") { swigluBackward(dgate: ws.dg.ptr, dup: ws.du.ptr, dout: ws.dh.ptr, gate: s.g.ptr, up: s.u.ptr, count: nI) }
+        OpProfiler.measure("swiglu.bwd") { ck_swiglu_backward(nI, ws.dh.ptr, s.g.ptr, s.u.ptr, ws.dg.ptr, ws.du.ptr) }
         ws.dn.ptr.update(repeating: 0, count: nTok * C)
         projBackward(l, .gate, dinp: ws.dn.ptr, dout: ws.dg.ptr, inp: s.n2.ptr, m: nTok, s: s, req: req, ws: ws)
         projBackward(l, .up, dinp: ws.dn.ptr, dout: ws.du.ptr, inp: s.n2.ptr, m: nTok, s: s, req: req, ws: ws)
         // dr2 = dOut + rmsnorm_backward(dn2)
         ws.dr2.ptr.update(from: dOut, count: nTok * C)
-        OpProfiler.measure("rmsnorm.bwd") { rmsnormBackward(dinp: ws.dr2.ptr, dweight: req.g(ParamName.postNorm(l)), dout: ws.dn.ptr, inp: s.r2.ptr,
-                        weight: w(ParamName.postNorm(l)), rstd: s.rstd2.ptr, m: nTok, c: C) }
+        OpProfiler.measure("rmsnorm.bwd") { ck_rmsnorm_backward(nTok, C, ws.dn.ptr, s.r2.ptr, w(ParamName.postNorm(l)), s.rstd2.ptr, ws.dr2.ptr, req.g(ParamName.postNorm(l))) }
         // Attention: r2 = x + o(attn(q, k, v))
         ws.datt.ptr.update(repeating: 0, count: nTok * d.qDim)
         projBackward(l, .o, dinp: ws.datt.ptr, dout: ws.dr2.ptr, inp: s.att.ptr, m: nTok, s: s, req: req, ws: ws)
@@ -141,24 +143,23 @@ extension ELLMRecModel {
         projBackward(l, .v, dinp: ws.dn.ptr, dout: ws.dv.ptr, inp: s.n1.ptr, m: nTok, s: s, req: req, ws: ws)
         // dIn = dr2 + rmsnorm_backward(dn1)
         dIn.update(from: ws.dr2.ptr, count: nTok * C)
-        rmsnormBackward(dinp: dIn, dweight: req.g(ParamName.inputNorm(l)), dout: ws.dn.ptr, inp: input,
-                        weight: w(ParamName.inputNorm(l)), rstd: s.rstd1.ptr, m: nTok, c: C)
+        OpProfiler.measure("rmsnorm.bwd") { ck_rmsnorm_backward(nTok, C, ws.dn.ptr, input, w(ParamName.inputNorm(l)), s.rstd1.ptr, dIn, req.g(ParamName.inputNorm(l))) }
     }
 }
 
 /// Activation-gradient buffers shared by all layers of one backward call.
 final class BackwardScratch {
     let dh, dg, du, dn, dr2, datt, dq, dk, dv, loraT: FloatBuffer
-    init(nTok: Int, d: ModelDims, rank: Int) {
-        dh = FloatBuffer(count: nTok * d.intermediate)    // (Ntok, I)
-        dg = FloatBuffer(count: nTok * d.intermediate)
-        du = FloatBuffer(count: nTok * d.intermediate)
-        dn = FloatBuffer(count: nTok * d.hidden)          // (Ntok, C)
-        dr2 = FloatBuffer(count: nTok * d.hidden)
-        datt = FloatBuffer(count: nTok * d.qDim)          // (Ntok, NH·HD)
-        dq = FloatBuffer(count: nTok * d.qDim)
-        dk = FloatBuffer(count: nTok * d.kvDim)           // (Ntok, NKV·HD)
-        dv = FloatBuffer(count: nTok * d.kvDim)
-        loraT = FloatBuffer(count: max(1, nTok * rank))   // (Ntok, r)
+    init(nTok: Int, d: ModelDims, rank: Int, workspace w: Workspace?) {
+        dh = w.buffer("bwd.dh", nTok * d.intermediate)    // (Ntok, I)
+        dg = w.buffer("bwd.dg", nTok * d.intermediate)
+        du = w.buffer("bwd.du", nTok * d.intermediate)
+        dn = w.buffer("bwd.dn", nTok * d.hidden)          // (Ntok, C)
+        dr2 = w.buffer("bwd.dr2", nTok * d.hidden)
+        datt = w.buffer("bwd.datt", nTok * d.qDim)        // (Ntok, NH·HD)
+        dq = w.buffer("bwd.dq", nTok * d.qDim)
+        dk = w.buffer("bwd.dk", nTok * d.kvDim)           // (Ntok, NKV·HD)
+        dv = w.buffer("bwd.dv", nTok * d.kvDim)
+        loraT = w.buffer("bwd.loraT", max(1, nTok * rank)) // (Ntok, r)
     }
 }

@@ -1,4 +1,5 @@
 import Common
+import CKernels
 
 // The E-LLMRec model (E4SRec, Li et al. 2023; SLMRec, Xu et al. ICLR 2025): item-ID
 // embeddings → linear up-projection → LLaMa decoder → last hidden state → down-projection
@@ -61,13 +62,14 @@ public final class Activations: @unchecked Sendable {
         var u: FloatBuffer         // (Ntok, I) up_proj output
         var h: FloatBuffer         // (Ntok, I) silu(g)·u
         var xa: [FloatBuffer]      // per LinearKind: (Ntok, r) LoRA x·Aᵀ
-        init(nTok: Int, probs nProbs: Int, d: ModelDims, rank: Int) {
-            n1 = FloatBuffer(count: nTok * d.hidden); rstd1 = FloatBuffer(count: nTok)
-            q = FloatBuffer(count: nTok * d.qDim); k = FloatBuffer(count: nTok * d.kvDim); v = FloatBuffer(count: nTok * d.kvDim)
-            probs = FloatBuffer(count: nProbs); att = FloatBuffer(count: nTok * d.qDim)
-            r2 = FloatBuffer(count: nTok * d.hidden); n2 = FloatBuffer(count: nTok * d.hidden); rstd2 = FloatBuffer(count: nTok)
-            g = FloatBuffer(count: nTok * d.intermediate); u = FloatBuffer(count: nTok * d.intermediate); h = FloatBuffer(count: nTok * d.intermediate)
-            xa = rank > 0 ? LinearKind.allCases.map { _ in FloatBuffer(count: nTok * rank) } : []
+        init(nTok: Int, probs nProbs: Int, d: ModelDims, rank: Int, ws: Workspace?, tag: String) {
+            func buf(_ k: String, _ n: Int) -> FloatBuffer { ws.buffer(tag + k, n) }
+            n1 = buf("n1", nTok * d.hidden); rstd1 = buf("rstd1", nTok)
+            q = buf("q", nTok * d.qDim); k = buf("k", nTok * d.kvDim); v = buf("v", nTok * d.kvDim)
+            probs = buf("probs", nProbs); att = buf("att", nTok * d.qDim)
+            r2 = buf("r2", nTok * d.hidden); n2 = buf("n2", nTok * d.hidden); rstd2 = buf("rstd2", nTok)
+            g = buf("g", nTok * d.intermediate); u = buf("u", nTok * d.intermediate); h = buf("h", nTok * d.intermediate)
+            xa = rank > 0 ? LinearKind.allCases.map { buf("xa\($0.rawValue)", nTok * rank) } : []
         }
     }
 
@@ -87,22 +89,24 @@ public final class Activations: @unchecked Sendable {
     public var losses: FloatBuffer       // (R)
     public var loss: Float = 0
 
-    init(batch: PackedBatch, dims d: ModelDims, training: Bool, rank: Int) {
+    init(batch: PackedBatch, dims d: ModelDims, training: Bool, rank: Int, workspace ws: Workspace?) {
         self.batch = batch
         self.training = training
         let nTok = batch.nTok, r = batch.rows
         let (offs, total) = attentionProbOffsets(seqStart: batch.seqStart, nHeads: d.heads)
         probOffsets = offs
-        resid = (0..<(training ? d.layers + 1 : 2)).map { _ in FloatBuffer(count: nTok * d.hidden) }
-        layers = (0..<(training ? d.layers : 1)).map { _ in Layer(nTok: nTok, probs: total, d: d, rank: rank) }
-        eIn = FloatBuffer(count: batch.itemIds.count * d.itemDim)
-        hidden = FloatBuffer(count: (d.layers + 1) * r * d.hidden)
-        lastHidden = FloatBuffer(count: r * d.hidden)
-        rstdF = FloatBuffer(count: r)
-        user = FloatBuffer(count: r * d.itemDim)
-        scores = FloatBuffer(count: r * (d.numItems + 1))
-        ceProbs = FloatBuffer(count: training ? r * (d.numItems + 1) : 0)
-        losses = FloatBuffer(count: r)
+        resid = (0..<(training ? d.layers + 1 : 2)).map { ws.buffer("resid\($0)", nTok * d.hidden) }
+        layers = (0..<(training ? d.layers : 1)).map {
+            Layer(nTok: nTok, probs: total, d: d, rank: rank, ws: ws, tag: "L\($0).")
+        }
+        eIn = ws.buffer("eIn", batch.itemIds.count * d.itemDim)
+        hidden = ws.buffer("hidden", (d.layers + 1) * r * d.hidden)
+        lastHidden = ws.buffer("lastHidden", r * d.hidden)
+        rstdF = ws.buffer("rstdF", r)
+        user = ws.buffer("user", r * d.itemDim)
+        scores = ws.buffer("scores", r * (d.numItems + 1))
+        ceProbs = ws.buffer("ceProbs", r * (d.numItems + 1))
+        losses = ws.buffer("losses", r)
     }
 
     /// hidden.k as a flat (R, C) array.
@@ -115,16 +119,16 @@ public final class Activations: @unchecked Sendable {
 extension ELLMRecModel {
     /// Runs the model on a batch. With `training`, keeps every activation the backward needs.
     /// Computes the mean cross-entropy when the batch has targets.
-    public func forward(_ batch: PackedBatch, training: Bool = false) -> Activations {
-        let d = dims, C = d.hidden, nTok = batch.nTok, R = batch.rows
+    public func forward(_ batch: PackedBatch, training: Bool = false, workspace: Workspace? = nil) -> Activations {
+        let d = dims, C = d.hidden, R = batch.rows
         let rank = lora?.rank ?? 0
-        let a = Activations(batch: batch, dims: d, training: training, rank: rank)
+        let a = Activations(batch: batch, dims: d, training: training, rank: rank, workspace: workspace)
 
         // Inputs: x = [prompt, input_proj(E[items]), suffix] per sequence.
         let x0 = a.resid[0].ptr
         embeddingForward(out: a.eIn.ptr, table: w(ParamName.itemEmbedding), ids: batch.itemIds, dim: d.itemDim)
         let nI = batch.itemIds.count
-        let proj = FloatBuffer(count: nI * C)   // (nItemTok, C)
+        let proj = workspace.buffer("proj", nI * C)   // (nItemTok, C)
         linearForward(out: proj.ptr, inp: a.eIn.ptr, weight: w(ParamName.inputProj), bias: bias(ParamName.inputProjBias),
                       m: nI, n: C, k: d.itemDim)
         for (r, t) in batch.itemTok.enumerated() { (x0 + Int(t) * C).update(from: proj.ptr + r * C, count: C) }
@@ -152,13 +156,11 @@ extension ELLMRecModel {
         linearForward(out: a.scores.ptr, inp: a.user.ptr, weight: w(ParamName.itemEmbedding), bias: nil,
                       m: R, n: d.numItems + 1, k: d.itemDim)
         if !batch.targets.isEmpty {
-            let probs = training ? a.ceProbs : FloatBuffer(count: R * (d.numItems + 1))
-            crossEntropyForward(losses: a.losses.ptr, probs: probs.ptr, scores: a.scores.ptr, targets: batch.targets, cols: d.numItems + 1)
+            crossEntropyForward(losses: a.losses.ptr, probs: a.ceProbs.ptr, scores: a.scores.ptr, targets: batch.targets, cols: d.numItems + 1)
             var s: Double = 0
             for i in 0..<R { s += Double(a.losses[i]) }
             a.loss = Float(s / Double(max(R, 1)))
         }
-        _ = nTok
         return a
     }
 
@@ -178,7 +180,7 @@ extension ELLMRecModel {
     private func layerForward(_ l: Int, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
                               acts s: Activations.Layer, a: Activations) {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok
-        OpProfiler.measure("rmsnorm") { rmsnormForward(out: s.n1.ptr, rstd: s.rstd1.ptr, inp: input, weight: w(ParamName.inputNorm(l)), m: nTok, c: C, eps: d.rmsEps) }
+        OpProfiler.measure("rmsnorm") { ck_rmsnorm_forward(nTok, C, input, w(ParamName.inputNorm(l)), d.rmsEps, s.n1.ptr, s.rstd1.ptr) }
         proj(l, .q, out: s.q.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .k, out: s.k.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .v, out: s.v.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
@@ -191,10 +193,10 @@ extension ELLMRecModel {
         // r2 = x + att·Woᵀ
         s.r2.ptr.update(from: input, count: nTok * C)
         proj(l, .o, out: s.r2.ptr, inp: s.att.ptr, m: nTok, accumulate: true, xa: s.xa)
-        OpProfiler.measure("rmsnorm") { rmsnormForward(out: s.n2.ptr, rstd: s.rstd2.ptr, inp: s.r2.ptr, weight: w(ParamName.postNorm(l)), m: nTok, c: C, eps: d.rmsEps) }
+        OpProfiler.measure("rmsnorm") { ck_rmsnorm_forward(nTok, C, s.r2.ptr, w(ParamName.postNorm(l)), d.rmsEps, s.n2.ptr, s.rstd2.ptr) }
         proj(l, .gate, out: s.g.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .up, out: s.u.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
-        OpProfiler.measure("swiglu") { swigluForward(out: s.h.ptr, gate: s.g.ptr, up: s.u.ptr, count: nTok * d.intermediate) }
+        OpProfiler.measure("swiglu") { ck_swiglu_forward(nTok * d.intermediate, s.g.ptr, s.u.ptr, s.h.ptr) }
         // out = r2 + h·Wdᵀ
         output.update(from: s.r2.ptr, count: nTok * C)
         proj(l, .down, out: output, inp: s.h.ptr, m: nTok, accumulate: true, xa: s.xa)
@@ -215,7 +217,9 @@ func scatterAddRows(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Flo
 
 extension ELLMRecModel {
     /// Inference: user vectors and full-ranking scores, no activations kept.
-    public func infer(_ batch: PackedBatch) -> Activations { forward(batch, training: false) }
+    public func infer(_ batch: PackedBatch, workspace: Workspace? = nil) -> Activations {
+        forward(batch, training: false, workspace: workspace)
+    }
 }
 
 extension Activations {

@@ -106,3 +106,31 @@ public final class ParamSet: @unchecked Sendable {
         return c
     }
 }
+
+/// Reusable activation memory. A training loop or an evaluator passes one Workspace to
+/// every forward/backward so buffers are allocated (and page-faulted) once, not per step.
+/// Buffers handed out are NOT zeroed: every kernel that fills them writes every element.
+/// An Activations object built from a workspace is valid until the next forward with it.
+public final class Workspace: @unchecked Sendable {
+    private var buffers: [String: FloatBuffer] = [:]
+    public init() {}
+
+    public func get(_ key: String, _ count: Int) -> FloatBuffer {
+        if let b = buffers[key], b.count >= count { return b }
+        let b = FloatBuffer(count: count)
+        buffers[key] = b
+        return b
+    }
+
+    public var bytes: Int { buffers.values.reduce(0) { $0 + $1.count * 4 } }
+}
+
+extension Optional where Wrapped == Workspace {
+    /// A buffer from the workspace, or a fresh zeroed one without a workspace.
+    func buffer(_ key: String, _ count: Int) -> FloatBuffer {
+        switch self {
+        case .some(let ws): ws.get(key, count)
+        case .none: FloatBuffer(count: count)
+        }
+    }
+}

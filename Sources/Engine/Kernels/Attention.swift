@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 // Causal grouped-query attention over packed variable-length sequences.
 //
@@ -49,16 +50,7 @@ public func attentionForward(
             sgemm(.none, .transpose, m: n, n: n, k: hd, alpha: scale, a: qh, lda: ldq, b: kh, ldb: ldk, c: p, ldc: n)
             for i in 0..<n {
                 let row = p + i * n
-                var mx = -Float.infinity
-                for j in 0...i where row[j] > mx { mx = row[j] }
-                var sum: Float = 0
-                for j in 0...i {
-                    let e = expf(row[j] - mx)
-                    row[j] = e
-                    sum += e
-                }
-                let inv = 1 / sum
-                for j in 0...i { row[j] *= inv }
+                ck_softmax_inplace(i + 1, row)   // causal: keys 0…i
                 for j in (i + 1)..<max(n, i + 1) { row[j] = 0 }
             }
             sgemm(.none, .none, m: n, n: hd, k: n, a: p, lda: n, b: vh, ldb: ldk, c: out + s0 * ldq + hh * hd, ldc: ldq)
