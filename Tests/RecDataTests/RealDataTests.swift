@@ -62,7 +62,8 @@ final class RealDataTests: XCTestCase {
         }
         let out = URL(fileURLWithPath: ProcessInfo.processInfo.environment["SLMREC_BENCH_OUT"] ?? NSTemporaryDirectory() + "/slmrec-bench-prepare")
         let t0 = Date()
-        let stats = try DataPrepare.run(PrepareOptions(input: URL(fileURLWithPath: path), output: out), progress: true)
+        let minRating = ProcessInfo.processInfo.environment["SLMREC_BENCH_MIN_RATING"].flatMap(Double.init)
+        let stats = try DataPrepare.run(PrepareOptions(input: URL(fileURLWithPath: path), output: out, minRating: minRating), progress: true)
         let dt = Date().timeIntervalSince(t0)
         // Peak resident set size from the kernel (VmHWM), in kB.
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
