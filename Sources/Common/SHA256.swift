@@ -92,7 +92,9 @@ public struct SHA256Hasher: Sendable {
     @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
     private mutating func compress(_ p: UnsafeRawPointer) {
-        var w = [UInt32](repeating: 0, count: 64)
+        // A stack-like scratch buffer: allocating an Array per 64-byte block would dominate
+        // the cost of hashing a large file.
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
         for t in 0..<16 {
             let b = p + 4 * t
             w[t] = UInt32(b.load(as: UInt8.self)) << 24 | UInt32(b.load(fromByteOffset: 1, as: UInt8.self)) << 16
@@ -104,16 +106,19 @@ public struct SHA256Hasher: Sendable {
             w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
         }
         var (a, b, c, d, e, f, g, h) = state
+        Self.k.withUnsafeBufferPointer { k in
         for t in 0..<64 {
             let S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
             let ch = (e & f) ^ (~e & g)
-            let t1 = h &+ S1 &+ ch &+ Self.k[t] &+ w[t]
+            let t1 = h &+ S1 &+ ch &+ k[t] &+ w[t]
             let S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
             let maj = (a & b) ^ (a & c) ^ (b & c)
             let t2 = S0 &+ maj
             h = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
         }
+        }
         state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d,
                  state.4 &+ e, state.5 &+ f, state.6 &+ g, state.7 &+ h)
+        }
     }
 }
