@@ -400,18 +400,27 @@ enum TSV {
 }
 
 /// Buffered output with fast integer formatting (prepare writes hundreds of millions of numbers).
+/// A struct (mutating appends avoid the dynamic exclusivity checks a class property would pay
+/// per byte); the FILE lives in a small class whose `deinit` closes it if an error unwinds
+/// past the writer before `close()`.
 struct BufferedWriter {
-    private let fp: UnsafeMutablePointer<FILE>
+    private final class FileBox {
+        let fp: UnsafeMutablePointer<FILE>
+        var closed = false
+        init(_ fp: UnsafeMutablePointer<FILE>) { self.fp = fp }
+        deinit { if !closed { fclose(fp) } }
+    }
+    private let box: FileBox
+    private var fp: UnsafeMutablePointer<FILE> { box.fp }
     private let path: String
     private var buf: [UInt8] = []
-    private var closed = false
 
     init(_ url: URL) throws {
         path = url.path
         guard let f = fopen(url.path, "wb") else {
             throw RecDataError.io(file: url.path, detail: "cannot create: \(String(cString: strerror(errno)))")
         }
-        fp = f
+        box = FileBox(f)
         buf.reserveCapacity(1 << 20)
     }
 
@@ -446,9 +455,9 @@ struct BufferedWriter {
     }
 
     mutating func close() throws {
-        guard !closed else { return }
+        guard !box.closed else { return }
         flush()
-        closed = true
+        box.closed = true
         let err = ferror(fp) != 0
         if fclose(fp) != 0 || err {
             throw RecDataError.io(file: path, detail: "write failed (disk full?): \(String(cString: strerror(errno)))")
