@@ -42,7 +42,16 @@ public struct LineReader {
                 let msg = gzerror(gz, &errnum).map { String(cString: $0) } ?? "unknown zlib error"
                 throw RecDataError.io(file: url.path, detail: "read error after line \(lineNo): \(msg) (a truncated or corrupt .gz file?)")
             }
-            if n == 0 { eof = true }
+            if n == 0 {
+                // zlib reports a gzip stream cut short (an interrupted download) only through
+                // gzerror at end of input; without this check it would read as a shorter file.
+                var errnum: Int32 = 0
+                _ = gzerror(gz, &errnum)
+                if errnum == Z_BUF_ERROR {
+                    throw RecDataError.io(file: url.path, detail: "read error after line \(lineNo): the gzip stream ends early (truncated file?); download or compress it again")
+                }
+                eof = true
+            }
             end += Int(n)
             var stop = false
             try buf.withUnsafeBufferPointer { p in

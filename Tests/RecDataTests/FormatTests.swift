@@ -101,6 +101,20 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(ds.sequences, [[1, 2], [1]])
     }
 
+    /// A truncated download must fail loudly, not yield a silently shorter dataset.
+    func testTruncatedGzipIsAnIOError() throws {
+        let dir = try makeTempDir(self)
+        let good = try Data(contentsOf: Paths.fixtures.appendingPathComponent("ratings-gz.csv.gz"))
+        let bad = good.prefix(good.count - 6)
+        let url = dir.appendingPathComponent("broken.csv.gz")
+        try bad.write(to: url)
+        XCTAssertThrowsError(try prepare(url, in: dir, format: .movielensCSV)) { e in
+            guard case let RecDataError.io(file, detail) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(file, url.path)
+            XCTAssertTrue(detail.contains("read error"), detail)
+        }
+    }
+
     func testLongLinesAcrossBufferBoundaries() throws {
         let dir = try makeTempDir(self)
         // One 3-million-byte line: longer than the reader's 1 MB chunk.
