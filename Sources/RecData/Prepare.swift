@@ -1,0 +1,466 @@
+import Common
+import Foundation
+
+/// Options of `slmrec data prepare`.
+public struct PrepareOptions: Sendable {
+    public var input: URL
+    public var output: URL
+    public var format: InputFormat
+    /// Keep ratings ≥ this. nil = the paper's "rating > 3" for explicit data, which is ≥ 4 on
+    /// integer scales (ML-100K/1M, Amazon) and ≥ 3.5 on MovieLens' half-star scale; ignored
+    /// for implicit data.
+    public var minRating: Double?
+    /// Iterative k-core on users and items (0 or 1 = off).
+    public var kcore: Int
+    /// Recorded in dataset.json: trainers keep each user's most recent N items as input.
+    public var maxLength: Int
+    public var negatives: Int
+    public var seed: UInt64
+    public var skipBadLines: Bool
+
+    public init(input: URL, output: URL, format: InputFormat = .auto, minRating: Double? = nil, kcore: Int = 5,
+                maxLength: Int = 50, negatives: Int = 999, seed: UInt64 = 42, skipBadLines: Bool = false) {
+        self.input = input
+        self.output = output
+        self.format = format
+        self.minRating = minRating
+        self.kcore = kcore
+        self.maxLength = maxLength
+        self.negatives = negatives
+        self.seed = seed
+        self.skipBadLines = skipBadLines
+    }
+}
+
+/// Statistics of a prepared dataset (also stored in dataset.json).
+public struct DatasetStats: Codable, Sendable, Equatable {
+    public var users: Int
+    public var items: Int
+    public var interactions: Int
+    public var averageLength: Double
+    /// interactions / (users × items).
+    public var density: Double
+    public var badLinesSkipped: Int
+
+    public init(users: Int, items: Int, interactions: Int, averageLength: Double, density: Double, badLinesSkipped: Int) {
+        self.users = users
+        self.items = items
+        self.interactions = interactions
+        self.averageLength = averageLength
+        self.density = density
+        self.badLinesSkipped = badLinesSkipped
+    }
+
+    /// One line for logs: `35,598 users, 18,357 items, 296,337 interactions, …`.
+    public var summary: String {
+        "\(Self.grouped(users)) users, \(Self.grouped(items)) items, \(Self.grouped(interactions)) interactions, "
+            + String(format: "average length %.2f, density %.4f%%", averageLength, density * 100)
+            + (badLinesSkipped > 0 ? ", \(Self.grouped(badLinesSkipped)) bad lines skipped" : "")
+    }
+
+    static func grouped(_ n: Int) -> String {
+        let s = String(n.magnitude)
+        var out = ""
+        for (i, c) in s.enumerated() {
+            if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return (n < 0 ? "-" : "") + out
+    }
+}
+
+public enum DataPrepare {
+    public static let toolVersion = "0.1.0"
+
+    /// Runs the whole pipeline and writes `o.output` atomically (nothing is left behind on error).
+    ///
+    /// Steps, in this order:
+    /// 1. parse, dropping low ratings (explicit formats only; default "rating > 3");
+    /// 2. group by user and sort each user chronologically, ties kept in file order;
+    /// 3. drop repeated user–item pairs, keeping the earliest (= first in that order);
+    /// 4. iterative k-core on users and items (the unique maximal sub-log in which every
+    ///    user and every item has at least k interactions);
+    /// 5. re-index users and items 1…N by first appearance in the surviving interactions in
+    ///    file order — except for the `sequences` format when its ids already are exactly
+    ///    1…N, which are kept so that our ids equal the published ones;
+    /// 6. write sequences, id maps, fixed negatives and dataset.json.
+    @discardableResult
+    public static func run(_ o: PrepareOptions, progress: Bool = true) throws -> DatasetStats {
+        let file = o.input.path
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            throw RecDataError.io(file: file, detail: "input file does not exist or is not readable; check --input")
+        }
+        guard o.negatives >= 0 else { throw RecDataError.io(file: file, detail: "--negatives must be ≥ 0, got \(o.negatives)") }
+        guard o.kcore >= 0 else { throw RecDataError.io(file: file, detail: "--kcore must be ≥ 0, got \(o.kcore)") }
+        let format = o.format == .auto ? try InputFormat.detect(url: o.input) : o.format
+        let started = Date()
+        if progress { logLine("data prepare: reading \(file) as \(format.rawValue)") }
+
+        // 1. Parse (the rating threshold applies only to explicit formats; for RecBole it
+        //    depends on the header, so we pass it and the parser ignores it without a column).
+        let threshold: Double? = format.isExplicit || format == .recboleInter ? (o.minRating ?? 3) : nil
+        // The default is "> 3" (SLMRec/S3-Rec "rating > 3"), an explicit --min-rating is "≥".
+        let exclusive = o.minRating == nil
+        let filterText = threshold.map { exclusive ? "> \($0)" : "≥ \($0)" } ?? "none"
+        if progress && o.minRating != nil && format == .sequences {
+            logLine("data prepare: --min-rating ignored: the sequences format is implicit feedback")
+        }
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        let reporter = progress ? ProgressReporter(label: "parse", total: max(1, fileSize / 32), unit: "lines") : nil
+        var parser = RecordParser(url: o.input, format: format, minRating: threshold, skipBadLines: o.skipBadLines)
+        parser.exclusiveMin = exclusive
+        var log = try parser.parse(progress: reporter.map { r in { r.update(min($0, r.total - 1)) } })
+        reporter?.finish()
+        if progress && log.badLines > 0 { logLine("data prepare: skipped \(log.badLines) malformed line(s)") }
+        let explicit = log.explicit
+        if log.users.isEmpty {
+            throw RecDataError.emptyResult(file: file, detail: log.droppedByRating > 0
+                ? "no interactions left after the rating filter (rating \(filterText)); \(log.droppedByRating) dropped"
+                : "no interactions found")
+        }
+
+        // 2–4. Group, sort, dedupe, k-core.
+        let n = log.users.count
+        let nu = log.userKeys.count, ni = log.itemKeys.count
+        var userStart = [Int](repeating: 0, count: nu + 1)
+        for u in log.users { userStart[Int(u) + 1] += 1 }
+        for u in 0..<nu { userStart[u + 1] += userStart[u] }
+        var order = [Int32](repeating: 0, count: n)   // record indices grouped by user, file order
+        do {
+            var fill = userStart
+            for r in 0..<n { let u = Int(log.users[r]); order[fill[u]] = Int32(r); fill[u] += 1 }
+        }
+        if log.hasTime {
+            let times = log.times
+            order.withUnsafeMutableBufferPointer { ord in
+                for u in 0..<nu where userStart[u + 1] - userStart[u] > 1 {
+                    // (time, file position) is a total order, so the result is stable by construction.
+                    ord[userStart[u]..<userStart[u + 1]].sort { a, b in
+                        let ta = times[Int(a)], tb = times[Int(b)]
+                        return ta < tb || (ta == tb && a < b)
+                    }
+                }
+            }
+        }
+        log.times = []  // no longer needed; give the memory back before the next arrays
+        var alive = [Bool](repeating: true, count: n)
+        var duplicates = 0
+        do {
+            var lastUser = [Int32](repeating: -1, count: ni)
+            for u in 0..<nu {
+                for k in userStart[u]..<userStart[u + 1] {
+                    let r = Int(order[k]), it = Int(log.items[r])
+                    if lastUser[it] == Int32(u) { alive[r] = false; duplicates += 1 } else { lastUser[it] = Int32(u) }
+                }
+            }
+        }
+        var userDeg = [Int32](repeating: 0, count: nu), itemDeg = [Int32](repeating: 0, count: ni)
+        for r in 0..<n where alive[r] { userDeg[Int(log.users[r])] += 1; itemDeg[Int(log.items[r])] += 1 }
+        var kcoreRounds = 0
+        if o.kcore > 1 {
+            let k = Int32(o.kcore)
+            var changed = true
+            while changed {
+                changed = false
+                kcoreRounds += 1
+                for r in 0..<n where alive[r] {
+                    let u = Int(log.users[r]), it = Int(log.items[r])
+                    if userDeg[u] < k || itemDeg[it] < k {
+                        alive[r] = false
+                        userDeg[u] -= 1
+                        itemDeg[it] -= 1
+                        changed = true
+                    }
+                }
+            }
+        }
+
+        // 5. Re-index.
+        var newUser = [Int32](repeating: 0, count: nu), newItem = [Int32](repeating: 0, count: ni)
+        var userOrig: [Int32] = [], itemOrig: [Int32] = []    // new id - 1 → interned code
+        for r in 0..<n where alive[r] {
+            let u = Int(log.users[r]), it = Int(log.items[r])
+            if newUser[u] == 0 { userOrig.append(Int32(u)); newUser[u] = Int32(userOrig.count) }
+            if newItem[it] == 0 { itemOrig.append(Int32(it)); newItem[it] = Int32(itemOrig.count) }
+        }
+        let numUsers = userOrig.count, numItems = itemOrig.count
+        let interactions = alive.reduce(0) { $0 + ($1 ? 1 : 0) }
+        if numUsers == 0 {
+            throw RecDataError.emptyResult(file: file, detail: "no interactions left after the \(o.kcore)-core filter (\(n - duplicates) unique interactions before it)")
+        }
+        var keptPublishedIds = false
+        if format == .sequences {
+            // S3-Rec/ICLRec files are already numbered 1…N; if so, keep those numbers exactly.
+            func denseIds(_ orig: [Int32], _ keys: KeyInterner) -> [Int32]? {
+                var seen = [Bool](repeating: false, count: orig.count + 1)
+                var map = [Int32](repeating: 0, count: orig.count)
+                for (i, code) in orig.enumerated() {
+                    guard let v = keys.intValue(Int(code)), v >= 1, v <= orig.count, !seen[v] else { return nil }
+                    seen[v] = true
+                    map[i] = Int32(v)
+                }
+                return map
+            }
+            if let um = denseIds(userOrig, log.userKeys), let im = denseIds(itemOrig, log.itemKeys) {
+                keptPublishedIds = true
+                var uo = userOrig, io = itemOrig
+                for i in 0..<numUsers { newUser[Int(userOrig[i])] = um[i]; uo[Int(um[i]) - 1] = userOrig[i] }
+                for i in 0..<numItems { newItem[Int(itemOrig[i])] = im[i]; io[Int(im[i]) - 1] = itemOrig[i] }
+                userOrig = uo
+                itemOrig = io
+            }
+        }
+
+        // Flat sequences in new-user order.
+        var seqStart = [Int](repeating: 0, count: numUsers + 1)
+        var seqItems = [Int32]()
+        seqItems.reserveCapacity(interactions)
+        for nuid in 0..<numUsers {
+            let u = Int(userOrig[nuid])
+            for k in userStart[u]..<userStart[u + 1] {
+                let r = Int(order[k])
+                if alive[r] { seqItems.append(newItem[Int(log.items[r])]) }
+            }
+            seqStart[nuid + 1] = seqItems.count
+        }
+        order = []
+        alive = []
+
+        let stats = DatasetStats(
+            users: numUsers, items: numItems, interactions: interactions,
+            averageLength: Double(interactions) / Double(numUsers),
+            density: Double(interactions) / (Double(numUsers) * Double(numItems)),
+            badLinesSkipped: log.badLines)
+        if progress { logLine("data prepare: \(stats.summary)") }
+
+        // 6. Write everything into a temporary directory renamed into place at the end.
+        let titles = TitleLookup.load(near: o.input, format: format)
+        let sha = try SHA256.hex(ofFile: o.input)
+        var shortNegativeUsers = 0
+        try AtomicFile.writeDirectory(o.output) { dir in
+            var w = try BufferedWriter(dir.appendingPathComponent("sequences.txt"))
+            for u in 0..<numUsers {
+                w.int(u + 1)
+                for k in seqStart[u]..<seqStart[u + 1] { w.byte(0x20); w.int(Int(seqItems[k])) }
+                w.byte(0x0A)
+            }
+            try w.close()
+
+            w = try BufferedWriter(dir.appendingPathComponent("items.tsv"))
+            w.text("item_id\toriginal_id\ttitle\n")
+            for i in 0..<numItems {
+                let key = log.itemKeys.key(Int(itemOrig[i]))
+                w.int(i + 1); w.byte(0x09); w.text(TSV.clean(key)); w.byte(0x09)
+                w.text(TSV.clean(titles[key] ?? "")); w.byte(0x0A)
+            }
+            try w.close()
+
+            w = try BufferedWriter(dir.appendingPathComponent("users.tsv"))
+            w.text("user_id\toriginal_id\n")
+            for u in 0..<numUsers {
+                w.int(u + 1); w.byte(0x09); w.text(TSV.clean(log.userKeys.key(Int(userOrig[u])))); w.byte(0x0A)
+            }
+            try w.close()
+
+            for split in ["valid", "test"] {
+                let path = dir.appendingPathComponent("negatives-\(split).txt")
+                shortNegativeUsers = try NegativeSampler.write(
+                    to: path, seqStart: seqStart, seqItems: seqItems, numItems: numItems,
+                    count: o.negatives, rng: SeededRNG(seed: o.seed, stream: "negatives-\(split)"))
+            }
+
+            let json: [String: Any] = [
+                "tool": "slmrec", "tool_version": toolVersion,
+                "source": ["path": o.input.path, "file_name": o.input.lastPathComponent, "sha256": sha,
+                           "format": format.rawValue, "lines_read": log.linesRead],
+                "options": ["min_rating": o.minRating.map { $0 as Any } ?? NSNull(),
+                            "rating_filter": explicit ? "rating \(filterText)" : "none (implicit feedback)",
+                            "kcore": o.kcore, "max_length": o.maxLength,
+                            "negatives": o.negatives, "seed": o.seed, "skip_bad_lines": o.skipBadLines],
+                "statistics": ["users": stats.users, "items": stats.items, "interactions": stats.interactions,
+                               "average_length": stats.averageLength, "density": stats.density,
+                               "bad_lines_skipped": stats.badLinesSkipped],
+                "processing": ["explicit_ratings": explicit, "timestamps": log.hasTime,
+                               "dropped_by_rating": log.droppedByRating, "duplicates_dropped": duplicates,
+                               "kcore_rounds": kcoreRounds, "kept_published_ids": keptPublishedIds,
+                               "users_with_fewer_negatives": shortNegativeUsers,
+                               "id_order": keptPublishedIds ? "source ids (already dense 1..N)" : "first appearance in file order"],
+            ]
+            try JSONOut.write(json, to: dir.appendingPathComponent("dataset.json"))
+        }
+        if progress {
+            if shortNegativeUsers > 0 {
+                logLine("data prepare: \(shortNegativeUsers) user(s) have fewer than \(o.negatives) unseen items; their negative lists hold every unseen item")
+            }
+            logLine(String(format: "data prepare: wrote %@ in %.1f s", o.output.path, Date().timeIntervalSince(started)))
+        }
+        return stats
+    }
+}
+
+/// Fixed negatives: for each user, `count` distinct items drawn uniformly from the items the
+/// user never interacted with (whole sequence, so the valid target is excluded from the
+/// valid negatives and the test target from both).
+enum NegativeSampler {
+    /// Returns the number of users who had fewer than `count` unseen items (they get all of them).
+    static func write(to url: URL, seqStart: [Int], seqItems: [Int32], numItems: Int, count: Int, rng: SeededRNG) throws -> Int {
+        var rng = rng
+        var w = try BufferedWriter(url)
+        var mark = [UInt32](repeating: 0, count: numItems + 1)   // == epoch: seen or already drawn
+        var epoch: UInt32 = 0
+        var out = [Int32]()
+        out.reserveCapacity(count)
+        var short = 0
+        let numUsers = seqStart.count - 1
+        for u in 0..<numUsers {
+            epoch += 1
+            var hist = 0
+            for k in seqStart[u]..<seqStart[u + 1] where mark[Int(seqItems[k])] != epoch {
+                mark[Int(seqItems[k])] = epoch
+                hist += 1
+            }
+            let available = numItems - hist
+            out.removeAll(keepingCapacity: true)
+            if available <= count || available < 2 * count {
+                // Dense case: list the unseen items and take a partial Fisher–Yates prefix,
+                // since rejection sampling would mostly reject.
+                var pool = [Int32]()
+                pool.reserveCapacity(available)
+                for i in 1...max(1, numItems) where i <= numItems && mark[i] != epoch { pool.append(Int32(i)) }
+                let take = min(count, pool.count)
+                if take < count { short += 1 }
+                for i in 0..<take {
+                    let j = i + rng.nextInt(below: pool.count - i)
+                    pool.swapAt(i, j)
+                    out.append(pool[i])
+                }
+            } else {
+                while out.count < count {
+                    let c = 1 + rng.nextInt(below: numItems)
+                    if mark[c] != epoch { mark[c] = epoch; out.append(Int32(c)) }
+                }
+            }
+            w.int(u + 1)
+            for x in out { w.byte(0x20); w.int(Int(x)) }
+            w.byte(0x0A)
+        }
+        try w.close()
+        return short
+    }
+}
+
+/// Titles for MovieLens items from a sibling `movies.csv` (`movieId,title,…`) or
+/// `movies.dat` (`MovieID::Title::Genres`). Missing or unreadable files just mean no titles.
+enum TitleLookup {
+    static func load(near input: URL, format: InputFormat) -> [String: String] {
+        let dir = input.deletingLastPathComponent()
+        var out: [String: String] = [:]
+        switch format {
+        case .movielensCSV:
+            let url = dir.appendingPathComponent("movies.csv")
+            guard let lines = try? allLines(url) else { return [:] }
+            for (i, line) in lines.enumerated() {
+                let f = Bytes.csvFields(line)
+                if i == 0 && f.first.map({ Int($0) == nil }) == true { continue }   // header
+                if f.count >= 2 { out[f[0]] = f[1] }
+            }
+        case .movielensDat:
+            let url = dir.appendingPathComponent("movies.dat")
+            guard let lines = try? allLines(url) else { return [:] }
+            for line in lines {
+                let f = line.components(separatedBy: "::")
+                if f.count >= 2 { out[f[0]] = f[1] }
+            }
+        default:
+            break
+        }
+        return out
+    }
+
+    private static func allLines(_ url: URL) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: url.path) else { return [] }
+        var lines: [String] = []
+        try LineReader(url: url).forEachLine { line, _ in
+            // MovieLens .dat files are Latin-1; decode invalid UTF-8 as Latin-1 rather than lose titles.
+            if let s = String(validating: line, as: UTF8.self) { lines.append(s) } else {
+                lines.append(String(line.map { Character(Unicode.Scalar($0)) }))
+            }
+            return true
+        }
+        return lines
+    }
+}
+
+enum TSV {
+    /// Tabs and newlines inside a field would break the row layout.
+    static func clean(_ s: String) -> String {
+        guard s.contains(where: { $0 == "\t" || $0 == "\n" || $0 == "\r" }) else { return s }
+        return String(s.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 })
+    }
+}
+
+/// Buffered output with fast integer formatting (prepare writes hundreds of millions of numbers).
+/// A struct (mutating appends avoid the dynamic exclusivity checks a class property would pay
+/// per byte); the FILE lives in a small class whose `deinit` closes it if an error unwinds
+/// past the writer before `close()`.
+struct BufferedWriter {
+    private final class FileBox {
+        let fp: UnsafeMutablePointer<FILE>
+        var closed = false
+        init(_ fp: UnsafeMutablePointer<FILE>) { self.fp = fp }
+        deinit { if !closed { fclose(fp) } }
+    }
+    private let box: FileBox
+    private var fp: UnsafeMutablePointer<FILE> { box.fp }
+    private let path: String
+    private var buf: [UInt8] = []
+
+    init(_ url: URL) throws {
+        path = url.path
+        guard let f = fopen(url.path, "wb") else {
+            throw RecDataError.io(file: url.path, detail: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        box = FileBox(f)
+        buf.reserveCapacity(1 << 20)
+    }
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        buf.append(b)
+        if buf.count >= 1 << 20 { flush() }
+    }
+
+    @inline(__always) mutating func int(_ v: Int) {
+        if v < 0 { byte(UInt8(ascii: "-")); int(-v); return }
+        if v < 10 { byte(UInt8(48 + v)); return }
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        var x = v
+        withUnsafeMutableBytes(of: &tmp) { t in
+            while x > 0 { t[n] = UInt8(48 + x % 10); x /= 10; n += 1 }
+            for i in stride(from: n - 1, through: 0, by: -1) { buf.append(t[i]) }
+        }
+        if buf.count >= 1 << 20 { flush() }
+    }
+
+    mutating func text(_ s: String) {
+        buf.append(contentsOf: s.utf8)
+        if buf.count >= 1 << 20 { flush() }
+    }
+
+    private mutating func flush() {
+        if !buf.isEmpty { _ = buf.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, fp) } }
+        buf.removeAll(keepingCapacity: true)
+    }
+
+    mutating func close() throws {
+        guard !box.closed else { return }
+        flush()
+        box.closed = true
+        let err = ferror(fp) != 0
+        if fclose(fp) != 0 || err {
+            throw RecDataError.io(file: path, detail: "write failed (disk full?): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+
+/// The three parts of the leave-one-out protocol used by SASRec, S3-Rec and SLMRec.
+public enum Split: String, CaseIterable, Sendable {
+    case train, valid, test
+}
+
+/// One next-item prediction: the model sees `input` (chronological, most recent last)
+/// and should rank `target` first.
+public struct Example: Sendable, Equatable {
+    public let user: Int
+    public let input: [Int32]
+    public let target: Int32
+
+    public init(user: Int, input: [Int32], target: Int32) {
+        self.user = user
+        self.input = input
+        self.target = target
+    }
+}
+
+/// A directory written by `DataPrepare.run`, read back.
+public struct PreparedDataset: Sendable {
+    public let directory: URL
+    public let numUsers: Int
+    public let numItems: Int
+    /// Chronological item ids of user `u` at index `u - 1`.
+    public let sequences: [[Int32]]
+
+    public init(directory: URL, numItems: Int, sequences: [[Int32]]) {
+        self.directory = directory
+        self.numUsers = sequences.count
+        self.numItems = numItems
+        self.sequences = sequences
+    }
+
+    /// Reads `sequences.txt` and the item count from `items.tsv`. Checks that users are
+    /// numbered 1…N in order and every item id is in 1…numItems.
+    public static func load(directory: URL) throws -> PreparedDataset {
+        let itemsURL = directory.appendingPathComponent("items.tsv")
+        guard FileManager.default.fileExists(atPath: itemsURL.path) else {
+            throw RecDataError.badDataset(file: itemsURL.path, line: 0, detail: "missing; is \(directory.path) a prepared dataset directory?")
+        }
+        var numItems = 0
+        try LineReader(url: itemsURL).forEachLine { line, n in
+            if n > 1 && !line.isEmpty { numItems += 1 }
+            return true
+        }
+        let seqURL = directory.appendingPathComponent("sequences.txt")
+        let rows = try readIntRows(seqURL)
+        var sequences: [[Int32]] = []
+        sequences.reserveCapacity(rows.count)
+        for (k, row) in rows.enumerated() {
+            guard row.values.first == Int32(k + 1) else {
+                throw RecDataError.badDataset(file: seqURL.path, line: row.line, detail: "expected user \(k + 1) first on this line")
+            }
+            let items = Array(row.values.dropFirst())
+            if let bad = items.first(where: { $0 < 1 || Int($0) > numItems }) {
+                throw RecDataError.badDataset(file: seqURL.path, line: row.line, detail: "item id \(bad) outside 1…\(numItems) (items.tsv)")
+            }
+            sequences.append(items)
+        }
+        return PreparedDataset(directory: directory, numItems: numItems, sequences: sequences)
+    }
+
+    /// The fixed negatives of a split (index user - 1), from `negatives-<split>.txt`.
+    public func negatives(_ split: Split) throws -> [[Int32]] {
+        guard split != .train else {
+            throw RecDataError.badDataset(file: directory.path, line: 0, detail: "there are no fixed negatives for the train split (only valid and test)")
+        }
+        let url = directory.appendingPathComponent("negatives-\(split.rawValue).txt")
+        let rows = try Self.readIntRows(url)
+        guard rows.count == numUsers else {
+            throw RecDataError.badDataset(file: url.path, line: 0, detail: "\(rows.count) lines for \(numUsers) users")
+        }
+        return try rows.enumerated().map { k, row in
+            guard row.values.first == Int32(k + 1) else {
+                throw RecDataError.badDataset(file: url.path, line: row.line, detail: "expected user \(k + 1) first on this line")
+            }
+            let neg = Array(row.values.dropFirst())
+            if let bad = neg.first(where: { $0 < 1 || Int($0) > numItems }) {
+                throw RecDataError.badDataset(file: url.path, line: row.line, detail: "item id \(bad) outside 1…\(numItems)")
+            }
+            return neg
+        }
+    }
+
+    /// Leave-one-out examples, one per user:
+    /// - test: input = sequence without its last item, target = last item;
+    /// - valid: input = sequence without its last two items, target = second to last;
+    /// - train: input = sequence without its last three items, target = third to last (the
+    ///   last training item). Trainers that predict at every position use `trainingSequence`.
+    /// Inputs keep only the `maxLength` most recent items. Users with fewer than 3
+    /// interactions are an error for valid/test (naming the user); for train, users whose
+    /// input would be empty are skipped.
+    public func examples(split: Split, maxLength: Int) throws -> [Example] {
+        var out: [Example] = []
+        out.reserveCapacity(numUsers)
+        for (k, seq) in sequences.enumerated() {
+            let user = k + 1
+            if seq.count < 3 {
+                if split == .train { continue }
+                throw RecDataError.sequenceTooShort(user: user, length: seq.count, split: split.rawValue)
+            }
+            let end: Int
+            switch split {
+            case .test: end = seq.count - 1
+            case .valid: end = seq.count - 2
+            case .train: end = seq.count - 3
+            }
+            if split == .train && end == 0 { continue }
+            let start = max(0, end - max(0, maxLength))
+            out.append(Example(user: user, input: Array(seq[start..<end]), target: seq[end]))
+        }
+        return out
+    }
+
+    /// Items a model may train on for `user` (1-based): everything but the valid and test targets.
+    public func trainingSequence(user: Int) -> ArraySlice<Int32> {
+        let seq = sequences[user - 1]
+        return seq.prefix(max(0, seq.count - 2))
+    }
+
+    struct IntRow {
+        var line: Int
+        var values: [Int32]
+    }
+
+    /// Whitespace-separated integer rows, blank lines skipped.
+    static func readIntRows(_ url: URL) throws -> [IntRow] {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw RecDataError.badDataset(file: url.path, line: 0, detail: "missing")
+        }
+        var rows: [IntRow] = []
+        var fields: [FieldRange] = []
+        try LineReader(url: url).forEachLine { line, n in
+            Bytes.splitWhitespace(line, into: &fields)
+            if fields.isEmpty { return true }
+            var vals = [Int32]()
+            vals.reserveCapacity(fields.count)
+            for f in fields {
+                guard let v = Bytes.parseInt(line, f), v <= Int(Int32.max) else {
+                    throw RecDataError.badDataset(file: url.path, line: n, detail: "non-integer value \"\(Bytes.string(line, f))\"")
+                }
+                vals.append(Int32(v))
+            }
+            rows.append(IntRow(line: n, values: vals))
+            return true
+        }
+        return rows
+    }
+}
