@@ -15,7 +15,7 @@ build: deps
 # Whole test suite. Tests that run the CLI use the debug binary built alongside.
 test: deps
 	$(SWIFT) build --product slmrec
-	$(SWIFT) test --parallel --num-workers 2
+	$(SWIFT) test --disable-swift-testing
 
 bench: build
 	$(BIN) bench --config small

@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "CInt8Tests", dependencies: ["CInt8"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"]),
-        .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"]),
+        .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),

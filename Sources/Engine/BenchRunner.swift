@@ -20,14 +20,15 @@ public enum EngineBenchmark {
         let batch = try PackedBatch(sequences: seqs, targets: tg, dims: d)
         let flopsFwd = forwardFLOPs(d, seqLens: seqs.map(\.count), scoredRows: cfg.batch)
         var rows: [BenchRow] = []
+        let ws = Workspace()
 
         // (a) full fine-tuning step
         let grads = ParamSet(layout: model.params.layout)
         let opt = AdamW(layout: model.params.layout)
         let full = time(seconds) {
             grads.zero()
-            let a = model.forward(batch, training: true)
-            model.backward(a, BackwardRequest(grads: grads))
+            let a = model.forward(batch, training: true, workspace: ws)
+            model.backward(a, BackwardRequest(grads: grads), workspace: ws)
             opt.update(params: model.params, grads: grads, lr: 1e-5)
         }
         rows.append(BenchRow(name: "full fine-tuning step", unit: "seq/s", rate: Double(cfg.batch) / full,
@@ -45,8 +46,8 @@ public enum EngineBenchmark {
         let loraStep = time(seconds) {
             grads.zero()
             loraGrads.zero()
-            let a = model.forward(batch, training: true)
-            model.backward(a, BackwardRequest(grads: grads, trainable: trainable, loraGrads: loraGrads))
+            let a = model.forward(batch, training: true, workspace: ws)
+            model.backward(a, BackwardRequest(grads: grads, trainable: trainable, loraGrads: loraGrads), workspace: ws)
             opt.update(params: model.params, grads: grads, lr: 1e-5, names: trainable)
             loraOpt.update(params: lora.params, grads: loraGrads, lr: 1e-5)
         }
@@ -60,7 +61,7 @@ public enum EngineBenchmark {
         let (iseqs, _) = cfg.sequences(cfg.inferenceUsers, seed: 4)
         let ibatch = try PackedBatch(sequences: iseqs, targets: nil, dims: d)
         let iflops = forwardFLOPs(d, seqLens: iseqs.map(\.count), scoredRows: iseqs.count)
-        let inf = time(seconds) { _ = model.infer(ibatch) }
+        let inf = time(seconds) { _ = model.infer(ibatch, workspace: ws) }
         rows.append(BenchRow(name: "inference (\(cfg.inferenceUsers) users, full scores)", unit: "users/s",
                              rate: Double(cfg.inferenceUsers) / inf, gflops: iflops / inf / 1e9, msPerIter: inf * 1000))
         log("inference: \(String(format: "%.1f", inf * 1000)) ms")
