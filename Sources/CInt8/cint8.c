@@ -21,6 +21,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <unistd.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CINT8_X86 1
@@ -44,7 +45,6 @@ struct cint8_packed {
 
 enum { ISA_C = 0, ISA_AVX2 = 1, ISA_VNNI512 = 2, ISA_VNNI256 = 3 };
 
-static int g_detected = 0;
 static int g_has_avx2 = 0, g_has_vnni512 = 0, g_has_vnni256 = 0;
 static int g_isa = -1;
 static int g_threads = 0;
@@ -57,8 +57,7 @@ static uint64_t cint8_xgetbv0(void) {
 }
 #endif
 
-static void cint8_detect(void) {
-    if (g_detected) return;
+static void cint8_detect_once(void) {
 #if CINT8_X86
     unsigned a, b, c, d;
     unsigned maxleaf = __get_cpuid_max(0, 0);
@@ -87,8 +86,10 @@ static void cint8_detect(void) {
         }
     }
 #endif
-    g_detected = 1;
 }
+
+static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
+static void cint8_detect(void) { pthread_once(&g_detect_once, cint8_detect_once); }
 
 int cint8_best_isa(void) {
     cint8_detect();
@@ -110,13 +111,14 @@ int cint8_set_isa(int isa) {
     case ISA_VNNI256: r = g_has_vnni256 ? ISA_VNNI256 : g_has_avx2 ? ISA_AVX2 : ISA_C; break;
     default: r = cint8_best_isa(); break;
     }
-    g_isa = r;
+    __atomic_store_n(&g_isa, r, __ATOMIC_RELAXED);
     return r;
 }
 
 int cint8_get_isa(void) {
-    if (g_isa < 0) cint8_set_isa(-1);
-    return g_isa;
+    int r = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
+    if (r < 0) r = cint8_set_isa(-1);
+    return r;
 }
 
 const char *cint8_isa_name(void) {
@@ -131,18 +133,20 @@ const char *cint8_isa_name(void) {
 static int cint8_default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
-    if (n > 2) n = 2; /* split over N only pays for a couple of threads */
+    if (n > 8) n = 8;
     return (int)n;
 }
 
 int cint8_set_num_threads(int n) {
-    g_threads = n > 0 ? (n > 64 ? 64 : n) : cint8_default_threads();
-    return g_threads;
+    int v = n > 0 ? (n > 64 ? 64 : n) : cint8_default_threads();
+    __atomic_store_n(&g_threads, v, __ATOMIC_RELAXED);
+    return v;
 }
 
 static int cint8_threads(void) {
-    if (g_threads <= 0) g_threads = cint8_default_threads();
-    return g_threads;
+    int v = __atomic_load_n(&g_threads, __ATOMIC_RELAXED);
+    if (v <= 0) v = cint8_set_num_threads(0);
+    return v;
 }
 
 /* ------------------------------------------------------------------ */
@@ -344,9 +348,9 @@ void cint8_gemm_ref(int M, int N, int K, const int8_t *A, const int8_t *B, int32
 }
 
 /* Portable path over output-channel range [n0, n1). */
-static void linear_c(int M, const int8_t *A, const cint8_packed *W, const ep_args *e, int n0, int n1) {
+static void linear_c(int mb, int M, const int8_t *A, const cint8_packed *W, const ep_args *e, int n0, int n1) {
     const int K = W->K;
-    for (int m = 0; m < M; m++) {
+    for (int m = mb; m < M; m++) {
         const int8_t *a = A + (size_t)m * K;
         for (int n = n0; n < n1; n++) {
             const int8_t *b = W->wrow + (size_t)n * K;
@@ -421,14 +425,14 @@ static const k512_fn k512_tab[MR512][NR512] = {
     K512_TROW(1), K512_TROW(2), K512_TROW(3), K512_TROW(4), K512_TROW(5), K512_TROW(6)};
 
 /* A: u8 (a ^ 0x80), [M][Kp]. Blocks [nb0, nb1) of 16 channels. */
-static void linear_512(int M, const uint8_t *A, const cint8_packed *W, const ep_args *e, int nb0, int nb1) {
+static void linear_512(int mb, int M, const uint8_t *A, const cint8_packed *W, const ep_args *e, int nb0, int nb1) {
     const int Kp = W->Kp, KG = Kp / 4;
     const size_t wstride = (size_t)KG * 64;
     /* rows of A per cache block: keep MC*Kp around <= 512 KiB (L2) */
     int MC = (int)((512 * 1024) / (size_t)Kp);
     MC = MC / MR512 * MR512;
     if (MC < MR512) MC = MR512;
-    for (int m0 = 0; m0 < M; m0 += MC) {
+    for (int m0 = mb; m0 < M; m0 += MC) {
         int m1 = m0 + MC < M ? m0 + MC : M;
         for (int nb = nb0; nb < nb1; nb += NR512) {
             int nr = nb1 - nb < NR512 ? nb1 - nb : NR512;
@@ -543,14 +547,14 @@ KV_DEF(1) KV_DEF(2) KV_DEF(3) KV_DEF(4) KV_DEF(5) KV_DEF(6)
 static const kv_fn kv_tab[MRV] = {kv_1, kv_2, kv_3, kv_4, kv_5, kv_6};
 
 /* generic 256-bit driver: one block of 16 channels at a time */
-static void linear_256(int isa, int M, const void *A, const cint8_packed *W, const ep_args *e, int nb0, int nb1) {
+static void linear_256(int isa, int mb, int M, const void *A, const cint8_packed *W, const ep_args *e, int nb0, int nb1) {
     const int Kp = W->Kp, KG = Kp / 4;
     const size_t wstride = (size_t)KG * 64;
     const int mrmax = isa == ISA_AVX2 ? MR2 : MRV;
     int MC = (int)((256 * 1024) / (size_t)Kp);
     MC = MC / 12 * 12;
     if (MC < 12) MC = 12;
-    for (int m0 = 0; m0 < M; m0 += MC) {
+    for (int m0 = mb; m0 < M; m0 += MC) {
         int m1 = m0 + MC < M ? m0 + MC : M;
         for (int nb = nb0; nb < nb1; nb++) {
             const int8_t *Wb = W->wpk + (size_t)nb * wstride;
@@ -569,22 +573,43 @@ static void linear_256(int isa, int M, const void *A, const cint8_packed *W, con
 /* ------------------------------------------------------------------ */
 /* driver                                                              */
 
+enum { PREP_NONE = 0, PREP_XOR = 1, PREP_PAD = 2 };
+
 typedef struct {
-    int isa, M;
-    const void *A; /* prepared activations (or raw Qa for the C path) */
+    int isa, prep;
+    const int8_t *Qa; /* caller activations [M][K] */
+    uint8_t *buf;     /* prepared activations [M][Kp] (prep != NONE) */
     const cint8_packed *W;
     const ep_args *e;
-    int b0, b1; /* block range (16-channel blocks; channels for ISA_C) */
+    int m0, m1;       /* row range */
+    int b0, b1;       /* 16-channel blocks (channels for ISA_C) */
+    int do_prep;      /* prepare rows [m0, m1) first */
 } job_t;
 
+static void prep_rows(int prep, const int8_t *Qa, uint8_t *buf, int K, int Kp, int m0, int m1) {
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *src = (const uint8_t *)Qa + (size_t)m * K;
+        uint8_t *dst = buf + (size_t)m * Kp;
+        if (prep == PREP_XOR) {
+            for (int k = 0; k < K; k++) dst[k] = src[k] ^ 0x80u;
+            for (int k = K; k < Kp; k++) dst[k] = 0x80u;
+        } else {
+            memcpy(dst, src, (size_t)K);
+            memset(dst + K, 0, (size_t)(Kp - K));
+        }
+    }
+}
+
 static void run_job(const job_t *j) {
+    if (j->do_prep && j->prep != PREP_NONE) prep_rows(j->prep, j->Qa, j->buf, j->W->K, j->W->Kp, j->m0, j->m1);
+    const void *A = j->prep != PREP_NONE ? (const void *)j->buf : (const void *)j->Qa;
     switch (j->isa) {
 #if CINT8_X86
-    case ISA_VNNI512: linear_512(j->M, (const uint8_t *)j->A, j->W, j->e, j->b0, j->b1); break;
+    case ISA_VNNI512: linear_512(j->m0, j->m1, (const uint8_t *)A, j->W, j->e, j->b0, j->b1); break;
     case ISA_AVX2:
-    case ISA_VNNI256: linear_256(j->isa, j->M, j->A, j->W, j->e, j->b0, j->b1); break;
+    case ISA_VNNI256: linear_256(j->isa, j->m0, j->m1, A, j->W, j->e, j->b0, j->b1); break;
 #endif
-    default: linear_c(j->M, (const int8_t *)j->A, j->W, j->e, j->b0, j->b1); break;
+    default: linear_c(j->m0, j->m1, j->Qa, j->W, j->e, j->b0, j->b1); break;
     }
 }
 
@@ -594,72 +619,69 @@ static void *job_thread(void *arg) {
 }
 
 /* below this many MACs a call runs single-threaded */
-#define CINT8_MT_MIN_MACS (1L << 22)
+#define CINT8_MT_MIN_MACS (1L << 21)
 
 static void run_gemm(int M, const int8_t *Qa, const cint8_packed *W, const ep_args *e) {
     if (M <= 0 || !W) return;
     int isa = cint8_get_isa();
     if (isa == ISA_AVX2 && W->has_m128) isa = ISA_C;
     const int K = W->K, Kp = W->Kp;
-    void *buf = NULL;
-    const void *A = Qa;
-    if (isa == ISA_VNNI512 || isa == ISA_VNNI256) {
-        uint8_t *u = (uint8_t *)amalloc((size_t)M * Kp + 64);
-        if (!u) { isa = ISA_C; }
-        else {
-            for (int m = 0; m < M; m++) {
-                const uint8_t *src = (const uint8_t *)Qa + (size_t)m * K;
-                uint8_t *dst = u + (size_t)m * Kp;
-                for (int k = 0; k < K; k++) dst[k] = src[k] ^ 0x80u;
-                for (int k = K; k < Kp; k++) dst[k] = 0x80u;
-            }
-            buf = u; A = u;
-        }
-    } else if (isa == ISA_AVX2 && Kp != K) {
-        int8_t *s = (int8_t *)amalloc((size_t)M * Kp + 64);
-        if (!s) { isa = ISA_C; }
-        else {
-            for (int m = 0; m < M; m++) {
-                memcpy(s + (size_t)m * Kp, Qa + (size_t)m * K, (size_t)K);
-                memset(s + (size_t)m * Kp + K, 0, (size_t)(Kp - K));
-            }
-            buf = s; A = s;
-        }
+    int prep = PREP_NONE;
+    if (isa == ISA_VNNI512 || isa == ISA_VNNI256) prep = PREP_XOR;
+    else if (isa == ISA_AVX2 && Kp != K) prep = PREP_PAD;
+    uint8_t *buf = NULL;
+    if (prep != PREP_NONE) {
+        buf = (uint8_t *)amalloc((size_t)M * Kp + 64);
+        if (!buf) { isa = ISA_C; prep = PREP_NONE; }
     }
     ep_args ee = *e;
-    if (isa == ISA_AVX2 || isa == ISA_C) ee.colsum128 = NULL;
-    else ee.colsum128 = W->colsum128;
-    if (isa == ISA_C) A = Qa;
+    ee.colsum128 = prep == PREP_XOR ? W->colsum128 : NULL;
 
     const int units = isa == ISA_C ? W->N : W->Np / 16;
     int nt = cint8_threads();
     long macs = (long)M * W->Np * Kp;
     if (macs < CINT8_MT_MIN_MACS) nt = 1;
-    if (nt > units) nt = units;
+    job_t jobs[64];
     if (nt <= 1) {
-        job_t j = {isa, M, A, W, &ee, 0, units};
+        job_t j = {isa, prep, Qa, buf, W, &ee, 0, M, 0, units, 1};
         run_job(&j);
+        free(buf);
+        return;
+    }
+    const int mr = isa == ISA_VNNI512 ? MR512 : isa == ISA_VNNI256 ? MRV : isa == ISA_AVX2 ? MR2 : 1;
+    if (M >= 8 * mr * nt) {
+        /* split rows: each thread prepares and multiplies its own rows against all weights */
+        int chunk = (M + nt - 1) / nt;
+        chunk = (chunk + mr - 1) / mr * mr;
+        int cnt = 0;
+        for (int t = 0; t < nt; t++) {
+            int m0 = t * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+            if (m0 >= m1) break;
+            job_t j = {isa, prep, Qa, buf, W, &ee, m0, m1, 0, units, 1};
+            jobs[cnt++] = j;
+        }
+        nt = cnt;
     } else {
-        job_t jobs[64];
-        pthread_t th[64];
-        int started[64];
-        /* split in multiples of NR512 blocks where possible */
-        int grain = (isa == ISA_VNNI512 && units >= 4 * nt) ? 4 : 1;
+        /* few rows: prepare all rows, split output channels */
+        if (nt > units) nt = units;
+        if (prep != PREP_NONE) prep_rows(prep, Qa, buf, K, Kp, 0, M);
+        int grain = (isa == ISA_VNNI512 && units >= NR512 * nt) ? NR512 : 1;
         int ng = (units + grain - 1) / grain;
         for (int t = 0; t < nt; t++) {
             int g0 = (int)((long)ng * t / nt), g1 = (int)((long)ng * (t + 1) / nt);
             int b0 = g0 * grain, b1 = g1 * grain;
             if (b1 > units) b1 = units;
-            job_t j = {isa, M, A, W, &ee, b0, b1};
+            job_t j = {isa, prep, Qa, buf, W, &ee, 0, M, b0, b1, 0};
             jobs[t] = j;
         }
-        for (int t = 1; t < nt; t++)
-            started[t] = pthread_create(&th[t], NULL, job_thread, &jobs[t]) == 0;
-        run_job(&jobs[0]);
-        for (int t = 1; t < nt; t++) {
-            if (started[t]) pthread_join(th[t], NULL);
-            else run_job(&jobs[t]);
-        }
+    }
+    pthread_t th[64];
+    int started[64];
+    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, job_thread, &jobs[t]) == 0;
+    run_job(&jobs[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else run_job(&jobs[t]);
     }
     free(buf);
 }
@@ -694,4 +716,69 @@ void cint8_linear_f32_scratch(int M, const float *X, const cint8_packed *W, cons
 
 void cint8_linear_f32(int M, const float *X, const cint8_packed *W, const float *bias, float *Y) {
     cint8_linear_f32_scratch(M, X, W, bias, Y, 0, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* diagnostics: peak of the dot-product instruction on this core        */
+
+static double cint8_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+#if CINT8_X86
+T_512 static double peak_512(long iters) {
+    __m512i a0 = _mm512_set1_epi32(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    const __m512i x = _mm512_set1_epi32(0x01010101), y = _mm512_set1_epi32(0x01020304);
+    double t0 = cint8_now();
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm512_dpbusd_epi32(a0, x, y); a1 = _mm512_dpbusd_epi32(a1, x, y);
+        a2 = _mm512_dpbusd_epi32(a2, x, y); a3 = _mm512_dpbusd_epi32(a3, x, y);
+        a4 = _mm512_dpbusd_epi32(a4, x, y); a5 = _mm512_dpbusd_epi32(a5, x, y);
+        a6 = _mm512_dpbusd_epi32(a6, x, y); a7 = _mm512_dpbusd_epi32(a7, x, y);
+        a8 = _mm512_dpbusd_epi32(a8, x, y); a9 = _mm512_dpbusd_epi32(a9, x, y);
+        a10 = _mm512_dpbusd_epi32(a10, x, y); a11 = _mm512_dpbusd_epi32(a11, x, y);
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5));
+        __asm__ volatile("" : "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+    }
+    double dt = cint8_now() - t0;
+    volatile int sink = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a11), a5));
+    (void)sink;
+    return 12.0 * 128.0 * (double)iters / dt * 1e-9;
+}
+
+T_VNNI256 static double peak_256(long iters) {
+    __m256i a0 = _mm256_set1_epi32(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const __m256i x = _mm256_set1_epi32(0x01010101), y = _mm256_set1_epi32(0x01020304);
+    double t0 = cint8_now();
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm256_dpbusd_avx_epi32(a0, x, y); a1 = _mm256_dpbusd_avx_epi32(a1, x, y);
+        a2 = _mm256_dpbusd_avx_epi32(a2, x, y); a3 = _mm256_dpbusd_avx_epi32(a3, x, y);
+        a4 = _mm256_dpbusd_avx_epi32(a4, x, y); a5 = _mm256_dpbusd_avx_epi32(a5, x, y);
+        a6 = _mm256_dpbusd_avx_epi32(a6, x, y); a7 = _mm256_dpbusd_avx_epi32(a7, x, y);
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7));
+    }
+    double dt = cint8_now() - t0;
+    int32_t tmp[8];
+    _mm256_storeu_si256((__m256i *)tmp, _mm256_add_epi32(a0, a7));
+    volatile int sink = tmp[0];
+    (void)sink;
+    return 8.0 * 64.0 * (double)iters / dt * 1e-9;
+}
+#endif
+
+double cint8_peak_gops(void) {
+#if CINT8_X86
+    int isa = cint8_get_isa();
+    double best = 0.0;
+    for (int r = 0; r < 5; r++) {
+        double g = isa == ISA_VNNI512 ? peak_512(2000000) : isa == ISA_VNNI256 ? peak_256(2000000) : 0.0;
+        if (g > best) best = g;
+    }
+    return best;
+#else
+    return 0.0;
+#endif
 }
