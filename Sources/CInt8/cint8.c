@@ -184,6 +184,15 @@ static inline void ep_scalar(const ep_args *e, int m, int n, int32_t acc) {
 /* ------------------------------------------------------------------ */
 /* quantize rows                                                       */
 
+/* one element; NaN -> 0 (same on every path) */
+static inline int8_t quant1(float x, float s) {
+    float v = rintf(x / s);
+    if (v != v) v = 0.0f;
+    v = v > 127.0f ? 127.0f : v;
+    v = v < -127.0f ? -127.0f : v;
+    return (int8_t)(int)v;
+}
+
 static void quant_row_c(int K, const float *x, int8_t *q, float *scale) {
     float mx = 0.0f;
     for (int k = 0; k < K; k++) {
@@ -197,12 +206,7 @@ static void quant_row_c(int K, const float *x, int8_t *q, float *scale) {
         memset(q, 0, (size_t)K);
         return;
     }
-    for (int k = 0; k < K; k++) {
-        float v = rintf(x[k] / s);
-        v = v > 127.0f ? 127.0f : v;
-        v = v < -127.0f ? -127.0f : v;
-        q[k] = (int8_t)(int)v;
-    }
+    for (int k = 0; k < K; k++) q[k] = quant1(x[k], s);
 }
 
 #if CINT8_X86
@@ -211,11 +215,19 @@ static void quant_row_c(int K, const float *x, int8_t *q, float *scale) {
 #define T_VNNI256 __attribute__((target("avxvnni,avx2,fma")))
 #define AINL __attribute__((always_inline)) inline
 
+/* round-half-even(x / s), NaN -> 0, clamp to [-127, 127], as int32 */
+T_AVX2 static AINL __m256i q8_avx2(__m256 x, __m256 vs) {
+    __m256 v = _mm256_round_ps(_mm256_div_ps(x, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_max_ps(_mm256_min_ps(v, _mm256_set1_ps(127.0f)), _mm256_set1_ps(-127.0f));
+    return _mm256_cvtps_epi32(v);
+}
+
 T_AVX2 static void quant_row_avx2(int K, const float *x, int8_t *q, float *scale) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 vm = _mm256_setzero_ps();
     int k = 0;
-    for (; k + 8 <= K; k += 8) vm = _mm256_max_ps(vm, _mm256_and_ps(_mm256_loadu_ps(x + k), absmask));
+    for (; k + 8 <= K; k += 8) vm = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absmask), vm);
     float tmp[8];
     _mm256_storeu_ps(tmp, vm);
     float mx = 0.0f;
@@ -225,13 +237,12 @@ T_AVX2 static void quant_row_avx2(int K, const float *x, int8_t *q, float *scale
     if (!(s > 0.0f)) { *scale = 0.0f; memset(q, 0, (size_t)K); return; }
     *scale = s;
     const __m256 vs = _mm256_set1_ps(s);
-    const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
     k = 0;
     for (; k + 32 <= K; k += 32) {
-        __m256i i0 = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), hi), lo));
-        __m256i i1 = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + k + 8), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), hi), lo));
-        __m256i i2 = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + k + 16), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), hi), lo));
-        __m256i i3 = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + k + 24), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), hi), lo));
+        __m256i i0 = q8_avx2(_mm256_loadu_ps(x + k), vs);
+        __m256i i1 = q8_avx2(_mm256_loadu_ps(x + k + 8), vs);
+        __m256i i2 = q8_avx2(_mm256_loadu_ps(x + k + 16), vs);
+        __m256i i3 = q8_avx2(_mm256_loadu_ps(x + k + 24), vs);
         __m256i p01 = _mm256_packs_epi32(i0, i1); /* lanes: i0[0..3] i1[0..3] | i0[4..7] i1[4..7] */
         __m256i p23 = _mm256_packs_epi32(i2, i3);
         __m256i b = _mm256_packs_epi16(p01, p23);
@@ -239,21 +250,16 @@ T_AVX2 static void quant_row_avx2(int K, const float *x, int8_t *q, float *scale
         b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(q + k), b);
     }
-    for (; k < K; k++) {
-        float v = rintf(x[k] / s);
-        v = v > 127.0f ? 127.0f : v;
-        v = v < -127.0f ? -127.0f : v;
-        q[k] = (int8_t)(int)v;
-    }
+    for (; k < K; k++) q[k] = quant1(x[k], s);
 }
 
 T_512 static void quant_row_512(int K, const float *x, int8_t *q, float *scale) {
     __m512 vm = _mm512_setzero_ps();
     int k = 0;
-    for (; k + 16 <= K; k += 16) vm = _mm512_max_ps(vm, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+    for (; k + 16 <= K; k += 16) vm = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k)), vm);
     if (k < K) {
         __mmask16 mk = (__mmask16)((1u << (K - k)) - 1);
-        vm = _mm512_max_ps(vm, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k)));
+        vm = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k)), vm);
     }
     float mx = _mm512_reduce_max_ps(vm);
     float s = mx / 127.0f;
@@ -266,6 +272,7 @@ T_512 static void quant_row_512(int K, const float *x, int8_t *q, float *scale) 
         __mmask16 mk = r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1);
         __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vs);
         v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v); /* NaN -> 0 */
         v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
         _mm512_mask_cvtepi32_storeu_epi8(q + k, mk, _mm512_cvtps_epi32(v));
     }

@@ -233,6 +233,29 @@ final class CInt8Tests: XCTestCase {
         }
     }
 
+    func testQuantizeNonFiniteConsistentAcrossISAs() {
+        // NaN is ignored for the row max and quantizes to 0; +-Inf rows get scale inf (finite -> 0)
+        let K = 37
+        var X = [Float](repeating: 0, count: 3 * K)
+        for k in 0..<K { X[k] = Float(k) - 18; X[K + k] = Float(k % 5); X[2 * K + k] = Float(k) }
+        X[3] = .nan; X[20] = .nan            // row 0: NaNs in head and vector part
+        X[K + 33] = .nan                      // row 1: NaN in the tail
+        X[2 * K + 5] = .infinity               // row 2: inf
+        var base: ([Int8], [Float])? = nil
+        forEachISA { isa in
+            var Q = [Int8](repeating: 55, count: 3 * K)
+            var S = [Float](repeating: 0, count: 3)
+            cint8_quantize_rows(3, Int32(K), X, &Q, &S)
+            XCTAssertEqual(S[0], 18 / 127, "isa \(isa)")
+            XCTAssertEqual(Q[3], 0); XCTAssertEqual(Q[20], 0); XCTAssertEqual(Q[K + 33], 0)
+            XCTAssertEqual(Q[0], -127)
+            if let b = base {
+                XCTAssertEqual(Q, b.0, "isa \(isa)")
+                XCTAssertEqual(S.map { $0.bitPattern }, b.1.map { $0.bitPattern }, "isa \(isa)")
+            } else { base = (Q, S) }
+        }
+    }
+
     func testLinearF32Convenience() {
         var rng = SplitMix64(77)
         let (M, N, K) = (5, 33, 65)
