@@ -23,13 +23,19 @@
 #include <unistd.h>
 #include <time.h>
 
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(CINT8_NO_SIMD)
 #define CINT8_X86 1
 #include <immintrin.h>
 #include <cpuid.h>
 #else
 #define CINT8_X86 0
 #endif
+
+/* register tiles: rows x 16-channel blocks */
+#define MR512 6 /* AVX-512 VNNI: 6 rows x 4 zmm (64 channels): 24 accumulators */
+#define NR512 4
+#define MR2 4   /* AVX2: 4 rows x 16 channels */
+#define MRV 6   /* AVX-VNNI: 6 rows x 16 channels */
 
 struct cint8_packed {
     int N, K, Np, Kp;
@@ -372,8 +378,6 @@ static void linear_c(int mb, int M, const int8_t *A, const cint8_packed *W, cons
 /* ------------------------------------------------------------------ */
 /* AVX-512 VNNI kernels: MR rows x NR blocks of 16 channels            */
 
-#define MR512 6
-#define NR512 4
 
 T_512 static AINL void k512_body(const int MR, const int NR, int KG, const uint8_t *A, size_t lda,
                                  const int8_t *Wb, size_t wstride, const ep_args *e, int m, int nb) {
@@ -487,7 +491,6 @@ T_AVX2 static AINL void ep256(const ep_args *e, int m, int n0, __m256i lo, __m25
     }
 }
 
-#define MR2 4
 T_AVX2 static AINL void k2_body(const int MR, int KG, const int8_t *A, size_t lda, const int8_t *Wb,
                                 const ep_args *e, int m, int nb) {
     __m256i acc[MR2][2];
@@ -522,7 +525,6 @@ typedef void (*k2_fn)(int, const int8_t *, size_t, const int8_t *, const ep_args
 K2_DEF(1) K2_DEF(2) K2_DEF(3) K2_DEF(4)
 static const k2_fn k2_tab[MR2] = {k2_1, k2_2, k2_3, k2_4};
 
-#define MRV 6
 T_VNNI256 static AINL void kv_body(const int MR, int KG, const uint8_t *A, size_t lda, const int8_t *Wb,
                                    const ep_args *e, int m, int nb) {
     __m256i acc[MRV][2];
@@ -609,7 +611,9 @@ static void prep_rows(int prep, const int8_t *Qa, uint8_t *buf, int K, int Kp, i
 
 static void run_job(const job_t *j) {
     if (j->do_prep && j->prep != PREP_NONE) prep_rows(j->prep, j->Qa, j->buf, j->W->K, j->W->Kp, j->m0, j->m1);
+#if CINT8_X86
     const void *A = j->prep != PREP_NONE ? (const void *)j->buf : (const void *)j->Qa;
+#endif
     switch (j->isa) {
 #if CINT8_X86
     case ISA_VNNI512: linear_512(j->m0, j->m1, (const uint8_t *)A, j->W, j->e, j->b0, j->b1); break;
@@ -728,13 +732,13 @@ void cint8_linear_f32(int M, const float *X, const cint8_packed *W, const float 
 /* ------------------------------------------------------------------ */
 /* diagnostics: peak of the dot-product instruction on this core        */
 
+#if CINT8_X86
 static double cint8_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-#if CINT8_X86
 T_512 static double peak_512(long iters) {
     __m512i a0 = _mm512_set1_epi32(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0;
