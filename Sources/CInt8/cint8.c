@@ -624,13 +624,96 @@ static void run_job(const job_t *j) {
     }
 }
 
-static void *job_thread(void *arg) {
-    run_job((const job_t *)arg);
+/* ---- persistent worker pool with dynamic chunk claiming -------------
+ * The calling thread publishes a job and claims chunks itself; helpers that
+ * wake up in time claim chunks too. A helper that wakes late finds no work,
+ * so a busy core never delays the call by more than one chunk. */
+
+typedef struct {
+    job_t base;
+    int mode;     /* 0: chunks of rows (prep inside), 1: chunks of channel blocks */
+    int step;     /* rows or units per chunk */
+    int total;    /* M or units */
+    int nchunks;
+    int next;     /* atomic chunk counter */
+} chunk_job;
+
+static void run_chunks(chunk_job *cj) {
+    for (;;) {
+        int c = __atomic_fetch_add(&cj->next, 1, __ATOMIC_RELAXED);
+        if (c >= cj->nchunks) break;
+        job_t j = cj->base;
+        int lo = c * cj->step, hi = lo + cj->step < cj->total ? lo + cj->step : cj->total;
+        if (cj->mode == 0) { j.m0 = lo; j.m1 = hi; j.do_prep = 1; }
+        else { j.b0 = lo; j.b1 = hi; j.do_prep = 0; }
+        run_job(&j);
+    }
+}
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_done_cv = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t pool_busy = PTHREAD_MUTEX_INITIALIZER; /* one call at a time uses the pool */
+static int pool_nworkers = 0;
+static unsigned long pool_gen = 0;
+static chunk_job *pool_job = NULL;
+static int pool_entered = 0, pool_active = 0, pool_max_helpers = 0;
+
+static void *pool_worker(void *arg) {
+    (void)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        while (pool_gen == seen) pthread_cond_wait(&pool_cv, &pool_mu);
+        seen = pool_gen;
+        chunk_job *cj = pool_job;
+        if (!cj || pool_entered >= pool_max_helpers) continue;
+        pool_entered++;
+        pool_active++;
+        pthread_mutex_unlock(&pool_mu);
+        run_chunks(cj);
+        pthread_mutex_lock(&pool_mu);
+        if (--pool_active == 0) pthread_cond_broadcast(&pool_done_cv);
+    }
     return NULL;
 }
 
+/* run cj on the calling thread plus up to nt-1 pool helpers */
+static void run_parallel(chunk_job *cj, int nt) {
+    if (nt <= 1 || cj->nchunks <= 1 || pthread_mutex_trylock(&pool_busy) != 0) {
+        run_chunks(cj); /* pool in use by another caller: run alone */
+        return;
+    }
+    pthread_mutex_lock(&pool_mu);
+    while (pool_nworkers < nt - 1 && pool_nworkers < 63) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, pool_worker, NULL);
+        pthread_attr_destroy(&at);
+        if (rc != 0) break;
+        pool_nworkers++;
+    }
+    pool_job = cj;
+    pool_entered = 0;
+    pool_max_helpers = nt - 1;
+    pool_gen++;
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+
+    run_chunks(cj);
+
+    pthread_mutex_lock(&pool_mu);
+    pool_job = NULL;
+    while (pool_active > 0) pthread_cond_wait(&pool_done_cv, &pool_mu);
+    pthread_mutex_unlock(&pool_mu);
+    pthread_mutex_unlock(&pool_busy);
+}
+
 /* below this many MACs a call runs single-threaded */
-#define CINT8_MT_MIN_MACS (1L << 21)
+#define CINT8_MT_MIN_MACS (1L << 24)
+#define CINT8_ROW_CHUNK 48
 
 static void run_gemm(int M, const int8_t *Qa, const cint8_packed *W, const ep_args *e) {
     if (M <= 0 || !W) return;
@@ -652,48 +735,30 @@ static void run_gemm(int M, const int8_t *Qa, const cint8_packed *W, const ep_ar
     int nt = cint8_threads();
     long macs = (long)M * W->Np * Kp;
     if (macs < CINT8_MT_MIN_MACS) nt = 1;
-    job_t jobs[64];
+    job_t base = {isa, prep, Qa, buf, W, &ee, 0, M, 0, units, 1};
     if (nt <= 1) {
-        job_t j = {isa, prep, Qa, buf, W, &ee, 0, M, 0, units, 1};
-        run_job(&j);
+        run_job(&base);
         free(buf);
         return;
     }
     const int mr = isa == ISA_VNNI512 ? MR512 : isa == ISA_VNNI256 ? MRV : isa == ISA_AVX2 ? MR2 : 1;
-    if (M >= 8 * mr * nt) {
-        /* split rows: each thread prepares and multiplies its own rows against all weights */
-        int chunk = (M + nt - 1) / nt;
-        chunk = (chunk + mr - 1) / mr * mr;
-        int cnt = 0;
-        for (int t = 0; t < nt; t++) {
-            int m0 = t * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
-            if (m0 >= m1) break;
-            job_t j = {isa, prep, Qa, buf, W, &ee, m0, m1, 0, units, 1};
-            jobs[cnt++] = j;
-        }
-        nt = cnt;
+    chunk_job cj;
+    memset(&cj, 0, sizeof cj);
+    cj.base = base;
+    int rc = CINT8_ROW_CHUNK / mr * mr;
+    if (M >= 4 * nt * rc) {
+        /* chunks of rows: each prepares its rows and multiplies them by all weights */
+        cj.mode = 0; cj.step = rc; cj.total = M;
     } else {
-        /* few rows: prepare all rows, split output channels */
-        if (nt > units) nt = units;
+        /* few rows: prepare all rows once, chunks of output-channel blocks */
         if (prep != PREP_NONE) prep_rows(prep, Qa, buf, K, Kp, 0, M);
-        int grain = (isa == ISA_VNNI512 && units >= NR512 * nt) ? NR512 : 1;
-        int ng = (units + grain - 1) / grain;
-        for (int t = 0; t < nt; t++) {
-            int g0 = (int)((long)ng * t / nt), g1 = (int)((long)ng * (t + 1) / nt);
-            int b0 = g0 * grain, b1 = g1 * grain;
-            if (b1 > units) b1 = units;
-            job_t j = {isa, prep, Qa, buf, W, &ee, 0, M, b0, b1, 0};
-            jobs[t] = j;
-        }
+        int grain = isa == ISA_VNNI512 ? NR512 : 1;
+        while (grain > 1 && (units + grain - 1) / grain < 4 * nt) grain /= 2;
+        if (isa == ISA_C) grain = (units + 8 * nt - 1) / (8 * nt);
+        cj.mode = 1; cj.step = grain; cj.total = units;
     }
-    pthread_t th[64];
-    int started[64];
-    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, job_thread, &jobs[t]) == 0;
-    run_job(&jobs[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else run_job(&jobs[t]);
-    }
+    cj.nchunks = (cj.total + cj.step - 1) / cj.step;
+    run_parallel(&cj, nt);
     free(buf);
 }
 

@@ -292,7 +292,8 @@ final class CInt8Tests: XCTestCase {
 
     func testMultithreadedMatchesSingleThreaded() {
         var rng = SplitMix64(2024)
-        for (M, N, K) in [(64, 257, 688), (100, 1376, 64), (33, 48, 1377), (217, 33, 300), (301, 5, 1377)] {
+        // all above the multithreading threshold (2^24 MACs): channel-chunk mode (M < 384) and row-chunk mode
+        for (M, N, K) in [(64, 257, 1377), (50, 513, 688), (400, 1376, 64), (401, 33, 1377), (1001, 5, 1377)] {
             let A = makeInt8(M * K, .random, &rng)
             let W = makeInt8(N * K, .random, &rng)
             let ref = refGemm(M, N, K, A, W)
@@ -313,6 +314,33 @@ final class CInt8Tests: XCTestCase {
                 }
                 XCTAssertEqual(ys[0], ys[1]); XCTAssertEqual(ys[0], ys[2])
             }
+        }
+    }
+
+    func testConcurrentCallersShareThePool() {
+        // several threads call cint8_linear at once (pool busy -> callers fall back to running alone)
+        final class Box: @unchecked Sendable {
+            var results: [[Int32]]
+            let lock = NSLock()
+            init(_ n: Int) { results = Array(repeating: [], count: n) }
+        }
+        var rng = SplitMix64(31337)
+        let (M, N, K) = (500, 264, 300)
+        let A = makeInt8(M * K, .random, &rng)
+        let W = makeInt8(N * K, .random, &rng)
+        let ref = refGemm(M, N, K, A, W)
+        nonisolated(unsafe) let p = cint8_pack(Int32(N), Int32(K), W, nil)!
+        defer { cint8_packed_free(p) }
+        forEachISA { isa in
+            guard isa != 0 else { return }
+            _ = cint8_set_num_threads(2)
+            let box = Box(8)
+            DispatchQueue.concurrentPerform(iterations: 8) { it in
+                var C = [Int32](repeating: 0, count: M * N)
+                for _ in 0..<3 { cint8_gemm_packed(Int32(M), A, p, &C) }
+                box.lock.lock(); box.results[it] = C; box.lock.unlock()
+            }
+            for r in box.results { XCTAssertEqual(r, ref, "isa \(isa)") }
         }
     }
 
