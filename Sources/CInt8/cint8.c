@@ -307,7 +307,7 @@ void cint8_quantize_rows(int M, int K, const float *X, int8_t *Q, float *scale) 
 /* packing                                                             */
 
 cint8_packed *cint8_pack(int N, int K, const int8_t *W, const float *w_scale) {
-    if (N <= 0 || K <= 0 || !W) return NULL;
+    if (N <= 0 || K <= 0 || K > 65536 || !W) return NULL;
     cint8_packed *p = (cint8_packed *)calloc(1, sizeof(cint8_packed));
     if (!p) return NULL;
     p->N = N; p->K = K;

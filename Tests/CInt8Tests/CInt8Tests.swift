@@ -347,6 +347,7 @@ final class CInt8Tests: XCTestCase {
     func testPackEdgeCases() {
         XCTAssertNil(cint8_pack(0, 4, [Int8](repeating: 0, count: 4), nil))
         XCTAssertNil(cint8_pack(4, 0, [Int8](repeating: 0, count: 4), nil))
+        XCTAssertNil(cint8_pack(1, 65537, [Int8](repeating: 0, count: 65537), nil))
         cint8_packed_free(nil)
         // M = 0 is a no-op
         let p = cint8_pack(2, 2, [1, 2, 3, 4], nil)!

@@ -17,6 +17,11 @@
 
 #include <stdint.h>
 
+/* Limits: K <= 65536 (int32 accumulation with the u8 offset cannot overflow);
+ * all pointers must be non-NULL unless stated otherwise (bias, w_scale may be
+ * NULL). M == 0 is a no-op. Weights equal to -128 are allowed but make the AVX2
+ * path fall back to portable C (its sign trick needs w in [-127, 127]). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -69,8 +74,13 @@ const char *cint8_isa_name(void);
 /* Best ISA this machine supports (same numbering). */
 int cint8_best_isa(void);
 
-/* Threads used by cint8_linear / cint8_gemm_packed for large problems (split
- * over output channels, pthreads). n <= 0 -> default. Returns the value in use. */
+/* Threads used by cint8_linear / cint8_gemm_packed for problems of at least
+ * 2^24 multiply-adds: the calling thread plus up to n-1 persistent pthread
+ * helpers claim chunks dynamically (chunks of 48 rows when M is large, else
+ * chunks of 64 output channels), so a busy core never stalls a call. Only one
+ * caller at a time uses the helpers; concurrent callers run single-threaded.
+ * n <= 0 -> default min(online CPUs, 8). Returns the value in use.
+ * Set 1 if the caller already parallelizes over cint8 calls. */
 int cint8_set_num_threads(int n);
 
 /* Diagnostic: measured single-core peak (int8 ops/s * 1e-9, 2 ops per MAC)
