@@ -127,6 +127,24 @@ final class CInt8Tests: XCTestCase {
         }
     }
 
+    func testGemmExactAtMaximumK() {
+        // K = 65536 with all-extreme values: |sum| up to 2^30 must stay exact on every path
+        let (M, N, K) = (3, 17, 65536)
+        var A = [Int8](repeating: -128, count: M * K)
+        for k in 0..<K { A[K + k] = 127; A[2 * K + k] = k % 2 == 0 ? 127 : -128 }
+        var W = [Int8](repeating: -128, count: N * K)
+        for k in 0..<K { W[K + k] = 127; W[2 * K + k] = -127 }
+        let ref = refGemm(M, N, K, A, W)
+        XCTAssertEqual(ref[0], 1 << 30)
+        let p = cint8_pack(Int32(N), Int32(K), W, nil)!
+        defer { cint8_packed_free(p) }
+        forEachISA { isa in
+            var C = [Int32](repeating: 0, count: M * N)
+            cint8_gemm_packed(Int32(M), A, p, &C)
+            XCTAssertEqual(C, ref, "isa \(isa)")
+        }
+    }
+
     func testLinearMatchesFloatReference() {
         var rng = SplitMix64(1234)
         for (M, N, K) in [(1, 1, 1), (3, 5, 3), (17, 33, 15), (3, 257, 65), (17, 257, 688), (1, 33, 1377), (17, 5, 1377)] {
