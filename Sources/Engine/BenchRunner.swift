@@ -82,3 +82,51 @@ public enum EngineBenchmark {
         return samples[samples.count / 2]
     }
 }
+
+extension EngineBenchmark {
+    public struct Int8Result: Sendable {
+        public let fp32: BenchRow
+        public let int8: BenchRow
+        /// Mean |top-10(int8) ∩ top-10(fp32)| / 10 over the inference users (random inputs).
+        public let top10Overlap: Double
+        public let weightBytesFP32: Int
+        public let weightBytesInt8: Int
+        public let isa: String
+    }
+
+    /// fp32 vs int8 inference on the same random model and users.
+    public static func runInt8(_ cfg: BenchConfig, seconds: Double = 3, log: (String) -> Void = { _ in }) throws -> Int8Result {
+        let d = cfg.dims
+        let model = ELLMRecModel.random(dims: d, seed: 1)
+        let q = model.quantizedCopyForInference()
+        let (seqs, _) = cfg.sequences(cfg.inferenceUsers, seed: 4)
+        let batch = try PackedBatch(sequences: seqs, targets: nil, dims: d)
+        let flops = forwardFLOPs(d, seqLens: seqs.map(\.count), scoredRows: seqs.count)
+        let ws = Workspace()
+        let tf = time(seconds) { _ = model.infer(batch, workspace: ws) }
+        log("fp32 inference: \(String(format: "%.1f", tf * 1000)) ms")
+        let ws8 = Workspace()
+        let t8 = time(seconds) { _ = q.infer(batch, workspace: ws8) }
+        log("int8 inference: \(String(format: "%.1f", t8 * 1000)) ms")
+        let s32 = model.infer(batch).scores.array, s8 = q.infer(batch).scores.array
+        let cols = d.numItems + 1
+        var overlap = 0.0
+        for u in 0..<seqs.count {
+            let a = topK(Array(s32[(u * cols + 1)..<((u + 1) * cols)]), 10), b = topK(Array(s8[(u * cols + 1)..<((u + 1) * cols)]), 10)
+            overlap += Double(Set(a).intersection(b).count) / 10
+        }
+        var linearParams = 0
+        for _ in 0..<d.layers { for k in LinearKind.allCases { linearParams += k.shape(d).reduce(1, *) } }
+        let rowsPerLayer = LinearKind.allCases.reduce(0) { $0 + $1.shape(d)[0] }
+        return Int8Result(
+            fp32: BenchRow(name: "inference fp32", unit: "users/s", rate: Double(seqs.count) / tf, gflops: flops / tf / 1e9, msPerIter: tf * 1000),
+            int8: BenchRow(name: "inference int8 (W8A8 dynamic)", unit: "users/s", rate: Double(seqs.count) / t8, gflops: flops / t8 / 1e9, msPerIter: t8 * 1000),
+            top10Overlap: overlap / Double(seqs.count),
+            weightBytesFP32: linearParams * 4, weightBytesInt8: linearParams + d.layers * rowsPerLayer * 4,
+            isa: Int8Quant.isaName)
+    }
+
+    static func topK(_ v: [Float], _ k: Int) -> [Int] {
+        Array(v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(k))
+    }
+}

@@ -10,6 +10,8 @@ public final class ELLMRecModel: @unchecked Sendable {
     public let dims: ModelDims
     public let params: ParamSet
     public var lora: LoRAWeights?
+    /// Packed int8 decoder linears: used by inference (not training) when present.
+    public var int8: Int8Linears?
     public let rope: RopeTable
 
     public init(dims: ModelDims, params: ParamSet? = nil) {
@@ -180,7 +182,22 @@ extension ELLMRecModel {
     private func layerForward(_ l: Int, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
                               acts s: Activations.Layer, a: Activations) {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok
+        // int8 inference: each activation is quantized once per token and shared by the
+        // linears that read it (q/k/v, gate/up); modules without int8 weights stay float.
+        let q8 = a.training || lora != nil ? nil : int8
+        func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                  m: Int, accumulate: Bool, xa: [FloatBuffer]) {
+            if let q8, q8.has(l, kind) {
+                OpProfiler.measure("linear.int8") { q8.linear(l, kind, out: out, m: m, accumulate: accumulate) }
+            } else {
+                self.proj(l, kind, out: out, inp: inp, m: m, accumulate: accumulate, xa: xa)
+            }
+        }
+        func quantize(_ x: UnsafePointer<Float>, _ k: Int) {
+            if let q8 { OpProfiler.measure("quantize") { q8.quantize(x, m: nTok, k: k) } }
+        }
         OpProfiler.measure("rmsnorm") { ck_rmsnorm_forward(nTok, C, input, w(ParamName.inputNorm(l)), d.rmsEps, s.n1.ptr, s.rstd1.ptr) }
+        quantize(s.n1.ptr, C)
         proj(l, .q, out: s.q.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .k, out: s.k.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .v, out: s.v.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
@@ -192,13 +209,16 @@ extension ELLMRecModel {
                          seqStart: b.seqStart, probOffsets: a.probOffsets, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim) }
         // r2 = x + att·Woᵀ
         s.r2.ptr.update(from: input, count: nTok * C)
+        quantize(s.att.ptr, d.qDim)
         proj(l, .o, out: s.r2.ptr, inp: s.att.ptr, m: nTok, accumulate: true, xa: s.xa)
         OpProfiler.measure("rmsnorm") { ck_rmsnorm_forward(nTok, C, s.r2.ptr, w(ParamName.postNorm(l)), d.rmsEps, s.n2.ptr, s.rstd2.ptr) }
+        quantize(s.n2.ptr, C)
         proj(l, .gate, out: s.g.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
         proj(l, .up, out: s.u.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
         OpProfiler.measure("swiglu") { ck_swiglu_forward(nTok * d.intermediate, s.g.ptr, s.u.ptr, s.h.ptr) }
         // out = r2 + h·Wdᵀ
         output.update(from: s.r2.ptr, count: nTok * C)
+        quantize(s.h.ptr, d.intermediate)
         proj(l, .down, out: output, inp: s.h.ptr, m: nTok, accumulate: true, xa: s.xa)
     }
 }

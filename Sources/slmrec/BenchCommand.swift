@@ -18,6 +18,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Seconds of timing per row (median of repeated runs).") var seconds: Double = 4
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print where the time goes (per op).") var profile = false
+    @Flag(help: "Compare fp32 and int8 (W8A8 dynamic) inference instead.") var int8 = false
 
     func run() throws {
         guard let cfg = BenchConfig.named(config.rawValue) else { throw ValidationError("unknown config \(config.rawValue)") }
@@ -26,6 +27,7 @@ struct Bench: ParsableCommand {
         #endif
         let sg = measureSgemmGFLOPs()
         OpProfiler.enabled = profile
+        if int8 { try runInt8(cfg, sgemm: sg); return }
         let rows = try EngineBenchmark.run(cfg, seconds: seconds, log: { logLine($0) })
         let base = pytorchBaseline[config.rawValue]
         let rss = peakRSSBytes()
@@ -42,13 +44,45 @@ struct Bench: ParsableCommand {
             return
         }
         emit("slmrec bench --config \(config.rawValue)   (sgemm \(String(format: "%.0f", sg)) GFLOP/s on this machine, \(BLASThreads.current) BLAS threads)")
-        emit(String(format: "%-40@ %12@ %12@ %7@ %9@", "row" as NSString, "slmrec" as NSString, "PyTorch" as NSString, "ratio" as NSString, "GFLOP/s" as NSString))
+        var table = [["row", "slmrec", "PyTorch", "ratio", "GFLOP/s"]]
         for (i, r) in rows.enumerated() {
-            let b = base.map { String(format: "%.1f", $0[i]) } ?? "-"
-            let ratio = base.map { String(format: "%.2fx", r.rate / $0[i]) } ?? "-"
-            emit(String(format: "%-40@ %8.1f %@ %12@ %7@ %9.1f", r.name as NSString, r.rate, r.unit as NSString, b as NSString, ratio as NSString, r.gflops))
+            table.append([r.name, String(format: "%.1f %@", r.rate, r.unit),
+                          base.map { String(format: "%.1f %@", $0[i], r.unit) } ?? "-",
+                          base.map { String(format: "%.2fx", r.rate / $0[i]) } ?? "-",
+                          String(format: "%.1f", r.gflops)])
         }
+        emit(textTable(table))
         emit(String(format: "peak RSS %.0f MiB", Double(rss) / 1048576))
         if profile { emit("time by op (all rows):\n" + OpProfiler.report()) }
+    }
+
+    /// PyTorch 2.15 quantize_dynamic (qint8 Linear) inference on this machine class, users/s.
+    static let pytorchInt8: [String: Double] = ["small": 214, "medium": 83]
+
+    func runInt8(_ cfg: BenchConfig, sgemm sg: Double) throws {
+        let r = try EngineBenchmark.runInt8(cfg, seconds: seconds, log: { logLine($0) })
+        let pt = Self.pytorchInt8[config.rawValue]
+        if json {
+            var obj: [String: Any] = [
+                "config": config.rawValue, "sgemm_gflops": sg, "isa": r.isa, "fp32_users_per_s": r.fp32.rate,
+                "int8_users_per_s": r.int8.rate, "int8_vs_fp32": r.int8.rate / r.fp32.rate, "top10_overlap": r.top10Overlap,
+                "decoder_linear_bytes_fp32": r.weightBytesFP32, "decoder_linear_bytes_int8": r.weightBytesInt8,
+                "peak_rss_bytes": peakRSSBytes(),
+            ]
+            if let pt { obj["pytorch_int8_users_per_s"] = pt; obj["int8_vs_pytorch_int8"] = r.int8.rate / pt }
+            emit(String(decoding: try JSONOut.data(obj), as: UTF8.self))
+            return
+        }
+        emit("slmrec bench --config \(config.rawValue) --int8   (int8 kernels: \(r.isa); sgemm \(String(format: "%.0f", sg)) GFLOP/s)")
+        emit(textTable([
+            ["row", "users/s", "vs our fp32", "vs PyTorch int8"],
+            [r.fp32.name, String(format: "%.1f", r.fp32.rate), "1.00x", "-"],
+            [r.int8.name, String(format: "%.1f", r.int8.rate), String(format: "%.2fx", r.int8.rate / r.fp32.rate),
+             pt.map { String(format: "%.2fx (%.0f)", r.int8.rate / $0, $0) } ?? "-"],
+        ]))
+        emit(String(format: "top-10 overlap int8 vs fp32: %.3f (PyTorch quantize_dynamic: 0.84-0.86)", r.top10Overlap))
+        emit(String(format: "decoder linear weights: %@ fp32 -> %@ int8 (%.2fx smaller)", fmtBytes(r.weightBytesFP32) as NSString, fmtBytes(r.weightBytesInt8) as NSString, Double(r.weightBytesFP32) / Double(r.weightBytesInt8)))
+        emit(String(format: "peak RSS %.0f MiB", Double(peakRSSBytes()) / 1048576))
+        if profile { emit("time by op:\n" + OpProfiler.report()) }
     }
 }

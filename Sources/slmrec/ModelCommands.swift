@@ -169,7 +169,7 @@ struct Inspect: ParsableCommand {
         emit("architecture \(c.numLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), heads \(c.numHeads)/\(c.numKVHeads) kv, head_dim \(c.headDim)")
         emit("ellmrec      \(c.ellmrec.numItems) items × \(c.ellmrec.itemDim), prompt \(c.ellmrec.promptLength), suffix \(c.ellmrec.suffixLength), max_seq_len \(c.ellmrec.maxSeqLen)")
         emit("parameters   \(fmtCount(total)) total, \(fmtCount(total - (groups["item table"] ?? 0))) non-embedding")
-        for (g, n) in groups.sorted(by: { $0.value > $1.value }) { emit(String(format: "  %-16@ %@", g as NSString, fmtCount(n) as NSString)) }
+        emit(textTable([["  group", "parameters"]] + groups.sorted(by: { $0.value > $1.value }).map { ["  " + $0.key, fmtCount($0.value)] }))
         emit("on disk      \(fmtBytes(bytes)), dtypes \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))")
         emit("quantization \(info["quantization"]!)")
         if adapterHere { emit("warning      an adapter_config.json sits inside the checkpoint; Hugging Face would auto-attach it. Keep adapters in their own directory.") }

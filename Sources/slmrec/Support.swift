@@ -71,3 +71,19 @@ func loadModel(_ checkpoint: String, adapter: String?) throws -> (ELLMRecModel, 
 
 /// Standard output for results (the CLI keeps standard error for progress and logs).
 func emit(_ s: String) { print(s) }
+
+/// A plain-text table: the first row is the header; numeric-looking columns align right.
+func textTable(_ rows: [[String]]) -> String {
+    guard let header = rows.first else { return "" }
+    let n = header.count
+    var width = [Int](repeating: 0, count: n)
+    for r in rows { for (i, c) in r.enumerated() where i < n { width[i] = max(width[i], c.count) } }
+    let numeric = (0..<n).map { i in rows.dropFirst().allSatisfy { r in i < r.count && (r[i].first.map { $0.isNumber || $0 == "-" } ?? true) } }
+    return rows.map { r in
+        (0..<n).map { i -> String in
+            let c = i < r.count ? r[i] : ""
+            let pad = String(repeating: " ", count: width[i] - c.count)
+            return numeric[i] && i > 0 ? pad + c : c + pad
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}

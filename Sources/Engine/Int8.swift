@@ -1,0 +1,111 @@
+import Foundation
+import CInt8
+import ModelFormat
+
+// Int8 inference (dynamic quantization, as PyTorch's quantize_dynamic and vLLM's
+// compressed-tensors W8A8-int do): decoder linear weights are symmetric per-output-channel
+// int8 (W ≈ q·s_w, s_w = max|W_row|/127), activations are quantized per token at run time
+// (x ≈ q_x·s_x), and y = (q_x·q_wᵀ as exact int32)·s_x·s_w. The int8×int8 products run on
+// the CPU's integer dot-product instructions (AVX-512 VNNI / AVX-VNNI / AVX2) in CInt8.
+
+public enum Int8Quant {
+    /// Symmetric per-row int8: scale = max|row|/127, q = round-half-even(w/scale) (torch.round).
+    public static func quantizeRows(_ w: [Float], rows: Int, cols: Int) -> (q: [Int8], scale: [Float]) {
+        var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows)
+        cint8_quantize_rows(Int32(rows), Int32(cols), w, &q, &s)
+        return (q, s)
+    }
+
+    public static func dequantize(_ q: [Int8], scale: [Float], rows: Int, cols: Int) -> [Float] {
+        var w = [Float](repeating: 0, count: rows * cols)
+        for r in 0..<rows { for c in 0..<cols { w[r * cols + c] = Float(q[r * cols + c]) * scale[r] } }
+        return w
+    }
+
+    public static var isaName: String { String(cString: cint8_isa_name()) }
+}
+
+/// Packed int8 weights for the decoder linears of a model (nil where a module stays float).
+public final class Int8Linears: @unchecked Sendable {
+    private var packed: [[OpaquePointer?]]   // [layer][LinearKind]
+    private var qBuf: [Int8] = []             // (Ntok, max(C, I)) quantized activations
+    private var sBuf: [Float] = []            // (Ntok) their scales
+
+    /// Packs every (layer, kind) for which `weights` gives int8 values and per-row scales.
+    public init(dims: ModelDims, weights: (Int, LinearKind) throws -> (q: [Int8], scale: [Float])?) rethrows {
+        packed = Array(repeating: Array(repeating: nil, count: LinearKind.allCases.count), count: dims.layers)
+        for l in 0..<dims.layers {
+            for k in LinearKind.allCases {
+                guard let (q, s) = try weights(l, k) else { continue }
+                let sh = k.shape(dims)
+                packed[l][k.rawValue] = q.withUnsafeBufferPointer { qp in
+                    s.withUnsafeBufferPointer { sp in cint8_pack(Int32(sh[0]), Int32(sh[1]), qp.baseAddress, sp.baseAddress) }
+                }
+            }
+        }
+    }
+
+    deinit { for row in packed { for p in row where p != nil { cint8_packed_free(p) } } }
+
+    public var count: Int { packed.reduce(0) { $0 + $1.compactMap { $0 }.count } }
+
+    func has(_ l: Int, _ k: LinearKind) -> Bool { packed[l][k.rawValue] != nil }
+
+    /// Quantizes x[M, K] per row into the internal buffers (once per group of linears sharing x).
+    func quantize(_ x: UnsafePointer<Float>, m: Int, k: Int) {
+        if qBuf.count < m * k { qBuf = [Int8](repeating: 0, count: m * k) }
+        if sBuf.count < m { sBuf = [Float](repeating: 0, count: m) }
+        qBuf.withUnsafeMutableBufferPointer { q in
+            sBuf.withUnsafeMutableBufferPointer { s in cint8_quantize_rows(Int32(m), Int32(k), x, q.baseAddress, s.baseAddress) }
+        }
+    }
+
+    /// out[M, N] (+)= dequant(q_x · q_wᵀ) for the activations last passed to `quantize`.
+    func linear(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, m: Int, accumulate: Bool) {
+        guard let w = packed[l][kind.rawValue] else { return }
+        qBuf.withUnsafeBufferPointer { q in
+            sBuf.withUnsafeBufferPointer { s in
+                cint8_linear(Int32(m), q.baseAddress, s.baseAddress, w, nil, out, accumulate ? 1 : 0)
+            }
+        }
+    }
+}
+
+extension ELLMRecModel {
+    /// Loads an int8 checkpoint (compressed-tensors layout): the packed int8 weights drive
+    /// inference; the float parameter buffer holds the dequantized weights (q·scale), so every
+    /// float code path (and a comparison against the original) still works.
+    public static func loadQuantized(checkpoint ck: Checkpoint) throws -> ELLMRecModel {
+        var floatTensors = ck.tensors
+        var quantized: [String: (q: [Int8], scale: [Float])] = [:]
+        for (name, t) in ck.tensors where t.dtype == .i8 {
+            let base = String(name.dropLast(".weight".count))
+            guard let st = ck.tensors[base + ".weight_scale"] else { throw EngineError("\(name): int8 weight without \(base).weight_scale") }
+            let q = try t.int8s(), s = try st.floats()
+            quantized[name] = (q, s)
+            floatTensors[name] = Tensor(floats: Int8Quant.dequantize(q, scale: s, rows: t.shape[0], cols: t.shape[1]), shape: t.shape)
+            floatTensors[base + ".weight_scale"] = nil
+        }
+        var cfg = ck.config
+        cfg.quantization = nil
+        let model = try ELLMRecModel(checkpoint: Checkpoint(config: cfg, tensors: floatTensors))
+        model.int8 = Int8Linears(dims: model.dims) { l, k in quantized[ParamName.weight(l, k)] }
+        return model
+    }
+
+    /// Loads a float or an int8 checkpoint directory.
+    public static func loadAny(directory: URL) throws -> ELLMRecModel {
+        let ck = try Checkpoint.load(directory: directory)
+        return ck.config.quantization != nil ? try loadQuantized(checkpoint: ck) : try ELLMRecModel(checkpoint: ck)
+    }
+
+    /// Quantizes this model's decoder linears in memory (for `bench --int8` and tests).
+    public func quantizedCopyForInference() -> ELLMRecModel {
+        let m = ELLMRecModel(dims: dims, params: params.copy())
+        m.int8 = Int8Linears(dims: dims) { l, k in
+            let sh = k.shape(dims)
+            return Int8Quant.quantizeRows(params.values(ParamName.weight(l, k)), rows: sh[0], cols: sh[1])
+        }
+        return m
+    }
+}
