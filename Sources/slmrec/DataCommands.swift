@@ -1,4 +1,111 @@
+import Foundation
+import Common
 import CommandKit
+import Engine
+import Evaluation
+import ModelFormat
+import RecData
 
 /// `slmrec data …` and `slmrec eval`.
-let dataCommands: [any ParsableCommand.Type] = []
+let dataCommands: [any ParsableCommand.Type] = [DataGroup.self, Eval.self]
+
+extension InputFormat: ExpressibleByArgument {}
+extension Split: ExpressibleByArgument {}
+extension Candidates: ExpressibleByArgument {}
+
+struct DataGroup: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Dataset tools.", subcommands: [Prepare.self])
+}
+
+struct Prepare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Turn raw interaction logs into a prepared dataset directory (sequences, items, fixed negatives).",
+        discussion: """
+        Steps: rating filter, drop repeated user–item pairs (keep the earliest), iterative k-core on users and items, \
+        chronological order with a stable tie-break (file order), ids 1…N. Writes sequences.txt, items.tsv, users.tsv, \
+        negatives-valid.txt, negatives-test.txt (999 uniform unseen items per user, fixed by --seed) and dataset.json. \
+        Formats: sequences (USER ITEM ITEM …), MovieLens ratings.csv / ratings.dat / u.data, Amazon ratings CSV and review \
+        JSON lines, RecBole .inter; .gz input is read directly. See docs/data.md.
+        """)
+
+    @Option(help: "Raw interaction file (.gz allowed).") var input: String
+    @Option(help: "Output dataset directory (written atomically).") var output: String
+    @Option(help: "Input format.") var format: InputFormat = .auto
+    @Option(help: "Keep ratings >= this (explicit data; default: rating > 3, the paper's filter).") var minRating: Double?
+    @Option(help: "Iterative k-core threshold for users and items.") var kcore: Int = 5
+    @Option(help: "Most recent items kept per user for training inputs.") var maxLength: Int = 50
+    @Option(help: "Sampled negatives per user and split.") var negatives: Int = 999
+    @Option(help: "Random seed for the negatives.") var seed: UInt64 = 42
+    @Flag(help: "Count and skip malformed lines instead of stopping at the first.") var skipBadLines = false
+
+    mutating func validate() throws {
+        if kcore < 1 { throw ValidationError("--kcore must be at least 1") }
+        if maxLength < 1 { throw ValidationError("--max-length must be at least 1") }
+        if negatives < 1 { throw ValidationError("--negatives must be at least 1") }
+    }
+
+    func run() throws {
+        let stats = try DataPrepare.run(PrepareOptions(
+            input: fileURL(input), output: fileURL(output), format: format, minRating: minRating, kcore: kcore,
+            maxLength: maxLength, negatives: negatives, seed: seed, skipBadLines: skipBadLines))
+        emit(stats.summary)
+        emit("wrote \(output)")
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "HR@K, NDCG@K and MRR of a checkpoint on a prepared dataset (sampled and/or full ranking).",
+        discussion: """
+        test: input = each user's sequence without its last item (the checkpoint's max_seq_len most recent), target = \
+        the last item; valid: drops the last two, target = the second to last. sampled ranks the target among the \
+        dataset's fixed negatives; full among all items except padding and the user's history. Ties are pessimistic. \
+        Works on float and int8 checkpoints. See docs/evaluation.md.
+        """)
+
+    @Option(help: "Checkpoint directory (float or int8).") var checkpoint: String
+    @Option(help: "LoRA adapter directory.") var adapter: String?
+    @Option(help: "Prepared dataset directory (slmrec data prepare).") var data: String
+    @Option(help: "Which held-out item.") var split: Split = .test
+    @Option(help: "Candidate protocol.") var candidates: Candidates = .both
+    @Option(help: "Metrics JSON output.") var output: String
+    @Option(help: "Per-user ranks (TSV).") var ranks: String?
+    @Option(help: "Evaluate a fixed, evenly spaced subset of N users.") var users: Int?
+    @Option(help: "Users per batch.") var batchSize: Int = 256
+
+    mutating func validate() throws {
+        if split == .train { throw ValidationError("--split must be valid or test") }
+        if let u = users, u < 1 { throw ValidationError("--users must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() throws {
+        let model = try loadEvalModel(checkpoint, adapter: adapter)
+        let ds = try PreparedDataset.load(directory: fileURL(data))
+        let r = try ModelEvaluator.evaluate(model: model, dataset: ds, options: EvalOptions(
+            split: split, candidates: candidates, users: users, batchSize: batchSize, progress: true))
+        var extra: [String: Any] = ["checkpoint": fileURL(checkpoint).path, "data": fileURL(data).path, "num_items": ds.numItems,
+                                    "int8": model.int8 != nil]
+        if let adapter { extra["adapter"] = fileURL(adapter).path }
+        try JSONOut.write(r.json(split: split, candidates: candidates, extra: extra), to: fileURL(output))
+        if let ranks { try AtomicFile.write(Data(ModelEvaluator.ranksTSV(r).utf8), to: fileURL(ranks)) }
+        var rows = [["protocol"] + ["HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]]
+        for (name, m) in [("sampled (999 neg.)", r.sampled), ("full ranking", r.full)] {
+            guard let m else { continue }
+            rows.append([name] + rows[0].dropFirst().map { String(format: "%.4f", m[$0] ?? 0) })
+        }
+        emit("\(r.users) users, \(String(format: "%.0f", r.usersPerSecond)) users/s")
+        emit(textTable(rows))
+        emit("wrote \(output)")
+    }
+}
+
+/// Float or int8 checkpoint, optionally with a LoRA adapter (float only).
+func loadEvalModel(_ checkpoint: String, adapter: String?) throws -> ELLMRecModel {
+    let ck = try Checkpoint.load(directory: fileURL(checkpoint))
+    if ck.config.quantization != nil {
+        if adapter != nil { throw ValidationError("--adapter: merge the adapter (slmrec apply lora-merge) before quantizing; an int8 checkpoint takes no adapter") }
+        return try ELLMRecModel.loadQuantized(checkpoint: ck)
+    }
+    return try loadModel(checkpoint, adapter: adapter).0
+}
