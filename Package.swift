@@ -8,9 +8,9 @@ import PackageDescription
 /// core targets the host re-uses); its tests run the shared conformance kit.
 func pass(_ name: String) -> [Target] {
     [
-        .target(name: name, dependencies: ["Toolbench", "Engine", "ModelFormat", "RecData", "Evaluation", "Common"],
+        .target(name: name, dependencies: ["Toolbench", "Training", "Engine", "ModelFormat", "RecData", "Evaluation", "Common"],
                 path: "Plugins/\(name)"),
-        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench", "Engine", "ModelFormat", "Common"],
+        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench", "Training", "Engine", "ModelFormat", "RecData", "Common"],
                     path: "Tests/Plugins/\(name)Tests"),
     ]
 }
@@ -43,13 +43,15 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
         .target(name: "Evaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat"]),
+        .target(name: "Training", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
+        .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
         .target(name: "CommandKit"),
         .target(name: "Toolbench", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
         .target(name: "TestKit", dependencies: ["ModelFormat", "Engine", "Toolbench", "Common"]),
 
         // The CLI: the composition root, and the one place that lists the passes.
         .executableTarget(name: "slmrec", dependencies: [
-            "Common", "CommandKit", "ModelFormat", "Engine", "RecData", "Evaluation", "Toolbench",
+            "Common", "CommandKit", "ModelFormat", "Engine", "RecData", "Evaluation", "Toolbench", "Training", "SASRec",
         ] + passes.map { .target(name: $0) }),
 
         // Tests.
@@ -61,6 +63,8 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestKit", "Engine", "RecData", "Common", "ModelFormat"]),
+        .testTarget(name: "SASRecTests", dependencies: ["SASRec", "TestKit", "Engine", "RecData", "Evaluation", "Common", "ModelFormat"]),
         .testTarget(name: "ToolbenchTests", dependencies: ["Toolbench", "TestKit", "ModelFormat", "Common"]),
     ] + passes.flatMap(pass),
     swiftLanguageModes: [.v6]

@@ -1,0 +1,4 @@
+import CommandKit
+
+/// `slmrec sasrec` (the classic baseline and the item-embedding pre-training).
+let sasrecCommands: [any ParsableCommand.Type] = []
