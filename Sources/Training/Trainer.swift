@@ -1,0 +1,396 @@
+import Foundation
+import Common
+import Engine
+import Evaluation
+import ModelFormat
+import RecData
+
+/// The shared trainer's options (every training pass embeds these).
+public struct TrainerOptions: Codable, Sendable, Equatable {
+    public var lr: Float = 1e-3
+    public var warmupSteps: Int = 0
+    /// Warmup as a fraction of all steps (used when warmupSteps is 0).
+    public var warmupFraction: Float = 0.05
+    public var minLRRatio: Float = 0.1
+    public var weightDecay: Float = 0.01
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var eps: Float = 1e-8
+    /// Clip gradients to this global L2 norm (0: off).
+    public var gradClip: Float = 1.0
+    public var batchSize: Int = 64
+    public var epochs: Double = 1
+    /// A step budget that overrides `epochs` when > 0.
+    public var maxSteps: Int = 0
+    public var objective: Objective = .allPositions
+    public var prefixAugmentation: Bool = false
+    /// Validate every N steps (0: at the end of every epoch).
+    public var validEvery: Int = 0
+    /// Validate on a fixed subset of users (0: all).
+    public var validUsers: Int = 2000
+    public var validCandidates: Candidates = .full
+    /// Selection metric (a key of the metrics: MRR, NDCG@10, HR@10, …).
+    public var metric: String = "MRR"
+    /// Stop after this many validations without improvement (0: never).
+    public var patience: Int = 3
+    /// Write a resumable checkpoint every N steps (0: only at validations and the end).
+    public var checkpointEvery: Int = 0
+    public var seed: UInt64 = 42
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case lr, warmupSteps = "warmup_steps", warmupFraction = "warmup_fraction", minLRRatio = "min_lr_ratio"
+        case weightDecay = "weight_decay", beta1, beta2, eps, gradClip = "grad_clip", batchSize = "batch_size"
+        case epochs, maxSteps = "max_steps", objective, prefixAugmentation = "prefix_augmentation"
+        case validEvery = "valid_every", validUsers = "valid_users", validCandidates = "valid_candidates"
+        case metric, patience, checkpointEvery = "checkpoint_every", seed
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainerOptions()
+        lr = try c.decodeIfPresent(Float.self, forKey: .lr) ?? d.lr
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
+        warmupFraction = try c.decodeIfPresent(Float.self, forKey: .warmupFraction) ?? d.warmupFraction
+        minLRRatio = try c.decodeIfPresent(Float.self, forKey: .minLRRatio) ?? d.minLRRatio
+        weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? d.weightDecay
+        beta1 = try c.decodeIfPresent(Float.self, forKey: .beta1) ?? d.beta1
+        beta2 = try c.decodeIfPresent(Float.self, forKey: .beta2) ?? d.beta2
+        eps = try c.decodeIfPresent(Float.self, forKey: .eps) ?? d.eps
+        gradClip = try c.decodeIfPresent(Float.self, forKey: .gradClip) ?? d.gradClip
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        epochs = try c.decodeIfPresent(Double.self, forKey: .epochs) ?? d.epochs
+        maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps) ?? d.maxSteps
+        objective = try c.decodeIfPresent(Objective.self, forKey: .objective) ?? d.objective
+        prefixAugmentation = try c.decodeIfPresent(Bool.self, forKey: .prefixAugmentation) ?? d.prefixAugmentation
+        validEvery = try c.decodeIfPresent(Int.self, forKey: .validEvery) ?? d.validEvery
+        validUsers = try c.decodeIfPresent(Int.self, forKey: .validUsers) ?? d.validUsers
+        validCandidates = try c.decodeIfPresent(Candidates.self, forKey: .validCandidates) ?? d.validCandidates
+        metric = try c.decodeIfPresent(String.self, forKey: .metric) ?? d.metric
+        patience = try c.decodeIfPresent(Int.self, forKey: .patience) ?? d.patience
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+    }
+
+    /// Problems that make the options unusable, each phrased as what to change.
+    public func problems() -> [String] {
+        var p: [String] = []
+        if !(lr > 0) { p.append("lr must be positive (got \(lr))") }
+        if batchSize < 1 { p.append("batch_size must be at least 1") }
+        if epochs <= 0 && maxSteps <= 0 { p.append("give epochs > 0 or max_steps > 0") }
+        if !MetricAccumulator.keys.contains(metric) { p.append("metric \"\(metric)\" is not one of \(MetricAccumulator.keys.joined(separator: ", "))") }
+        if validCandidates == .both { p.append("valid_candidates must be sampled or full") }
+        if gradClip < 0 { p.append("grad_clip must be >= 0") }
+        if prefixAugmentation && objective == .allPositions { p.append("prefix_augmentation applies to the last objective; all-positions already trains on every prefix") }
+        return p
+    }
+}
+
+/// A set of tensors the optimizer updates.
+public struct ParamGroup {
+    public let name: String
+    public let params: ParamSet
+    public let trainable: Set<String>
+    public init(name: String, params: ParamSet, trainable: Set<String>) {
+        self.name = name; self.params = params; self.trainable = trainable
+    }
+}
+
+/// What a training pass plugs into the trainer: its parameters, one step's loss and
+/// gradients, and the model that validation scores.
+public protocol TrainingTask: AnyObject {
+    var groups: [ParamGroup] { get }
+    /// Forward + backward on `batch`, accumulating into `grads` (one per group, zeroed by the
+    /// trainer). Returns the named loss terms; "loss" is the total being minimised.
+    func step(_ batch: PackedBatch, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double]
+    var evalModel: ELLMRecModel { get }
+    var dims: ModelDims { get }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// Result of a training run.
+public struct TrainingResult {
+    public var steps: Int
+    public var epochsCompleted: Double
+    public var bestStep: Int
+    public var bestMetric: Double?
+    public var lastLoss: Double
+    public var seconds: Double
+    public var samplesPerSecond: Double
+    public var tokensPerSecond: Double
+    public var stoppedEarly: Bool
+    public var history: [[String: Any]]
+    public var json: [String: Any] {
+        ["steps": steps, "epochs": epochsCompleted, "best_step": bestStep, "best_valid_metric": bestMetric as Any,
+         "last_loss": lastLoss, "train_seconds": seconds, "samples_per_second": samplesPerSecond,
+         "tokens_per_second": tokensPerSecond, "stopped_early": stoppedEarly]
+    }
+}
+
+/// The trainer used by every training pass: AdamW, warmup + cosine, global-norm clipping,
+/// length-grouped shuffled batches, validation with best-checkpoint selection and early
+/// stopping, atomic resumable checkpoints, a NaN/Inf guard, progress and a JSON-lines log.
+public final class Trainer {
+    public let options: TrainerOptions
+    public let dataset: PreparedDataset
+    public let samples: [TrainSample]
+    public let task: TrainingTask
+    /// Where resumable state, the log and the best weights live.
+    public let stateDirectory: URL
+    public var label = "train"
+    public var quiet = false
+    /// Test hook: return after this many steps as if the process had been killed.
+    public var simulateKillAfter: Int? = nil
+
+    public init(task: TrainingTask, dataset: PreparedDataset, options: TrainerOptions, stateDirectory: URL) throws {
+        let p = options.problems()
+        if !p.isEmpty { throw TrainingError(message: "trainer options: " + p.joined(separator: "; ")) }
+        if dataset.numItems != task.dims.numItems {
+            throw TrainingError(message: "\(dataset.directory.path): the dataset has \(dataset.numItems) items but the model scores \(task.dims.numItems) (ellmrec.num_items); train on the dataset the checkpoint was built for")
+        }
+        if options.objective == .allPositions && task.dims.suffixLength > 0 {
+            throw TrainingError(message: "objective all-positions needs a model without a prompt suffix (suffix_length \(task.dims.suffixLength)): use objective \"last\"")
+        }
+        self.task = task
+        self.dataset = dataset
+        self.options = options
+        self.stateDirectory = stateDirectory
+        samples = TrainingSamples.build(dataset, objective: options.objective, maxLen: task.dims.maxSeqLen,
+                                        prefixAugmentation: options.prefixAugmentation)
+        if samples.isEmpty { throw TrainingError(message: "\(dataset.directory.path): no training examples (every user has fewer than 4 interactions?)") }
+    }
+
+    public var stepsPerEpoch: Int { (samples.count + options.batchSize - 1) / options.batchSize }
+    public var totalSteps: Int { options.maxSteps > 0 ? options.maxSteps : max(1, Int((Double(stepsPerEpoch) * options.epochs).rounded(.up))) }
+
+    /// The batches of an epoch: shuffled length buckets from a generator seeded by (seed, epoch),
+    /// so a resumed run sees exactly the same order.
+    func batches(epoch: Int) -> [[Int]] {
+        var rng = SeededRNG(seed: options.seed, stream: "batches-\(epoch)")
+        return lengthGroupedBatches(lengths: samples.map { $0.input.count }, batchSize: options.batchSize, shuffle: true, rng: &rng)
+    }
+
+    struct State: Codable {
+        var step = 0
+        var bestMetric: Double?
+        var bestStep = 0
+        var badValidations = 0
+        var optimizerStep = 0
+    }
+
+    /// Runs to the budget (or early stop). With `resume`, continues from the state directory.
+    /// On return the task's parameters hold the best validated weights (or the last ones
+    /// when validation never ran).
+    @discardableResult
+    public func run(resume: Bool = false) throws -> TrainingResult {
+        let fm = FileManager.default
+        try fm.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let o = options
+        let groups = task.groups
+        let grads = groups.map { ParamSet(layout: $0.params.layout) }
+        let adam = AdamWConfig(beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay)
+        let opts = groups.map { AdamW(layout: $0.params.layout, config: adam) }
+        var state = State()
+        var best: [ParamSet]? = nil
+        let logURL = stateDirectory.appendingPathComponent("log.jsonl")
+        if resume, let s = try loadState(groups: groups, opts: opts) {
+            state = s
+            best = try loadBest(groups: groups)
+            logLine("\(label): resuming at step \(state.step) of \(totalSteps)")
+        } else {
+            try? fm.removeItem(at: logURL)
+        }
+        let total = totalSteps
+        let warmup = o.warmupSteps > 0 ? o.warmupSteps : Int(Float(total) * o.warmupFraction)
+        let schedule = LRSchedule(peak: o.lr, warmupSteps: warmup, totalSteps: total, minRatio: o.minLRRatio)
+        let validEvery = o.validEvery > 0 ? o.validEvery : stepsPerEpoch
+        let noDecay: (String) -> Bool = { $0.hasSuffix("norm.weight") || $0.hasSuffix(".bias") }
+        let log = try JSONLines(url: logURL, append: resume)
+        let progress = ProgressReporter(label: label, total: total, unit: "step", quiet: quiet)
+        let ws = Workspace()
+        let start = nowSeconds()
+        var seen = 0, tokens = 0
+        var lastLoss = 0.0, history: [[String: Any]] = []
+        var stoppedEarly = false
+        var epochBatches: (epoch: Int, batches: [[Int]])? = nil
+
+        while state.step < total {
+            let epoch = state.step / stepsPerEpoch, inEpoch = state.step % stepsPerEpoch
+            if epochBatches?.epoch != epoch { epochBatches = (epoch, batches(epoch: epoch)) }
+            let idx = epochBatches!.batches[inEpoch]
+            let ex = idx.map { samples[$0] }
+            let batch = try PackedBatch(sequences: ex.map(\.input), targets: ex.map(\.target), dims: task.dims, objective: o.objective)
+            for g in grads { g.zero() }
+            let t0 = nowSeconds()
+            var terms = task.step(batch, sampleIndices: idx, grads: grads, workspace: ws)
+            // Global-norm clipping over every trainable tensor of every group.
+            var sq = 0.0
+            for (g, grp) in zip(grads, groups) {
+                for e in g.layout.entries where grp.trainable.contains(e.name) {
+                    let p = g.buffer.ptr + e.offset
+                    for i in 0..<e.count { sq += Double(p[i]) * Double(p[i]) }
+                }
+            }
+            let norm = sq.squareRoot()
+            let loss = terms["loss"] ?? .nan
+            if !loss.isFinite || !norm.isFinite {
+                try log.write(["step": state.step, "event": "non-finite", "loss": loss.isFinite ? loss : -1, "grad_norm": norm.isFinite ? norm : -1])
+                throw TrainingError(message: "step \(state.step + 1): the \(loss.isFinite ? "gradient norm" : "loss") is not finite; training stopped without applying it. The last good checkpoint is in \(stateDirectory.path) (step \(state.step - state.step % max(1, o.checkpointEvery))); lower lr (now \(o.lr)) or grad_clip and resume.")
+            }
+            let scale: Float = o.gradClip > 0 && norm > Double(o.gradClip) ? Float(Double(o.gradClip) / norm) : 1
+            if scale != 1 { for g in grads { for i in 0..<g.buffer.count { g.buffer[i] *= scale } } }
+            let lr = schedule.lr(state.step)
+            for (k, grp) in groups.enumerated() {
+                opts[k].update(params: grp.params, grads: grads[k], lr: lr, names: grp.trainable, noDecay: noDecay)
+            }
+            state.step += 1
+            state.optimizerStep = opts.first?.step ?? 0
+            seen += ex.count
+            tokens += ex.reduce(0) { $0 + $1.input.count }
+            lastLoss = loss
+            let dt = nowSeconds() - t0
+            terms["lr"] = Double(lr)
+            terms["grad_norm"] = norm
+            terms["seq_per_s"] = Double(ex.count) / max(dt, 1e-9)
+            var rec: [String: Any] = ["step": state.step, "epoch": Double(state.step) / Double(stepsPerEpoch)]
+            for (k, v) in terms { rec[k] = v }
+            try log.write(rec)
+            progress.update(state.step, String(format: "loss %.4f lr %.2e %.0f seq/s", loss, lr, Double(seen) / max(nowSeconds() - start, 1e-9)))
+
+            if let k = simulateKillAfter, state.step >= k {
+                if o.checkpointEvery > 0 && state.step % o.checkpointEvery == 0 { try saveState(state, groups: groups, opts: opts) }
+                throw TrainingError(message: "simulated kill at step \(state.step)")
+            }
+            let atEnd = state.step == total
+            if state.step % validEvery == 0 || atEnd {
+                let v = try ModelEvaluator.evaluate(model: task.evalModel, dataset: dataset, options: EvalOptions(
+                    split: .valid, candidates: o.validCandidates, users: o.validUsers > 0 ? o.validUsers : nil, progress: false))
+                let m = (o.validCandidates == .full ? v.full : v.sampled) ?? [:]
+                let value = m[o.metric] ?? 0
+                var vrec: [String: Any] = ["step": state.step, "event": "valid", "candidates": o.validCandidates.rawValue, "users": v.users]
+                for (k, x) in m { vrec["valid_" + k] = x }
+                try log.write(vrec)
+                history.append(vrec)
+                if state.bestMetric == nil || value > state.bestMetric! {
+                    state.bestMetric = value
+                    state.bestStep = state.step
+                    state.badValidations = 0
+                    best = groups.map { $0.params.copy() }
+                    try saveBest(best!, groups: groups)
+                } else {
+                    state.badValidations += 1
+                }
+                if !quiet { logLine(String(format: "\(label): step %d valid %@ %.4f (best %.4f at step %d)", state.step, o.metric, value, state.bestMetric ?? 0, state.bestStep)) }
+                if o.patience > 0 && state.badValidations >= o.patience && !atEnd {
+                    stoppedEarly = true
+                    try saveState(state, groups: groups, opts: opts)
+                    logLine("\(label): early stop after \(state.badValidations) validations without improvement")
+                    break
+                }
+                try saveState(state, groups: groups, opts: opts)
+            } else if o.checkpointEvery > 0 && state.step % o.checkpointEvery == 0 {
+                try saveState(state, groups: groups, opts: opts)
+            }
+        }
+        progress.finish(String(format: "loss %.4f", lastLoss))
+        if let best {
+            for (g, b) in zip(groups, best) { g.params.buffer.copy(from: b.buffer) }
+        }
+        let secs = nowSeconds() - start
+        return TrainingResult(steps: state.step, epochsCompleted: Double(state.step) / Double(stepsPerEpoch), bestStep: state.bestStep,
+                              bestMetric: state.bestMetric, lastLoss: lastLoss, seconds: secs,
+                              samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
+                              stoppedEarly: stoppedEarly, history: history)
+    }
+
+    // MARK: resumable state (atomic: everything is written to a temp dir, then renamed)
+
+    var stateURL: URL { stateDirectory.appendingPathComponent("state") }
+    var bestURL: URL { stateDirectory.appendingPathComponent("best.safetensors") }
+
+    func saveState(_ s: State, groups: [ParamGroup], opts: [AdamW]) throws {
+        try AtomicFile.writeDirectory(stateURL) { dir in
+            var t: [String: Tensor] = [:]
+            for (g, opt) in zip(groups, opts) {
+                for e in g.params.layout.entries {
+                    t["\(g.name)/param/\(e.name)"] = Tensor(floats: g.params.values(e.name), shape: e.shape)
+                    if g.trainable.contains(e.name) {
+                        t["\(g.name)/m/\(e.name)"] = Tensor(floats: opt.m.values(e.name), shape: e.shape)
+                        t["\(g.name)/v/\(e.name)"] = Tensor(floats: opt.v.values(e.name), shape: e.shape)
+                    }
+                }
+            }
+            try Safetensors.write(t, to: dir.appendingPathComponent("tensors.safetensors"))
+            var j = try JSONEncoder().encode(s)
+            j.append(0x0A)
+            try j.write(to: dir.appendingPathComponent("trainer.json"))
+            try JSONEncoder().encode(options).write(to: dir.appendingPathComponent("options.json"))
+        }
+    }
+
+    func loadState(groups: [ParamGroup], opts: [AdamW]) throws -> State? {
+        let j = stateURL.appendingPathComponent("trainer.json")
+        guard let data = FileManager.default.contents(atPath: j.path) else { return nil }
+        if let saved = FileManager.default.contents(atPath: stateURL.appendingPathComponent("options.json").path),
+           let prev = try? JSONDecoder().decode(TrainerOptions.self, from: saved), prev != options {
+            throw TrainingError(message: "\(stateURL.path): this state was written with different trainer options; resume with the same options or start a new run directory")
+        }
+        let s = try JSONDecoder().decode(State.self, from: data)
+        let t = try Safetensors.read(stateURL.appendingPathComponent("tensors.safetensors"))
+        for (g, opt) in zip(groups, opts) {
+            for e in g.params.layout.entries {
+                guard let p = t["\(g.name)/param/\(e.name)"] else {
+                    throw TrainingError(message: "\(stateURL.path): no saved \(g.name) tensor \(e.name): the state belongs to a different model")
+                }
+                g.params.set(e.name, try p.floats())
+                if let m = t["\(g.name)/m/\(e.name)"], let v = t["\(g.name)/v/\(e.name)"] {
+                    opt.m.set(e.name, try m.floats())
+                    opt.v.set(e.name, try v.floats())
+                }
+            }
+            opt.setStep(s.optimizerStep)
+        }
+        return s
+    }
+
+    func saveBest(_ best: [ParamSet], groups: [ParamGroup]) throws {
+        var t: [String: Tensor] = [:]
+        for (g, b) in zip(groups, best) {
+            for e in b.layout.entries where g.trainable.contains(e.name) { t["\(g.name)/\(e.name)"] = Tensor(floats: b.values(e.name), shape: e.shape) }
+        }
+        try Safetensors.write(t, to: bestURL)
+    }
+
+    func loadBest(groups: [ParamGroup]) throws -> [ParamSet]? {
+        guard FileManager.default.fileExists(atPath: bestURL.path) else { return nil }
+        let t = try Safetensors.read(bestURL)
+        return try groups.map { g in
+            let c = g.params.copy()
+            for e in c.layout.entries { if let v = t["\(g.name)/\(e.name)"] { c.set(e.name, try v.floats()) } }
+            return c
+        }
+    }
+}
+
+/// An append-only JSON-lines log (one object per line, flushed per write).
+final class JSONLines {
+    let handle: FileHandle
+    init(url: URL, append: Bool) throws {
+        if !append || !FileManager.default.fileExists(atPath: url.path) {
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        handle = try FileHandle(forWritingTo: url)
+        if append { handle.seekToEndOfFile() }
+    }
+    deinit { try? handle.close() }
+    func write(_ obj: [String: Any]) throws {
+        var d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+        d.append(0x0A)
+        handle.write(d)
+    }
+}

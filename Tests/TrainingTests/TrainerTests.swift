@@ -1,0 +1,137 @@
+import XCTest
+import Foundation
+import Common
+import Engine
+import RecData
+import TestKit
+@testable import Training
+
+final class TrainerTests: XCTestCase {
+    /// A learnable synthetic dataset: users walk i → i+1 → i+2 … through the item ids.
+    func patternDataset(users: Int = 60, items: Int = 20) -> PreparedDataset {
+        var rng = SeededRNG(seed: 1)
+        let seqs: [[Int32]] = (0..<users).map { _ in
+            let start = rng.nextInt(below: items), len = 5 + rng.nextInt(below: 6)
+            return (0..<len).map { Int32((start + $0) % items + 1) }
+        }
+        return PreparedDataset(directory: FileManager.default.temporaryDirectory, numItems: items, sequences: seqs)
+    }
+
+    func tinyModel(items: Int = 20, suffix: Int = 0) -> ELLMRecModel {
+        let d = ModelDims(hidden: 16, intermediate: 32, layers: 2, heads: 2, numItems: items, itemDim: 8, promptLength: 2,
+                          suffixLength: suffix, maxSeqLen: 8, maxPositions: 32)
+        return ELLMRecModel.random(dims: d, seed: 3)
+    }
+
+    func options(_ f: (inout TrainerOptions) -> Void = { _ in }) -> TrainerOptions {
+        var o = TrainerOptions()
+        o.lr = 5e-3; o.batchSize = 16; o.epochs = 6; o.validUsers = 0; o.patience = 0; o.seed = 9
+        f(&o)
+        return o
+    }
+
+    func tmp() -> URL { FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-train-\(UUID().uuidString)") }
+
+    func testLossDecreasesAndTheModelLearnsThePattern() throws {
+        let ds = patternDataset(), model = tinyModel()
+        let task = try FineTuneTask(model: model, lora: nil, parts: TrainableParts(itemTable: true), seed: 1)
+        let t = try Trainer(task: task, dataset: ds, options: options { $0.epochs = 25 }, stateDirectory: tmp())
+        t.quiet = true
+        let r = try t.run()
+        let log = try String(contentsOf: t.stateDirectory.appendingPathComponent("log.jsonl"), encoding: .utf8)
+        let losses = log.split(separator: "\n").compactMap { line -> Double? in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["loss"] as? Double
+        }
+        XCTAssertGreaterThan(losses.count, 20)
+        XCTAssertLessThan(losses.suffix(5).reduce(0, +) / 5, 0.5 * losses.prefix(5).reduce(0, +) / 5, "loss should at least halve")
+        XCTAssertGreaterThan(try XCTUnwrap(r.bestMetric), 0.5, "valid MRR on a deterministic pattern")
+    }
+
+    func testSameSeedSameWeights() throws {
+        func train() throws -> [Float] {
+            let task = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+            let t = try Trainer(task: task, dataset: patternDataset(), options: options { $0.epochs = 2 }, stateDirectory: tmp())
+            t.quiet = true
+            try t.run()
+            return task.model.params.buffer.array
+        }
+        XCTAssertEqual(try train(), try train())
+    }
+
+    /// kill -9 after step k, resume: the same final weights as an uninterrupted run.
+    func testResumeAfterInterruptGivesTheSameWeights() throws {
+        for lora in [false, true] {
+            let o = options { $0.epochs = 3; $0.checkpointEvery = 4; $0.validEvery = 5 }
+            let loraOpts = lora ? LoRAOptions(rank: 2, alpha: 4, targets: ["q_proj", "v_proj", "down_proj"]) : nil
+            let full = try FineTuneTask(model: tinyModel(), lora: loraOpts, parts: TrainableParts(), seed: 1)
+            let t1 = try Trainer(task: full, dataset: patternDataset(), options: o, stateDirectory: tmp())
+            t1.quiet = true
+            try t1.run()
+
+            let dir = tmp()
+            let a = try FineTuneTask(model: tinyModel(), lora: loraOpts, parts: TrainableParts(), seed: 1)
+            let t2 = try Trainer(task: a, dataset: patternDataset(), options: o, stateDirectory: dir)
+            t2.quiet = true
+            t2.simulateKillAfter = 11   // state was saved at step 10: step 11 is lost and redone
+            XCTAssertThrowsError(try t2.run())
+            // A fresh process: new model objects, state from disk.
+            let b = try FineTuneTask(model: tinyModel(), lora: loraOpts, parts: TrainableParts(), seed: 1)
+            let t3 = try Trainer(task: b, dataset: patternDataset(), options: o, stateDirectory: dir)
+            t3.quiet = true
+            let r = try t3.run(resume: true)
+            XCTAssertEqual(r.steps, t1.totalSteps)
+            XCTAssertEqual(b.model.params.buffer.array, full.model.params.buffer.array, "lora=\(lora)")
+            if lora { XCTAssertEqual(b.model.lora!.params.buffer.array, full.model.lora!.params.buffer.array) }
+        }
+    }
+
+    func testResumeWithDifferentOptionsIsRefused() throws {
+        let dir = tmp()
+        let task = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+        let t = try Trainer(task: task, dataset: patternDataset(), options: options { $0.epochs = 1; $0.checkpointEvery = 1 }, stateDirectory: dir)
+        t.quiet = true
+        try t.run()
+        let t2 = try Trainer(task: task, dataset: patternDataset(), options: options { $0.epochs = 1; $0.lr = 1 }, stateDirectory: dir)
+        XCTAssertThrowsError(try t2.run(resume: true)) { XCTAssertTrue("\($0)".contains("different trainer options")) }
+    }
+
+    func testNonFiniteLossStopsAndNamesTheStep() throws {
+        let model = tinyModel()
+        model.params.req(ParamName.outputProj)[0] = .nan
+        let task = try FineTuneTask(model: model, lora: nil, parts: TrainableParts(), seed: 1)
+        let t = try Trainer(task: task, dataset: patternDataset(), options: options(), stateDirectory: tmp())
+        t.quiet = true
+        XCTAssertThrowsError(try t.run()) { XCTAssertTrue("\($0)".contains("step 1"), "\($0)") }
+    }
+
+    func testBadOptionsAreRejectedUpFront() throws {
+        let task = try FineTuneTask(model: tinyModel(suffix: 1), lora: nil, parts: TrainableParts(), seed: 1)
+        XCTAssertThrowsError(try Trainer(task: task, dataset: patternDataset(), options: options(), stateDirectory: tmp())) {
+            XCTAssertTrue("\($0)".contains("suffix"))
+        }
+        let t2 = try FineTuneTask(model: tinyModel(items: 30), lora: nil, parts: TrainableParts(), seed: 1)
+        XCTAssertThrowsError(try Trainer(task: t2, dataset: patternDataset(), options: options(), stateDirectory: tmp())) {
+            XCTAssertTrue("\($0)".contains("30"))
+        }
+        XCTAssertThrowsError(try Trainer(task: t2, dataset: patternDataset(items: 30), options: options { $0.metric = "MAP" }, stateDirectory: tmp()))
+    }
+
+    func testAllPositionsWindowsCoverEveryTargetOnce() {
+        let ds = patternDataset(users: 10, items: 20)
+        for maxLen in [3, 8, 50] {
+            let all = TrainingSamples.build(ds, objective: .allPositions, maxLen: maxLen)
+            let prefixes = TrainingSamples.build(ds, objective: .last, maxLen: maxLen, prefixAugmentation: true)
+            XCTAssertEqual(TrainingSamples.targetCount(all, objective: .allPositions), prefixes.count, "maxLen \(maxLen)")
+            XCTAssertTrue(all.allSatisfy { $0.input.count <= maxLen })
+        }
+    }
+
+    func testSchedule() {
+        let s = LRSchedule(peak: 1, warmupSteps: 10, totalSteps: 110, minRatio: 0.1)
+        XCTAssertEqual(s.lr(0), 0.1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(9), 1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(10), 1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(60), 0.55, accuracy: 1e-5)
+        XCTAssertEqual(s.lr(110), 0.1, accuracy: 1e-6)
+    }
+}
