@@ -110,6 +110,7 @@ public protocol TrainingTask: AnyObject {
 
 public struct TrainingError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

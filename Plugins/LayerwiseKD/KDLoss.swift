@@ -1,0 +1,82 @@
+import Foundation
+import Engine
+
+// The distillation terms of SLMRec (Xu et al., ICLR 2025, §4, Eq. 5–8), as pure functions
+// with their gradients. For teacher/student hidden states t, s ∈ R^C at aligned positions:
+//   D_cos  = 1 − t·s / (‖t‖‖s‖)                 ∂/∂s = −( t/(‖t‖‖s‖) − cos·s/‖s‖² )
+//   D_norm = ‖t − s‖²                            ∂/∂s = −2(t − s),  ∂/∂t = 2(t − s)
+// Each function returns the mean over `rows` and ACCUMULATES scale·gradient (scale already
+// includes λ and the 1/B block average) into ds (and dt, for the online teacher).
+
+/// Mean over rows of 1 − cos(t_r, s_r). Rows are (rows, C) row-major.
+public func cosineDistance(t: UnsafePointer<Float>, s: UnsafePointer<Float>, rows: Int, c: Int,
+                           ds: UnsafeMutablePointer<Float>?, dt: UnsafeMutablePointer<Float>?, scale: Float) -> Double {
+    var total = 0.0
+    let eps = 1e-8
+    for r in 0..<rows {
+        let tr = t + r * c, sr = s + r * c
+        var dot = 0.0, tt = 0.0, ss = 0.0
+        for j in 0..<c { dot += Double(tr[j]) * Double(sr[j]); tt += Double(tr[j]) * Double(tr[j]); ss += Double(sr[j]) * Double(sr[j]) }
+        let nt = max(tt.squareRoot(), eps), ns = max(ss.squareRoot(), eps)
+        let cos = dot / (nt * ns)
+        total += 1 - cos
+        let g = Double(scale) / Double(rows)
+        if let ds {
+            let dr = ds + r * c
+            for j in 0..<c { dr[j] += Float(-g * (Double(tr[j]) / (nt * ns) - cos * Double(sr[j]) / (ns * ns))) }
+        }
+        if let dt {
+            let dr = dt + r * c
+            for j in 0..<c { dr[j] += Float(-g * (Double(sr[j]) / (nt * ns) - cos * Double(tr[j]) / (nt * nt))) }
+        }
+    }
+    return total / Double(max(rows, 1))
+}
+
+/// Mean over rows of ‖t_r − s_r‖².
+public func squaredDistance(t: UnsafePointer<Float>, s: UnsafePointer<Float>, rows: Int, c: Int,
+                            ds: UnsafeMutablePointer<Float>?, dt: UnsafeMutablePointer<Float>?, scale: Float) -> Double {
+    var total = 0.0
+    let g = 2 * scale / Float(max(rows, 1))
+    for r in 0..<rows {
+        let tr = t + r * c, sr = s + r * c
+        for j in 0..<c {
+            let diff = tr[j] - sr[j]
+            total += Double(diff) * Double(diff)
+            ds?[r * c + j] -= g * diff
+            dt?[r * c + j] += g * diff
+        }
+    }
+    return total / Double(max(rows, 1))
+}
+
+/// SLMRec's multiple-supervision head on an intermediate block (L_ms): the block's hidden
+/// state, RMS-normalised without a weight (the residual stream grows with depth), projected
+/// d1 → d0 by its own adapter A [D0, C], scored against the item table E [N+1, D0], and
+/// trained with the same cross-entropy as the final head.
+/// Returns the mean CE; accumulates scale·gradients into dh [R, C], dA [D0, C] and dE (if non-nil).
+public func supervisionHeadLoss(h: UnsafePointer<Float>, rows: Int, c: Int, a: UnsafePointer<Float>, d0: Int,
+                                table: UnsafePointer<Float>, numItems: Int, targets: [Int32],
+                                dh: UnsafeMutablePointer<Float>?, da: UnsafeMutablePointer<Float>?, dTable: UnsafeMutablePointer<Float>?,
+                                scale: Float) -> Double {
+    let cols = numItems + 1
+    var ones = [Float](repeating: 1, count: c)
+    var normed = [Float](repeating: 0, count: rows * c), rstd = [Float](repeating: 0, count: rows)
+    rmsnormForward(out: &normed, rstd: &rstd, inp: h, weight: ones, m: rows, c: c, eps: 1e-6)
+    var u = [Float](repeating: 0, count: rows * d0)
+    linearForward(out: &u, inp: normed, weight: a, bias: nil, m: rows, n: d0, k: c)
+    var scores = [Float](repeating: 0, count: rows * cols)
+    linearForward(out: &scores, inp: u, weight: table, bias: nil, m: rows, n: cols, k: d0)
+    var losses = [Float](repeating: 0, count: rows), probs = [Float](repeating: 0, count: rows * cols)
+    crossEntropyForward(losses: &losses, probs: &probs, scores: scores, targets: targets, cols: cols)
+    let loss = losses.reduce(0.0) { $0 + Double($1) } / Double(max(rows, 1))
+    if dh == nil && da == nil && dTable == nil { return loss }
+    var dScores = [Float](repeating: 0, count: rows * cols)
+    crossEntropyBackward(dscores: &dScores, probs: probs, targets: targets, cols: cols, scale: scale / Float(max(rows, 1)))
+    var du = [Float](repeating: 0, count: rows * d0)
+    linearBackward(dinp: &du, dweight: dTable, dbias: nil, dout: dScores, inp: u, weight: table, m: rows, n: cols, k: d0)
+    var dn = [Float](repeating: 0, count: rows * c)
+    linearBackward(dinp: &dn, dweight: da, dbias: nil, dout: du, inp: normed, weight: a, m: rows, n: d0, k: c)
+    if let dh { rmsnormBackward(dinp: dh, dweight: nil, dout: dn, inp: h, weight: &ones, rstd: rstd, m: rows, c: c) }
+    return loss
+}

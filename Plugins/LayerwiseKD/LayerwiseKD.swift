@@ -1,1 +1,0 @@
-// LayerwiseKD pass

@@ -1,0 +1,112 @@
+import XCTest
+import Common
+import Engine
+import TestKit
+import Training
+@testable import LayerwiseKD
+
+/// Each distillation term's value and gradient against finite differences.
+final class KDLossTests: XCTestCase {
+    var rng = SeededRNG(seed: 31)
+    func check(_ name: String, _ a: [Float], _ n: [Float], file: StaticString = #filePath, line: UInt = #line) {
+        let (ok, cmp) = closeToMax(a, n, atol: 1e-4, rtol: 2e-2)
+        XCTAssertTrue(ok, "\(name): \(cmp)", file: file, line: line)
+        XCTAssertGreaterThan(cmp.maxRef, 1e-5, "\(name) is trivially zero", file: file, line: line)
+    }
+
+    func testCosineDistanceValueAndGradients() {
+        let rows = 3, c = 5
+        var t = randomArray(rows * c, &rng), s = randomArray(rows * c, &rng)
+        // Value: identical vectors → 0, opposite → 2.
+        XCTAssertEqual(cosineDistance(t: t, s: t, rows: rows, c: c, ds: nil, dt: nil, scale: 1), 0, accuracy: 1e-6)
+        XCTAssertEqual(cosineDistance(t: t, s: t.map { -2 * $0 }, rows: rows, c: c, ds: nil, dt: nil, scale: 1), 2, accuracy: 1e-6)
+        var ds = [Float](repeating: 0, count: rows * c), dt = ds
+        _ = cosineDistance(t: t, s: s, rows: rows, c: c, ds: &ds, dt: &dt, scale: 0.7)
+        let (t0, s0) = (t, s)
+        check("ds", ds, numericGradient(&s, eps: 1e-3) { 0.7 * cosineDistance(t: t0, s: $0, rows: rows, c: c, ds: nil, dt: nil, scale: 1) })
+        check("dt", dt, numericGradient(&t, eps: 1e-3) { 0.7 * cosineDistance(t: $0, s: s0, rows: rows, c: c, ds: nil, dt: nil, scale: 1) })
+    }
+
+    func testSquaredDistanceValueAndGradients() {
+        let rows = 2, c = 4
+        var t = randomArray(rows * c, &rng), s = randomArray(rows * c, &rng)
+        let manual = (0..<rows).map { r in (0..<c).reduce(0.0) { $0 + pow(Double(t[r * c + $1] - s[r * c + $1]), 2) } }.reduce(0, +) / Double(rows)
+        XCTAssertEqual(squaredDistance(t: t, s: s, rows: rows, c: c, ds: nil, dt: nil, scale: 1), manual, accuracy: 1e-5)
+        var ds = [Float](repeating: 0, count: rows * c), dt = ds
+        _ = squaredDistance(t: t, s: s, rows: rows, c: c, ds: &ds, dt: &dt, scale: 0.3)
+        let (t0, s0) = (t, s)
+        check("ds", ds, numericGradient(&s, eps: 1e-3) { 0.3 * squaredDistance(t: t0, s: $0, rows: rows, c: c, ds: nil, dt: nil, scale: 1) })
+        check("dt", dt, numericGradient(&t, eps: 1e-3) { 0.3 * squaredDistance(t: $0, s: s0, rows: rows, c: c, ds: nil, dt: nil, scale: 1) })
+    }
+
+    func testSupervisionHeadGradients() {
+        let rows = 3, c = 6, d0 = 4, n = 7
+        var h = randomArray(rows * c, &rng), a = randomArray(d0 * c, &rng, scale: 0.5), e = randomArray((n + 1) * d0, &rng)
+        let targets: [Int32] = [1, 7, 3]
+        func loss(_ h: [Float], _ a: [Float], _ e: [Float]) -> Double {
+            supervisionHeadLoss(h: h, rows: rows, c: c, a: a, d0: d0, table: e, numItems: n, targets: targets, dh: nil, da: nil, dTable: nil, scale: 1)
+        }
+        var dh = [Float](repeating: 0, count: h.count), da = [Float](repeating: 0, count: a.count), de = [Float](repeating: 0, count: e.count)
+        _ = supervisionHeadLoss(h: h, rows: rows, c: c, a: a, d0: d0, table: e, numItems: n, targets: targets, dh: &dh, da: &da, dTable: &de, scale: 1)
+        let (h0, a0, e0) = (h, a, e)
+        check("dh", dh, numericGradient(&h, eps: 1e-3) { loss($0, a0, e0) })
+        check("dA", da, numericGradient(&a, eps: 1e-3) { loss(h0, $0, e0) })
+        check("dE", de, numericGradient(&e, eps: 1e-3) { loss(h0, a0, $0) })
+    }
+
+    func testBlockPairing() {
+        let p = LayerwiseKDTask.pairs(teacherLayers: 8, studentLayers: 4, blocks: 4)
+        XCTAssertEqual(p.map(\.teacher), [2, 4, 6, 8])
+        XCTAssertEqual(p.map(\.student), [1, 2, 3, 4])
+        let q = LayerwiseKDTask.pairs(teacherLayers: 8, studentLayers: 2, blocks: 2)
+        XCTAssertEqual(q.map(\.teacher), [4, 8]); XCTAssertEqual(q.map(\.student), [1, 2])
+    }
+
+    func dims(_ layers: Int, hidden: Int = 16) -> ModelDims {
+        ModelDims(hidden: hidden, intermediate: 24, layers: layers, heads: 2, numItems: 11, itemDim: 6, promptLength: 2, maxSeqLen: 8, maxPositions: 32)
+    }
+
+    func testPreconditions() {
+        var s = KDSettings()
+        s.blocks = 3
+        XCTAssertTrue(LayerwiseKDTask.problems(teacher: dims(4), student: dims(2), settings: s).joined().contains("divide"))
+        s.blocks = 2
+        XCTAssertTrue(LayerwiseKDTask.problems(teacher: dims(2), student: dims(4), settings: s).joined().contains("deeper"))
+        XCTAssertTrue(LayerwiseKDTask.problems(teacher: dims(4, hidden: 32), student: dims(2), settings: s).joined().contains("hidden"))
+        XCTAssertTrue(LayerwiseKDTask.problems(teacher: dims(4), student: dims(2), settings: s).isEmpty)
+    }
+
+    /// The whole KD objective (CE + λ1·D_cos + λ2·D_norm + λ3·L_ms) against finite differences
+    /// of the student's parameters and the extra heads, for each alignment choice.
+    func testWholeObjectiveGradient() throws {
+        for (align, last) in [(KDSettings.Align.last, KDSettings.LastBlock.preNorm), (.all, .postNorm)] {
+            let teacher = TinyModels.model(dims(4), seed: 1), student = TinyModels.model(dims(2), seed: 2)
+            var s = KDSettings()
+            s.blocks = 2; s.lambdaCos = 0.5; s.lambdaNorm = 0.05; s.lambdaMS = 0.7; s.align = align; s.lastBlock = last
+            let task = try LayerwiseKDTask(student: student, teacher: teacher, settings: s, lora: nil,
+                                           parts: TrainableParts(itemTable: true), seed: 1)
+            let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
+                                        dims: student.dims, objective: .allPositions)
+            let idx = Array(0..<batch.count)
+            let grads = task.groups.map { ParamSet(layout: $0.params.layout) }
+            let ws = Workspace()
+            let terms = task.step(batch, sampleIndices: idx, grads: grads, workspace: ws)
+            XCTAssertGreaterThan(terms["d_cos"]!, 0); XCTAssertGreaterThan(terms["d_norm"]!, 0); XCTAssertGreaterThan(terms["l_ms"]!, 0)
+            func total() -> Double {
+                let scratch = task.groups.map { ParamSet(layout: $0.params.layout) }
+                return task.step(batch, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
+            }
+            for (gi, name) in [(0, ParamName.weight(0, .q)), (0, ParamName.weight(1, .down)), (0, ParamName.itemEmbedding),
+                               (0, ParamName.finalNorm), (1, "head.1")] {
+                let ps = task.groups[gi].params
+                var x = ps.values(name)
+                let sample = (0..<12).map { ($0 * 7919) % x.count }
+                let numeric = numericGradient(&x, eps: 3e-3, indices: sample) { v in ps.set(name, v); return total() }
+                ps.set(name, x)
+                let analytic = grads[gi].values(name)
+                let (ok, cmp) = closeToMax(sample.map { analytic[$0] }, sample.map { numeric[$0] }, atol: 3e-4, rtol: 3e-2)
+                XCTAssertTrue(ok, "\(align) \(last) \(name): \(cmp)")
+            }
+        }
+    }
+}
