@@ -72,7 +72,8 @@ extension ELLMRecModel {
 
         // Inputs: prompt / suffix rows and the item projection.
         if let dp = req.g(ParamName.prompt) {
-            for s in 0..<b.count { saxpy(d.promptLength * C, 1, dx.ptr + b.seqStart[s] * C, dp) }
+            // The prompt rows are shared by the batch: their gradient already sums over users.
+            saxpy(d.promptLength * C, 1, dx.ptr, dp)
         }
         if let ds = req.g(ParamName.suffix) {
             for s in 0..<b.count { saxpy(d.suffixLength * C, 1, dx.ptr + (b.seqStart[s + 1] - d.suffixLength) * C, ds) }
@@ -131,7 +132,7 @@ extension ELLMRecModel {
         ws.dk.ptr.update(repeating: 0, count: nTok * d.kvDim)
         ws.dv.ptr.update(repeating: 0, count: nTok * d.kvDim)
         OpProfiler.measure("attention.bwd") { attentionBackward(dq: ws.dq.ptr, dk: ws.dk.ptr, dv: ws.dv.ptr, dout: ws.datt.ptr, q: s.q.ptr, k: s.k.ptr, v: s.v.ptr,
-                          probs: s.probs.ptr, seqStart: b.seqStart, probOffsets: a.probOffsets,
+                          probs: s.probs.ptr, segments: a.segments,
                           nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim) }
         b.positions.withUnsafeBufferPointer { pos in
             ropeBackward(dx: ws.dq.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.heads, ld: d.qDim, table: rope)

@@ -1,8 +1,10 @@
 // A batch of item sequences, packed without padding (see Attention.swift for why).
 //
-// Sequence b (items oldest first) becomes the tokens [prompt P…, items…, suffix S…] at rows
-// [seqStart[b], seqStart[b+1]) of every activation, with positions 0, 1, … — the positions
-// HF assigns to the valid slots of a left-padded row (position_ids = max(cumsum(mask)−1, 0)).
+// Rows [0, P) hold the prompt once for the whole batch (positions 0…P−1: the prompt's states
+// are the same for every user). Sequence b (items oldest first) then holds its tokens
+// [items…, suffix S…] at rows [seqStart[b], seqStart[b+1]) with positions P, P+1, … — the
+// positions HF assigns to the valid slots of a left-padded row
+// (position_ids = max(cumsum(mask)−1, 0)), where the prompt comes first.
 
 public enum Objective: String, Sendable, Codable, CaseIterable {
     /// One target per sequence, scored at the last position (E4SRec, SLMRec).
@@ -20,7 +22,8 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 
 public struct PackedBatch: Sendable {
     public let count: Int               // B
-    public let seqStart: [Int]          // [B+1] token offsets
+    public let prefix: Int              // P: shared prompt rows [0, P)
+    public let seqStart: [Int]          // [B+1] token offsets (seqStart[0] = P)
     public let positions: [Int32]       // [Ntok]
     public let itemTok: [Int32]         // [nItemTok] token row of each item slot
     public let itemIds: [Int32]         // [nItemTok]
@@ -45,7 +48,7 @@ public struct PackedBatch: Sendable {
             throw EngineError("the all-positions objective needs a model without a prompt suffix (suffix_length is \(dims.suffixLength)): item slots are not followed by the next item")
         }
         let p = dims.promptLength, s = dims.suffixLength
-        var seqStart = [0], positions: [Int32] = [], itemTok: [Int32] = [], itemIds: [Int32] = []
+        var seqStart = [p], positions: [Int32] = (0..<p).map { Int32($0) }, itemTok: [Int32] = [], itemIds: [Int32] = []
         var outRows: [Int] = [], rowSeq: [Int] = [], tg: [Int32] = []
         for (b, seq) in sequences.enumerated() {
             if seq.isEmpty { throw EngineError("sequence \(b) is empty: every user needs at least one item") }
@@ -54,32 +57,33 @@ public struct PackedBatch: Sendable {
                 throw EngineError("sequence \(b) has \(seq.count) items: with the prompt that is \(n) positions, more than max_position_embeddings \(dims.maxPositions); truncate it to the most recent items")
             }
             let start = seqStart[b]
-            for t in 0..<n { positions.append(Int32(t)) }
+            for t in p..<n { positions.append(Int32(t)) }
             for (j, id) in seq.enumerated() {
                 if id < 1 || Int(id) > dims.numItems {
                     throw EngineError("sequence \(b) position \(j): item id \(id) is outside 1…\(dims.numItems) (the checkpoint's num_items)")
                 }
-                itemTok.append(Int32(start + p + j))
+                itemTok.append(Int32(start + j))
                 itemIds.append(id)
             }
             if objective == .allPositions {
                 for j in 0..<seq.count {
-                    outRows.append(start + p + j)
+                    outRows.append(start + j)
                     rowSeq.append(b)
                     if j + 1 < seq.count { tg.append(seq[j + 1]) }
                 }
                 if let targets { tg.append(targets[b]) }
             } else {
-                outRows.append(start + n - 1)
+                outRows.append(start + n - p - 1)
                 rowSeq.append(b)
                 if let targets { tg.append(targets[b]) }
             }
-            seqStart.append(start + n)
+            seqStart.append(start + n - p)
         }
         for (i, y) in tg.enumerated() where y < 1 || Int(y) > dims.numItems {
             throw EngineError("target \(i): item id \(y) is outside 1…\(dims.numItems)")
         }
         count = sequences.count
+        prefix = p
         self.seqStart = seqStart
         self.positions = positions
         self.itemTok = itemTok

@@ -77,7 +77,7 @@ public final class Activations: @unchecked Sendable {
 
     public let batch: PackedBatch
     public let training: Bool
-    let probOffsets: [Int]
+    let segments: [AttentionSegment]
     var resid: [FloatBuffer]       // training: L+1 × (Ntok, C) (resid[0] = inputs); inference: 2, ping-pong
     var layers: [Layer]
     var eIn: FloatBuffer           // (nItemTok, D0) gathered item embeddings
@@ -95,8 +95,8 @@ public final class Activations: @unchecked Sendable {
         self.batch = batch
         self.training = training
         let nTok = batch.nTok, r = batch.rows
-        let (offs, total) = attentionProbOffsets(seqStart: batch.seqStart, nHeads: d.heads)
-        probOffsets = offs
+        let (segs, total) = attentionSegments(seqStart: batch.seqStart, prefix: batch.prefix, nHeads: d.heads)
+        segments = segs
         resid = (0..<(training ? d.layers + 1 : 2)).map { ws.buffer("resid\($0)", nTok * d.hidden) }
         layers = (0..<(training ? d.layers : 1)).map {
             Layer(nTok: nTok, probs: total, d: d, rank: rank, ws: ws, tag: "L\($0).")
@@ -134,10 +134,11 @@ extension ELLMRecModel {
         linearForward(out: proj.ptr, inp: a.eIn.ptr, weight: w(ParamName.inputProj), bias: bias(ParamName.inputProjBias),
                       m: nI, n: C, k: d.itemDim)
         for (r, t) in batch.itemTok.enumerated() { (x0 + Int(t) * C).update(from: proj.ptr + r * C, count: C) }
-        for b in 0..<batch.count {
-            let s0 = batch.seqStart[b], s1 = batch.seqStart[b + 1]
-            if d.promptLength > 0 { (x0 + s0 * C).update(from: w(ParamName.prompt), count: d.promptLength * C) }
-            if d.suffixLength > 0 { (x0 + (s1 - d.suffixLength) * C).update(from: w(ParamName.suffix), count: d.suffixLength * C) }
+        if d.promptLength > 0 { x0.update(from: w(ParamName.prompt), count: d.promptLength * C) }
+        if d.suffixLength > 0 {
+            for b in 0..<batch.count {
+                (x0 + (batch.seqStart[b + 1] - d.suffixLength) * C).update(from: w(ParamName.suffix), count: d.suffixLength * C)
+            }
         }
         gatherRows(a.hidden.ptr, x0, batch.outRows, C)
 
@@ -206,7 +207,7 @@ extension ELLMRecModel {
             ropeForward(x: s.k.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.kvHeads, ld: d.kvDim, table: rope)
         } }
         OpProfiler.measure("attention") { attentionForward(out: s.att.ptr, probs: s.probs.ptr, q: s.q.ptr, k: s.k.ptr, v: s.v.ptr,
-                         seqStart: b.seqStart, probOffsets: a.probOffsets, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim) }
+                         segments: a.segments, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim) }
         // r2 = x + att·Woᵀ
         s.r2.ptr.update(from: input, count: nTok * C)
         quantize(s.att.ptr, d.qDim)

@@ -147,6 +147,8 @@ public final class Trainer {
     public var quiet = false
     /// Test hook: return after this many steps as if the process had been killed.
     public var simulateKillAfter: Int? = nil
+    /// Benchmarks: no validation (and so no best-checkpoint selection).
+    public var skipValidation = false
 
     public init(task: TrainingTask, dataset: PreparedDataset, options: TrainerOptions, stateDirectory: URL) throws {
         let p = options.problems()
@@ -268,7 +270,7 @@ public final class Trainer {
                 throw TrainingError(message: "simulated kill at step \(state.step)")
             }
             let atEnd = state.step == total
-            if state.step % validEvery == 0 || atEnd {
+            if !skipValidation && (state.step % validEvery == 0 || atEnd) {
                 let v = try ModelEvaluator.evaluate(model: task.evalModel, dataset: dataset, options: EvalOptions(
                     split: .valid, candidates: o.validCandidates, users: o.validUsers > 0 ? o.validUsers : nil, progress: false))
                 let m = (o.validCandidates == .full ? v.full : v.sampled) ?? [:]

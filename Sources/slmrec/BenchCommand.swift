@@ -2,6 +2,8 @@ import Foundation
 import Common
 import CommandKit
 import Engine
+import RecData
+import Training
 
 enum BenchSize: String, CaseIterable, ExpressibleByArgument { case tiny, small, medium }
 
@@ -19,6 +21,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print where the time goes (per op).") var profile = false
     @Flag(help: "Compare fp32 and int8 (W8A8 dynamic) inference instead.") var int8 = false
+    @Option(help: "Instead: time one all-positions training epoch of the config's 8-layer model on this prepared dataset.") var epoch: String?
+    @Option(help: "With --epoch: the objective (all-positions or last).") var objective: String = "all-positions"
 
     func run() throws {
         guard let cfg = BenchConfig.named(config.rawValue) else { throw ValidationError("unknown config \(config.rawValue)") }
@@ -28,6 +32,7 @@ struct Bench: ParsableCommand {
         let sg = measureSgemmGFLOPs()
         OpProfiler.enabled = profile
         if int8 { try runInt8(cfg, sgemm: sg); return }
+        if let epoch { try runEpoch(cfg, data: epoch, sgemm: sg); return }
         let rows = try EngineBenchmark.run(cfg, seconds: seconds, log: { logLine($0) })
         let base = pytorchBaseline[config.rawValue]
         let rss = peakRSSBytes()
@@ -54,6 +59,32 @@ struct Bench: ParsableCommand {
         emit(textTable(table))
         emit(String(format: "peak RSS %.0f MiB", Double(rss) / 1048576))
         if profile { emit("time by op (all rows):\n" + OpProfiler.report()) }
+    }
+
+    /// One training epoch on real data (the training issue's throughput row).
+    func runEpoch(_ cfg: BenchConfig, data: String, sgemm sg: Double) throws {
+        guard let obj = Objective(rawValue: objective) else { throw ValidationError("--objective must be all-positions or last") }
+        let ds = try PreparedDataset.load(directory: fileURL(data))
+        var d = cfg.dims
+        d.numItems = ds.numItems
+        let model = ELLMRecModel.random(dims: d, seed: 1)
+        let task = try FineTuneTask(model: model, lora: nil, parts: TrainableParts(), seed: 1)
+        var o = TrainerOptions()
+        o.epochs = 1; o.objective = obj; o.validEvery = 1_000_000; o.batchSize = cfg.batch; o.lr = 1e-4
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-bench-epoch-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trainer = try Trainer(task: task, dataset: ds, options: o, stateDirectory: dir)
+        trainer.skipValidation = true
+        let samples = trainer.samples
+        let targets = TrainingSamples.targetCount(samples, objective: obj)
+        let r = try trainer.run()
+        let flops = 3 * forwardFLOPs(d, seqLens: samples.map { $0.input.count }, scoredRows: targets)
+        emit("one \(obj.rawValue) epoch of the \(d.layers)-layer model (hidden \(d.hidden)) on \(data)")
+        emit(textTable([
+            ["examples", "targets", "wall time", "tokens/s", "targets/s", "GFLOP/s", "sgemm GFLOP/s"],
+            ["\(samples.count)", "\(targets)", String(format: "%.1f s", r.seconds), String(format: "%.0f", r.tokensPerSecond),
+             String(format: "%.0f", Double(targets) / r.seconds), String(format: "%.1f", flops / r.seconds / 1e9), String(format: "%.0f", sg)],
+        ]))
     }
 
     /// PyTorch 2.15 quantize_dynamic (qint8 Linear) inference on this machine class, users/s.

@@ -88,28 +88,61 @@ final class KernelGradientTests: XCTestCase {
     }
 
     func testAttentionGQA() {
-        let nh = 4, nkv = 2, hd = 3
-        let seqStart = [0, 3, 4, 8]    // sequences of 3, 1 and 4 tokens
-        let nTok = 8
-        var q = randomArray(nTok * nh * hd, &rng), k = randomArray(nTok * nkv * hd, &rng), v = randomArray(nTok * nkv * hd, &rng)
-        let dy = randomArray(nTok * nh * hd, &rng)
-        let (offs, total) = attentionProbOffsets(seqStart: seqStart, nHeads: nh)
-        func f(_ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
-            var out = [Float](repeating: 0, count: nTok * nh * hd), p = [Float](repeating: 0, count: total)
-            attentionForward(out: &out, probs: &p, q: q, k: k, v: v, seqStart: seqStart, probOffsets: offs, nHeads: nh, nKVHeads: nkv, headDim: hd)
-            return out
+        // With and without a shared prefix (the prompt rows [0, 2) seen by every sequence).
+        for prefix in [0, 2] {
+            let nh = 4, nkv = 2, hd = 3
+            let seqStart = [prefix, prefix + 3, prefix + 4, prefix + 8]    // sequences of 3, 1 and 4 tokens
+            let nTok = prefix + 8
+            var q = randomArray(nTok * nh * hd, &rng), k = randomArray(nTok * nkv * hd, &rng), v = randomArray(nTok * nkv * hd, &rng)
+            let dy = randomArray(nTok * nh * hd, &rng)
+            let (segs, total) = attentionSegments(seqStart: seqStart, prefix: prefix, nHeads: nh)
+            func f(_ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
+                var out = [Float](repeating: 0, count: nTok * nh * hd), p = [Float](repeating: 0, count: total)
+                attentionForward(out: &out, probs: &p, q: q, k: k, v: v, segments: segs, nHeads: nh, nKVHeads: nkv, headDim: hd)
+                return out
+            }
+            var out = [Float](repeating: 0, count: nTok * nh * hd), probs = [Float](repeating: 0, count: total)
+            attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, segments: segs, nHeads: nh, nKVHeads: nkv, headDim: hd)
+            var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = [Float](repeating: 0, count: v.count)
+            attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: dy, q: q, k: k, v: v, probs: probs, segments: segs, nHeads: nh, nKVHeads: nkv, headDim: hd)
+            let (q0, k0, v0) = (q, k, v)
+            check("dq p=\(prefix)", analytic: dq, numeric: numericGradient(&q, eps: 1e-3) { dot(f($0, k0, v0), dy) })
+            check("dk p=\(prefix)", analytic: dk, numeric: numericGradient(&k, eps: 1e-3) { dot(f(q0, $0, v0), dy) })
+            check("dv p=\(prefix)", analytic: dv, numeric: numericGradient(&v, eps: 1e-3) { dot(f(q0, k0, $0), dy) })
+            if prefix == 0 {
+                // Causality: the first token of each sequence only sees itself, so its output is its value row.
+                for (s, g) in [(0, 0), (3, 0), (4, 1)] {
+                    for i in 0..<hd { XCTAssertEqual(out[s * nh * hd + (g * 2) * hd + i], v[s * nkv * hd + g * hd + i], accuracy: 1e-5) }
+                }
+            }
         }
-        var out = [Float](repeating: 0, count: nTok * nh * hd), probs = [Float](repeating: 0, count: total)
-        attentionForward(out: &out, probs: &probs, q: q, k: k, v: v, seqStart: seqStart, probOffsets: offs, nHeads: nh, nKVHeads: nkv, headDim: hd)
-        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = [Float](repeating: 0, count: v.count)
-        attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: dy, q: q, k: k, v: v, probs: probs, seqStart: seqStart, probOffsets: offs, nHeads: nh, nKVHeads: nkv, headDim: hd)
-        let (q0, k0, v0) = (q, k, v)
-        check("dq", analytic: dq, numeric: numericGradient(&q, eps: 1e-3) { dot(f($0, k0, v0), dy) })
-        check("dk", analytic: dk, numeric: numericGradient(&k, eps: 1e-3) { dot(f(q0, $0, v0), dy) })
-        check("dv", analytic: dv, numeric: numericGradient(&v, eps: 1e-3) { dot(f(q0, k0, $0), dy) })
-        // Causality: the first token of each sequence only sees itself, so its output is its value row.
-        for (s, g) in [(0, 0), (3, 0), (4, 1)] {
-            for i in 0..<hd { XCTAssertEqual(out[s * nh * hd + (g * 2) * hd + i], v[s * nkv * hd + g * hd + i], accuracy: 1e-5) }
+    }
+
+    /// A shared prefix gives exactly what each sequence would get with its own copy of it.
+    func testSharedPrefixEqualsPerSequenceCopies() {
+        let nh = 2, hd = 4, pre = 3, lens = [2, 5]
+        let prefixQ = randomArray(pre * nh * hd, &rng), prefixK = randomArray(pre * nh * hd, &rng), prefixV = randomArray(pre * nh * hd, &rng)
+        let own = lens.map { n in (randomArray(n * nh * hd, &rng), randomArray(n * nh * hd, &rng), randomArray(n * nh * hd, &rng)) }
+        // Shared layout: [prefix, seq0, seq1].
+        let q = prefixQ + own.flatMap(\.0), k = prefixK + own.flatMap(\.1), v = prefixV + own.flatMap(\.2)
+        let seqStart = [pre, pre + lens[0], pre + lens[0] + lens[1]]
+        let (segs, total) = attentionSegments(seqStart: seqStart, prefix: pre, nHeads: nh)
+        var out = [Float](repeating: 0, count: q.count), p = [Float](repeating: 0, count: total)
+        attentionForward(out: &out, probs: &p, q: q, k: k, v: v, segments: segs, nHeads: nh, nKVHeads: nh, headDim: hd)
+        // Copies: [prefix, seq0, prefix, seq1] with no sharing.
+        var q2: [Float] = [], k2: [Float] = [], v2: [Float] = [], starts = [0]
+        for (i, n) in lens.enumerated() {
+            q2 += prefixQ + own[i].0; k2 += prefixK + own[i].1; v2 += prefixV + own[i].2
+            starts.append(starts.last! + pre + n)
+        }
+        let (segs2, total2) = attentionSegments(seqStart: starts, prefix: 0, nHeads: nh)
+        var out2 = [Float](repeating: 0, count: q2.count), p2 = [Float](repeating: 0, count: total2)
+        attentionForward(out: &out2, probs: &p2, q: q2, k: k2, v: v2, segments: segs2, nHeads: nh, nKVHeads: nh, headDim: hd)
+        let row = nh * hd
+        for (i, n) in lens.enumerated() {
+            let a = Array(out[(seqStart[i] * row)..<((seqStart[i] + n) * row)])
+            let b = Array(out2[((starts[i] + pre) * row)..<((starts[i] + pre + n) * row)])
+            XCTAssertTrue(allClose(a, b, atol: 1e-6, rtol: 1e-5).ok, "sequence \(i)")
         }
     }
 

@@ -1,59 +1,85 @@
 import Foundation
 import CKernels
 
-// Causal grouped-query attention over packed variable-length sequences.
+// Causal grouped-query attention over packed variable-length sequences with a shared prefix.
 //
 // Left padding (the checkpoint contract's layout) only exists so PyTorch can batch
 // sequences of different lengths; the padded slots are masked out and never influence a
-// real slot. We therefore never materialise them: the tokens of sequence b occupy rows
-// [start[b], start[b+1]) of every activation, positions restart at 0 for each sequence,
-// and attention runs per sequence — exactly what HF computes on the valid slots, with no
-// work spent on padding.
+// real slot. We never materialise them: the tokens of sequence b occupy rows
+// [start[b], start[b+1]) of every activation, and attention runs per sequence — what HF
+// computes on the valid slots, with no work spent on padding.
 //
-// For each sequence (n tokens) and head hh (KV head g = hh / (NH/NKV), as HF's repeat_kv):
-//   S = Q·Kᵀ / √HD,  P = softmax(S + causal mask),  O = P·V
+// The prompt is the same P rows at positions 0…P−1 for every user, and causal attention
+// means its states never depend on what follows; so the prompt is computed ONCE per batch
+// (rows [0, P)) and every sequence attends to those shared keys/values plus its own:
+// query i of sequence b sees prefix keys 0…P−1 and its own keys 0…i. The result is
+// identical to running each sequence with its own copy of the prompt.
+//
+// For each segment (n queries, `pre` shared keys) and head hh (KV head g = hh / (NH/NKV),
+// HF's repeat_kv):
+//   S = Q·[K_pre; K]ᵀ / √HD,  P = softmax(S + causal mask),  O = P·[V_pre; V]
 // Backward:
 //   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),
-//   dQ += dS·K / √HD,  dK += dSᵀ·Q / √HD
+//   dQ += dS·K / √HD,  dK += dSᵀ·Q / √HD      (shared-prefix dK, dV summed over sequences)
 
-/// Offsets of each sequence's (NH, n, n) probability block inside the flat probs buffer.
-public func attentionProbOffsets(seqStart: [Int], nHeads: Int) -> (offsets: [Int], total: Int) {
-    var offs = [Int](repeating: 0, count: max(seqStart.count - 1, 0))
-    var acc = 0
-    for b in 0..<offs.count {
-        offs[b] = acc
-        let n = seqStart[b + 1] - seqStart[b]
-        acc += nHeads * n * n
-    }
-    return (offs, acc)
+/// One attention segment: `n` query rows from `start`, attending to `pre` shared prefix rows
+/// (rows 0…pre−1) and causally to themselves; `probOffset` locates its (NH, n, pre+n) probs.
+public struct AttentionSegment: Sendable, Equatable {
+    public let start: Int
+    public let n: Int
+    public let pre: Int
+    public let probOffset: Int
 }
 
-/// out[Ntok, NH·HD], probs[Σ NH·n²] ← q[Ntok, NH·HD], k, v[Ntok, NKV·HD] (q, k already rotated)
+/// Segments for a packed batch: the shared prefix [0, prefix) (if any), then each sequence.
+public func attentionSegments(seqStart: [Int], prefix: Int, nHeads: Int) -> (segments: [AttentionSegment], probCount: Int) {
+    var segs: [AttentionSegment] = []
+    var acc = 0
+    if prefix > 0 {
+        segs.append(AttentionSegment(start: 0, n: prefix, pre: 0, probOffset: 0))
+        acc = nHeads * prefix * prefix
+    }
+    for b in 0..<max(seqStart.count - 1, 0) {
+        let n = seqStart[b + 1] - seqStart[b]
+        segs.append(AttentionSegment(start: seqStart[b], n: n, pre: prefix, probOffset: acc))
+        acc += nHeads * n * (prefix + n)
+    }
+    return (segs, acc)
+}
+
+/// out[Ntok, NH·HD], probs ← q[Ntok, NH·HD], k, v[Ntok, NKV·HD] (q, k already rotated)
 public func attentionForward(
     out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    seqStart: [Int], probOffsets: [Int], nHeads: Int, nKVHeads: Int, headDim hd: Int
+    segments: [AttentionSegment], nHeads: Int, nKVHeads: Int, headDim hd: Int
 ) {
     let ldq = nHeads * hd, ldk = nKVHeads * hd
     let group = nHeads / nKVHeads
     let scale = 1 / Float(hd).squareRoot()
-    let nSeq = seqStart.count - 1
-    // Sequences are independent: spread them over the cores. Each sgemm here is tiny, so
+    // Segments are independent: spread them over the cores. Each sgemm here is small, so
     // OpenBLAS runs it on the calling thread.
-    parallelFor(nSeq) { b in
-        let s0 = seqStart[b], n = seqStart[b + 1] - s0
+    parallelFor(segments.count) { si in
+        let sg = segments[si], s0 = sg.start, n = sg.n, pre = sg.pre, w = pre + n
         if n == 0 { return }
         for hh in 0..<nHeads {
             let g = hh / group
-            let qh = q + s0 * ldq + hh * hd, kh = k + s0 * ldk + g * hd, vh = v + s0 * ldk + g * hd
-            let p = probs + probOffsets[b] + hh * n * n
-            sgemm(.none, .transpose, m: n, n: n, k: hd, alpha: scale, a: qh, lda: ldq, b: kh, ldb: ldk, c: p, ldc: n)
-            for i in 0..<n {
-                let row = p + i * n
-                ck_softmax_inplace(i + 1, row)   // causal: keys 0…i
-                for j in (i + 1)..<max(n, i + 1) { row[j] = 0 }
+            let qh = q + s0 * ldq + hh * hd
+            let p = probs + sg.probOffset + hh * n * w
+            if pre > 0 {
+                sgemm(.none, .transpose, m: n, n: pre, k: hd, alpha: scale, a: qh, lda: ldq, b: k + g * hd, ldb: ldk, c: p, ldc: w)
             }
-            sgemm(.none, .none, m: n, n: hd, k: n, a: p, lda: n, b: vh, ldb: ldk, c: out + s0 * ldq + hh * hd, ldc: ldq)
+            sgemm(.none, .transpose, m: n, n: n, k: hd, alpha: scale, a: qh, lda: ldq, b: k + s0 * ldk + g * hd, ldb: ldk, c: p + pre, ldc: w)
+            for i in 0..<n {
+                let row = p + i * w
+                ck_softmax_inplace(pre + i + 1, row)   // causal: prefix keys and own keys 0…i
+                for j in (pre + i + 1)..<max(w, pre + i + 1) { row[j] = 0 }
+            }
+            let oh = out + s0 * ldq + hh * hd
+            if pre > 0 {
+                sgemm(.none, .none, m: n, n: hd, k: pre, a: p, lda: w, b: v + g * hd, ldb: ldk, c: oh, ldc: ldq)
+            }
+            sgemm(.none, .none, m: n, n: hd, k: n, a: p + pre, lda: w, b: v + s0 * ldk + g * hd, ldb: ldk,
+                  beta: pre > 0 ? 1 : 0, c: oh, ldc: ldq)
         }
     }
 }
@@ -62,44 +88,69 @@ public func attentionForward(
 public func attentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    probs: UnsafePointer<Float>, seqStart: [Int], probOffsets: [Int],
+    probs: UnsafePointer<Float>, segments: [AttentionSegment],
     nHeads: Int, nKVHeads: Int, headDim hd: Int
 ) {
     let ldq = nHeads * hd, ldk = nKVHeads * hd
     let group = nHeads / nKVHeads
     let scale = 1 / Float(hd).squareRoot()
-    let nSeq = seqStart.count - 1
-    var maxN = 0
-    for b in 0..<nSeq { maxN = max(maxN, seqStart[b + 1] - seqStart[b]) }
-    let scratchPerWorker = maxN * maxN
+    var maxW = 0, prefix = 0
+    for s in segments { maxW = max(maxW, s.n * (s.pre + s.n)); prefix = max(prefix, s.pre) }
     let workers = ParallelConfig.workers
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchPerWorker * workers))
-    defer { scratch.deallocate() }
-    // dk/dv of one sequence are only touched by that sequence, so sequences can run in
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, maxW * workers))
+    // Per-worker accumulators for the shared prefix's dK, dV (many sequences write them).
+    let preAcc = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 2 * prefix * ldk * workers))
+    preAcc.initialize(repeating: 0, count: max(1, 2 * prefix * ldk * workers))
+    defer { scratch.deallocate(); preAcc.deallocate() }
+    // A segment's own dk/dv rows are touched only by that segment, so segments run in
     // parallel; heads of a group write the same dk/dv slice and run sequentially.
-    parallelFor(nSeq, withWorker: true) { b, w in
-        let s0 = seqStart[b], n = seqStart[b + 1] - s0
+    parallelFor(segments.count, withWorker: true) { si, wk in
+        let sg = segments[si], s0 = sg.start, n = sg.n, pre = sg.pre, w = pre + n
         if n == 0 { return }
-        let dp = scratch + w * scratchPerWorker
+        let dp = scratch + wk * maxW
+        let dkPre = preAcc + wk * 2 * prefix * ldk, dvPre = dkPre + prefix * ldk
         for hh in 0..<nHeads {
             let g = hh / group
-            let qh = q + s0 * ldq + hh * hd, kh = k + s0 * ldk + g * hd, vh = v + s0 * ldk + g * hd
+            let qh = q + s0 * ldq + hh * hd
             let doh = dout + s0 * ldq + hh * hd
-            let p = probs + probOffsets[b] + hh * n * n
+            let p = probs + sg.probOffset + hh * n * w
             // dV += Pᵀ·dO
-            sgemm(.transpose, .none, m: n, n: hd, k: n, a: p, lda: n, b: doh, ldb: ldq, beta: 1, c: dv + s0 * ldk + g * hd, ldc: ldk)
-            // dP = dO·Vᵀ
-            sgemm(.none, .transpose, m: n, n: n, k: hd, a: doh, lda: ldq, b: vh, ldb: ldk, c: dp, ldc: n)
-            // dS = P ⊙ (dP − rowsum(P ⊙ dP)), zero above the diagonal
-            for i in 0..<n {
-                let pr = p + i * n, dr = dp + i * n
-                var dot: Float = 0
-                for j in 0...i { dot += pr[j] * dr[j] }
-                for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
-                for j in (i + 1)..<max(n, i + 1) { dr[j] = 0 }
+            if pre > 0 {
+                sgemm(.transpose, .none, m: pre, n: hd, k: n, a: p, lda: w, b: doh, ldb: ldq, beta: 1, c: dvPre + g * hd, ldc: ldk)
             }
-            sgemm(.none, .none, m: n, n: hd, k: n, alpha: scale, a: dp, lda: n, b: kh, ldb: ldk, beta: 1, c: dq + s0 * ldq + hh * hd, ldc: ldq)
-            sgemm(.transpose, .none, m: n, n: hd, k: n, alpha: scale, a: dp, lda: n, b: qh, ldb: ldq, beta: 1, c: dk + s0 * ldk + g * hd, ldc: ldk)
+            sgemm(.transpose, .none, m: n, n: hd, k: n, a: p + pre, lda: w, b: doh, ldb: ldq, beta: 1, c: dv + s0 * ldk + g * hd, ldc: ldk)
+            // dP = dO·Vᵀ
+            if pre > 0 {
+                sgemm(.none, .transpose, m: n, n: pre, k: hd, a: doh, lda: ldq, b: v + g * hd, ldb: ldk, c: dp, ldc: w)
+            }
+            sgemm(.none, .transpose, m: n, n: n, k: hd, a: doh, lda: ldq, b: v + s0 * ldk + g * hd, ldb: ldk, c: dp + pre, ldc: w)
+            // dS = P ⊙ (dP − rowsum(P ⊙ dP)), zero past the causal limit
+            for i in 0..<n {
+                let pr = p + i * w, dr = dp + i * w
+                let lim = pre + i
+                var dot: Float = 0
+                for j in 0...lim { dot += pr[j] * dr[j] }
+                for j in 0...lim { dr[j] = pr[j] * (dr[j] - dot) }
+                for j in (lim + 1)..<max(w, lim + 1) { dr[j] = 0 }
+            }
+            let dqh = dq + s0 * ldq + hh * hd
+            if pre > 0 {
+                sgemm(.none, .none, m: n, n: hd, k: pre, alpha: scale, a: dp, lda: w, b: k + g * hd, ldb: ldk, beta: 1, c: dqh, ldc: ldq)
+                sgemm(.transpose, .none, m: pre, n: hd, k: n, alpha: scale, a: dp, lda: w, b: qh, ldb: ldq, beta: 1, c: dkPre + g * hd, ldc: ldk)
+            }
+            sgemm(.none, .none, m: n, n: hd, k: n, alpha: scale, a: dp + pre, lda: w, b: k + s0 * ldk + g * hd, ldb: ldk, beta: 1, c: dqh, ldc: ldq)
+            sgemm(.transpose, .none, m: n, n: hd, k: n, alpha: scale, a: dp + pre, lda: w, b: qh, ldb: ldq, beta: 1, c: dk + s0 * ldk + g * hd, ldc: ldk)
         }
     }
+    // Reduce the shared prefix's dK, dV into rows [0, prefix).
+    for wk in 0..<workers {
+        let dkPre = preAcc + wk * 2 * prefix * ldk, dvPre = dkPre + prefix * ldk
+        for i in 0..<(prefix * ldk) { dk[i] += dkPre[i]; dv[i] += dvPre[i] }
+    }
+}
+
+/// Offsets of each sequence's (NH, n, n) probability block (no shared prefix).
+public func attentionProbOffsets(seqStart: [Int], nHeads: Int) -> (offsets: [Int], total: Int) {
+    let (segs, total) = attentionSegments(seqStart: seqStart, prefix: 0, nHeads: nHeads)
+    return (segs.map(\.probOffset), total)
 }
