@@ -5,8 +5,8 @@ import ModelFormat
 // options and a named output), an `evaluate` block and a `compare` list. JSON5 so people can
 // comment it. See docs/recipes.md.
 
-public enum EvalSplit: String, Codable, Sendable { case valid, test }
-public enum EvalCandidates: String, Codable, Sendable { case sampled, full, both }
+public enum EvalSplit: String, OptionEnum { case valid, test }
+public enum EvalCandidates: String, OptionEnum { case sampled, full, both }
 
 /// What to measure after each stage (the evaluator itself is plugged in by the CLI).
 public struct EvaluateSpec: Codable, Sendable, Equatable {
@@ -104,7 +104,7 @@ public struct Recipe: Sendable {
         for o in overrides { tree = try applyOverride(o, to: tree, file: path) }
         tree = try substituteVars(tree, file: path)
         let body: Body
-        do { body = try StrictDecoding.decode(Body.self, from: tree, path: "") } catch let e as ToolbenchError {
+        do { body = try StrictDecoding.decode(Body.self, from: tree, path: "", documented: ["description", "vars", "inputs", "seed", "evaluate", "stages", "compare"]) } catch let e as ToolbenchError {
             throw e.within(path)
         }
         let r = Recipe(path: path, description: body.description, vars: body.vars ?? [:], inputs: body.inputs,

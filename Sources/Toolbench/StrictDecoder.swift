@@ -10,8 +10,11 @@ import ModelFormat
 
 public enum StrictDecoding {
     /// Decodes `T` from `value`; `path` prefixes every error (e.g. "stages[2].options").
-    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, path: String) throws -> T {
+    /// `documented` joins the top-level keys the type asked for when suggesting a name (a
+    /// decode that stops early has not asked for every key yet).
+    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, path: String, documented: [String] = []) throws -> T {
         let log = KeyLog()
+        log.documented = Set(documented)
         let result: T
         do {
             result = try T(from: TreeDecoder(value: value, codingPath: [], log: log))
@@ -41,7 +44,7 @@ public enum StrictDecoding {
             return ToolbenchError(join(ctx.codingPath), problem: "missing required option \"\(k.stringValue)\"",
                                   fix: "add \"\(k.stringValue)\" (see `slmrec passes` for every option)")
         case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx), .dataCorrupted(let ctx):
-            return ToolbenchError(join(ctx.codingPath), problem: ctx.debugDescription, fix: "fix the value's type (see `slmrec passes`)")
+            return ToolbenchError(join(ctx.codingPath), problem: ctx.debugDescription, fix: "fix the value (see `slmrec passes` and docs/passes.md)")
         @unknown default:
             return ToolbenchError(path, problem: "\(e)", fix: "see `slmrec passes`")
         }
@@ -63,6 +66,7 @@ final class KeyLog: @unchecked Sendable {
     var asked: [String: Set<String>] = [:]
     /// Objects decoded as dictionaries (every key accepted).
     var open: Set<String> = []
+    var documented: Set<String> = []
 
     func note(_ path: [CodingKey], _ key: String) { asked[pathString("", path), default: []].insert(key) }
 
@@ -74,7 +78,8 @@ final class KeyLog: @unchecked Sendable {
         switch v {
         case .object(let o):
             let here = pathString("", rel)
-            if let known = asked[here], !open.contains(here) {
+            if var known = asked[here], !open.contains(here) {
+                if here.isEmpty { known.formUnion(documented) }
                 for k in o.keys.sorted() where !known.contains(k) {
                     let full = pathString(base, rel + [AnyKey(k)])
                     throw ToolbenchError(full, problem: "unknown option \"\(k)\"\(suggestion(k, Array(known)))",
@@ -235,5 +240,21 @@ extension JSONValue {
     public static func encoding<T: Encodable>(_ value: T) throws -> JSONValue {
         let data = try JSONEncoder().encode(value)
         return try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+}
+
+/// A string-valued option with a fixed set of values: decoding an unknown value lists the
+/// valid ones and suggests the nearest.
+public protocol OptionEnum: Codable, CaseIterable, RawRepresentable, Sendable where RawValue == String {}
+
+extension OptionEnum {
+    public init(from decoder: Decoder) throws {
+        let s = try decoder.singleValueContainer().decode(String.self)
+        guard let v = Self(rawValue: s) else {
+            let all = Self.allCases.map(\.rawValue)
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                debugDescription: "\"\(s)\" is not one of \(all.joined(separator: ", "))\(suggestion(s, all))"))
+        }
+        self = v
     }
 }
