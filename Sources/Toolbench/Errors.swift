@@ -20,7 +20,8 @@ public struct ToolbenchError: Error, CustomStringConvertible, Sendable, Equatabl
     }
 
     public var description: String {
-        (location.isEmpty ? "" : "\(location): ") + problem + (fix.isEmpty ? "" : ". Fix: \(fix)")
+        (location.isEmpty ? "" : "\(location): ") + problem
+            + (fix.isEmpty ? "" : (problem.hasSuffix("?") || problem.hasSuffix(".") ? " Fix: " : ". Fix: ") + fix)
     }
 }
 
