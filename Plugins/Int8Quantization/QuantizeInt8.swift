@@ -66,7 +66,6 @@ public struct QuantizeInt8: CompressionPass {
             throw passError("the model is already int8-quantized", fix: "quantize the float model once (remove this stage or point it at a float checkpoint)")
         }
         let all = (0..<model.numLayers).flatMap { l in TensorNames.linearModules.map { TensorNames.linear(l, $0) } }
-        let probe = QuantizationConfig.int8Channel(ignore: o.ignore)
         for p in o.ignore where !all.contains(where: { QuantizationConfig.int8Channel(ignore: [p]).isIgnored($0) }) {
             let hint = nearest(p, in: all).map { " — did you mean \"\($0)\"?" } ?? ""
             throw passError("ignore: \"\(p)\" matches no decoder linear of this \(model.numLayers)-layer model\(hint)",
@@ -76,7 +75,6 @@ public struct QuantizeInt8: CompressionPass {
         if !all.contains(where: { !q.isIgnored($0) }) {
             throw passError("every decoder linear is ignored; nothing to quantize", fix: "shorten \"ignore\" or widen \"modules\"")
         }
-        _ = probe
         var out = model
         out.config.quantization = q
         return PlannedOutput(checkpoint: out)

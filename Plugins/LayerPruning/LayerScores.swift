@@ -52,7 +52,7 @@ public enum LayerScores {
             }
             tokens += n
             done += chunk.count
-            progress?.update(done)
+            if done < sequences.count { progress?.update(done) }
         }
         progress?.finish()
         return sum.map { 1 - $0 / Double(max(tokens, 1)) }
@@ -84,7 +84,7 @@ public enum LayerScores {
             }
             count += batch.rows
             done += chunk.count
-            progress?.update(done)
+            if done < sequences.count { progress?.update(done) }
         }
         progress?.finish()
         return sum.map { $0 / Double(max(count, 1)) }

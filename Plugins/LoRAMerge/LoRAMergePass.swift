@@ -51,13 +51,16 @@ public struct LoRAMerge: CompressionPass {
     }
 
     public func apply(_ context: PassContext, options o: Options) throws -> PassResult {
+        let t0 = Date()
         let ck = try context.loadInput()
         guard let adapterURL = o.adapter.map({ context.resolve($0) }) ?? context.references["adapter"] else {
             throw passError("no adapter to merge", fix: "set options.adapter")
         }
         let adapter = try LoRAAdapter.load(directory: adapterURL)
         try adapter.validate(against: ck.config, source: adapterURL.path)
+        let t1 = Date()
         let merged = try LoRAMath.merge(ck, adapter)
+        context.log(String(format: "load %.3f s, merge %.3f s", t1.timeIntervalSince(t0), Date().timeIntervalSince(t1)))
         context.log("merged \(adapter.weights.count) modules (r \(adapter.r), alpha \(adapter.alpha), scaling \(adapter.scaling))")
         let metrics: [String: JSONValue] = [
             "adapter": .string(adapterURL.path), "r": .int(adapter.r), "lora_alpha": .number(adapter.alpha),
@@ -83,12 +86,23 @@ public enum LoRAMath {
             let rows = w.shape[0], cols = w.shape[1]
             var merged = try w.floats()
             let a = try pair.a.floats(), b = try pair.b.floats()   // a (r, in), b (out, r)
-            var delta = [Float](repeating: 0, count: rows * cols)   // (out, in) = B·A
-            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in delta.withUnsafeMutableBufferPointer { dp in
-                sgemm(.none, .none, m: rows, n: cols, k: r, a: bp.baseAddress!, lda: r, b: ap.baseAddress!, ldb: cols,
-                      c: dp.baseAddress!, ldc: cols)
+            guard a.count == r * cols, b.count == rows * r else {
+                throw passError("\(module): LoRA shapes \(pair.a.shape), \(pair.b.shape) do not fit \(w.shape)", fix: "the adapter does not fit this model")
+            }
+            // Row by row: delta_i = Σ_k B[i,k]·A[k,:] (PEFT's B @ A), then W_i += delta_i · s — the
+            // same fp32 operations as PEFT's W + (B @ A)·s. A rank-r update is memory-bound;
+            // level-1 loops avoid a threaded GEMM's start-up cost on these thin products.
+            var delta = [Float](repeating: 0, count: cols)
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in merged.withUnsafeMutableBufferPointer { wp in
+                delta.withUnsafeMutableBufferPointer { dp in
+                    for i in 0..<rows {
+                        dp.update(repeating: 0)
+                        for k in 0..<r { saxpy(cols, bp[i * r + k], ap.baseAddress! + k * cols, dp.baseAddress!) }
+                        let w = wp.baseAddress! + i * cols
+                        for j in 0..<cols { w[j] += dp[j] * s }
+                    }
+                }
             } } }
-            for i in 0..<merged.count { merged[i] += delta[i] * s }
             out.tensors[wName] = Tensor(floats: merged, shape: w.shape, dtype: w.dtype)
         }
         return out

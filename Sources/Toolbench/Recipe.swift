@@ -159,7 +159,6 @@ public struct Recipe: Sendable {
                 o[seg] = try set(o[seg] ?? .object([:]), rest.dropFirst(), here)
                 return .object(o)
             default:
-                if rest.count >= 1 && node == .object([:]) { return node }
                 throw ToolbenchError("\(file): --set \(key)", problem: "\(trail) is not an object or list", fix: "check the key path")
             }
         }
