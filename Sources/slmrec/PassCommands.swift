@@ -51,10 +51,25 @@ struct Apply: ParsableCommand {
     @Option(help: "Output checkpoint directory.") var output: String
     @Option(help: "Pass options as a JSON5 object.") var options: String = "{}"
     @Option(help: "Adapter output directory (passes that produce an adapter).") var adapterOutput: String?
+    @Option(name: .customLong("ref"), help: "A named reference the pass declares: name=DIR (e.g. teacher=runs/teacher, adapter=runs/ft/adapter). Repeatable.")
+    var refs: [String] = []
     @Option(help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
         let p = try registry.pass(named: pass)
+        var refURLs: [String: URL] = [:], planned: [String: PlannedArtifact] = [:]
+        for r in refs {
+            guard let eq = r.firstIndex(of: "="), eq != r.startIndex else { throw ValidationError("--ref \(r): expected name=DIR") }
+            let name = String(r[..<eq]), url = fileURL(String(r[r.index(after: eq)...]))
+            guard let spec = p.references.first(where: { $0.name == name }) else {
+                throw ValidationError("--ref \(name): \(p.name) takes \(p.references.isEmpty ? "no references" : "references " + p.references.map(\.name).joined(separator: ", "))")
+            }
+            refURLs[name] = url
+            planned[name] = PlannedArtifact(kind: spec.kind, model: spec.kind == .checkpoint ? try ModelSummary.load(directory: url) : nil, existingPath: url)
+        }
+        for spec in p.references where spec.required && refURLs[spec.name] == nil {
+            throw ValidationError("\(p.name) needs --ref \(spec.name)=DIR (\(spec.help))")
+        }
         let where_ = "apply \(p.name)"
         let inURL = fileURL(input), outURL = fileURL(output)
         if inURL.standardizedFileURL.path == outURL.standardizedFileURL.path {
@@ -64,19 +79,19 @@ struct Apply: ParsableCommand {
         do { model = try ModelSummary.load(directory: inURL) } catch { throw ToolbenchError(where_, problem: "\(error)", fix: "check --input") }
         let tree = try JSONText.parseJSON5(Data(options.utf8), file: "--options")
         let opts: any PassOptions
-        let planned: PlannedOutput
+        let plannedOut: PlannedOutput
         do {
             opts = try p.decodeOptions(tree, path: "options")
-            planned = try p.check(model, options: opts, references: [:])
+            plannedOut = try p.check(model, options: opts, references: planned)
         } catch let e as ToolbenchError { throw e.within(where_) }
-        if planned.adapter && adapterOutput == nil {
+        if plannedOut.adapter && adapterOutput == nil {
             throw ValidationError("\(p.name) produces an adapter: give --adapter-output DIR")
         }
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-apply-\(getpid())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
         let start = Date()
-        let ctx = PassContext(input: inURL, workDirectory: work, seed: seed, stage: p.name)
+        let ctx = PassContext(input: inURL, references: refURLs, workDirectory: work, seed: seed, stage: p.name)
         let result: PassResult
         do { result = try p.apply(ctx, options: opts) } catch let e as ToolbenchError { throw e.within(where_) }
         if let ck = result.checkpoint { try ck.save(to: outURL) }
