@@ -1,4 +1,140 @@
+import Foundation
+import Common
 import CommandKit
+import ModelFormat
+import Toolbench
 
 /// `slmrec passes`, `slmrec apply`, `slmrec run` (the plugin host's commands).
-let passCommands: [any ParsableCommand.Type] = []
+let passCommands: [any ParsableCommand.Type] = [Passes.self, Apply.self, Run.self]
+
+struct Passes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the compression passes with their options, types, defaults and help.")
+
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        if json {
+            let list: JSONValue = .array(registry.passes.map { p in
+                .object(["name": .string(p.name), "summary": .string(p.summary),
+                         "options": .array(p.fields.map { f in
+                             .object(["name": .string(f.name), "type": .string(f.type), "default": f.defaultValue.map { .string($0) } ?? .null,
+                                      "required": .bool(f.defaultValue == nil), "help": .string(f.help)]) }),
+                         "references": .array(p.references.map { r in
+                             .object(["name": .string(r.name), "kind": .string(r.kind.rawValue), "required": .bool(r.required), "help": .string(r.help)]) })])
+            })
+            print(String(decoding: JSONText.pretty(list), as: UTF8.self), terminator: "")
+            return
+        }
+        for p in registry.passes {
+            emit("\(p.name) — \(p.summary)")
+            for f in p.fields {
+                let def = f.defaultValue.map { "default \($0)" } ?? "required"
+                emit("    " + pad(f.name, 12) + " " + pad(f.type, 28) + " " + pad(def, 18) + " " + f.help)
+            }
+            for r in p.references {
+                emit("    reference " + pad(r.name, 12) + " \(r.kind.rawValue) (\(r.required ? "required" : "optional")): \(r.help)")
+            }
+            emit("")
+        }
+        emit("Details: docs/passes.md. Use one with `slmrec apply PASS` or in a recipe (docs/recipes.md).")
+    }
+}
+
+struct Apply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one compression pass on a checkpoint, outside a recipe.",
+        discussion: "Example: slmrec apply lora-merge --input CKPT --output OUT --options '{adapter: \"ADAPTER_DIR\"}'. The output is written to a temporary directory and renamed when complete; metrics go to OUT.metrics.json.")
+
+    @Argument(help: "Pass name (see `slmrec passes`).") var pass: String
+    @Option(help: "Input checkpoint directory.") var input: String
+    @Option(help: "Output checkpoint directory.") var output: String
+    @Option(help: "Pass options as a JSON5 object.") var options: String = "{}"
+    @Option(help: "Adapter output directory (passes that produce an adapter).") var adapterOutput: String?
+    @Option(name: .customLong("ref"), help: "A named reference the pass declares: name=DIR (e.g. teacher=runs/teacher, adapter=runs/ft/adapter). Repeatable.")
+    var refs: [String] = []
+    @Option(help: "Seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        let p = try registry.pass(named: pass)
+        var refURLs: [String: URL] = [:], planned: [String: PlannedArtifact] = [:]
+        for r in refs {
+            guard let eq = r.firstIndex(of: "="), eq != r.startIndex else { throw ValidationError("--ref \(r): expected name=DIR") }
+            let name = String(r[..<eq]), url = fileURL(String(r[r.index(after: eq)...]))
+            guard let spec = p.references.first(where: { $0.name == name }) else {
+                throw ValidationError("--ref \(name): \(p.name) takes \(p.references.isEmpty ? "no references" : "references " + p.references.map(\.name).joined(separator: ", "))")
+            }
+            refURLs[name] = url
+            planned[name] = PlannedArtifact(kind: spec.kind, model: spec.kind == .checkpoint ? try ModelSummary.load(directory: url) : nil, existingPath: url)
+        }
+        for spec in p.references where spec.required && refURLs[spec.name] == nil {
+            throw ValidationError("\(p.name) needs --ref \(spec.name)=DIR (\(spec.help))")
+        }
+        let where_ = "apply \(p.name)"
+        let inURL = fileURL(input), outURL = fileURL(output)
+        if inURL.standardizedFileURL.path == outURL.standardizedFileURL.path {
+            throw ValidationError("--output must differ from --input (inputs are never modified)")
+        }
+        let model: ModelSummary
+        do { model = try ModelSummary.load(directory: inURL) } catch { throw ToolbenchError(where_, problem: "\(error)", fix: "check --input") }
+        let tree = try JSONText.parseJSON5(Data(options.utf8), file: "--options")
+        let opts: any PassOptions
+        let plannedOut: PlannedOutput
+        do {
+            opts = try p.decodeOptions(tree, path: "options")
+            plannedOut = try p.check(model, options: opts, references: planned)
+        } catch let e as ToolbenchError { throw e.within(where_) }
+        if plannedOut.adapter && adapterOutput == nil {
+            throw ValidationError("\(p.name) produces an adapter: give --adapter-output DIR")
+        }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-apply-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let start = Date()
+        let ctx = PassContext(input: inURL, references: refURLs, workDirectory: work, seed: seed, stage: p.name)
+        let result: PassResult
+        do { result = try p.apply(ctx, options: opts) } catch let e as ToolbenchError { throw e.within(where_) }
+        if let ck = result.checkpoint { try ck.save(to: outURL) }
+        if let ad = result.adapter, let dir = adapterOutput { try ad.save(to: fileURL(dir)) }
+        var metrics = result.metrics
+        metrics["seconds"] = .number(Date().timeIntervalSince(start))
+        metrics["options"] = try AnyPass.effective(opts)
+        let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
+        try AtomicFile.write(JSONText.pretty(.object(metrics)), to: metricsURL)
+        emit(String(format: "%@: wrote %@ in %.2f s (metrics: %@)", p.name, output, Date().timeIntervalSince(start), metricsURL.path))
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a recipe: validate every stage, then run them into a run directory.",
+        discussion: "The run directory holds recipe.effective.json (defaults filled in), inputs.json (content hashes) and one directory per stage (checkpoint/, adapter/, metrics.json, log.txt, stage.json). --resume skips stages whose inputs and options are unchanged. See docs/recipes.md.")
+
+    @Argument(help: "Recipe file (JSON5).") var recipe: String
+    @Option(help: "Run directory (default: runs/<recipe name>).") var output: String?
+    @Flag(help: "Continue an existing run directory, skipping unchanged completed stages.") var resume = false
+    @Option(name: .customLong("set"), help: "Override a recipe value: key.path=value (e.g. vars.data=data/ml-100k, stages.pruned.options.keep=4). Repeatable.")
+    var overrides: [String] = []
+    @Flag(help: "Validate and print the plan, run nothing.") var dryRun = false
+
+    func run() throws {
+        let r = try Recipe.load(path: recipe, overrides: overrides)
+        let plan = try Planner.plan(r, registry: registry)
+        let name = (URL(fileURLWithPath: recipe).lastPathComponent as NSString).deletingPathExtension
+        let dir = fileURL(output ?? "runs/\(name)")
+        if dryRun {
+            for s in plan.stages {
+                let layers = s.output.checkpoint.map { "\($0.numLayers) layers\($0.isQuantized ? ", int8" : "")" } ?? "adapter"
+                emit("\(s.name): \(s.pass.name) on \(s.input) → \(layers)  options \(JSONText.compact(s.effectiveOptions))")
+            }
+            emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
+            return
+        }
+        let records = try RecipeRunner(evaluator: UnconfiguredEvaluator()).run(plan, runDirectory: dir, resume: resume)
+        let ran = records.filter { !$0.skipped }.count
+        emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
+    }
+}
+
+/// Left-aligned in a column of `width` characters (String(format:) does not pad %@ on Linux).
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }

@@ -1,1 +1,0 @@
-// Int8Quantization pass

@@ -1,0 +1,170 @@
+import Foundation
+import ModelFormat
+
+/// JSON text for recipes, metrics and provenance: sorted keys so files diff cleanly and the
+/// resume hash of a stage does not depend on dictionary order.
+public enum JSONText {
+    public static func compact(_ v: JSONValue) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: e.encode(v), as: UTF8.self)) ?? "?"
+    }
+
+    public static func pretty(_ v: JSONValue) -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        var d = (try? e.encode(v)) ?? Data("null".utf8)
+        d.append(0x0A)
+        return d
+    }
+
+    /// Parses JSON5 text (comments, unquoted keys, trailing commas) with Foundation's
+    /// `JSONDecoder.allowsJSON5`. Foundation reports no position on Linux, so on failure a
+    /// small scanner (`JSON5Locator`) finds the line and column of the first error.
+    public static func parseJSON5(_ data: Data, file: String) throws -> JSONValue {
+        let d = JSONDecoder()
+        d.allowsJSON5 = true
+        do {
+            return try d.decode(JSONValue.self, from: data)
+        } catch {
+            let text = String(decoding: data, as: UTF8.self)
+            if let (line, col, what) = JSON5Locator.firstError(in: text) {
+                throw ToolbenchError("\(file):\(line):\(col)", problem: "JSON5 syntax error: \(what)",
+                                     fix: "fix the syntax at line \(line), column \(col)")
+            }
+            throw ToolbenchError(file, problem: "not valid JSON5 (\(error))", fix: "check the file's syntax")
+        }
+    }
+}
+
+/// A JSON5 scanner that only locates the first syntax error (1-based line and column).
+/// Deliberately small: it accepts what JSON5 accepts for objects, arrays, strings ('…' and
+/// "…"), numbers (incl. hex, leading/trailing dot, Infinity, NaN, +/−), true/false/null,
+/// identifier keys, // and /* */ comments, trailing commas.
+public enum JSON5Locator {
+    struct Fail: Error { let pos: Int; let what: String }
+
+    public static func firstError(in text: String) -> (line: Int, column: Int, what: String)? {
+        let s = Array(text.unicodeScalars)
+        var i = 0
+        do {
+            try skip(s, &i)
+            try value(s, &i)
+            try skip(s, &i)
+            if i < s.count { throw Fail(pos: i, what: "unexpected \(show(s, i)) after the end of the document") }
+            return nil
+        } catch let f as Fail {
+            var line = 1, col = 1
+            for k in 0..<min(f.pos, s.count) {
+                if s[k] == "\n" { line += 1; col = 1 } else { col += 1 }
+            }
+            return (line, col, f.what)
+        } catch { return nil }
+    }
+
+    static func show(_ s: [Unicode.Scalar], _ i: Int) -> String { i < s.count ? "'\(Character(s[i]))'" : "end of file" }
+
+    static func skip(_ s: [Unicode.Scalar], _ i: inout Int) throws {
+        while i < s.count {
+            let c = s[i]
+            if c == " " || c == "\t" || c == "\n" || c == "\r" || c == "\u{FEFF}" || c == "\u{A0}" { i += 1; continue }
+            if c == "/" && i + 1 < s.count && s[i + 1] == "/" {
+                while i < s.count && s[i] != "\n" { i += 1 }
+                continue
+            }
+            if c == "/" && i + 1 < s.count && s[i + 1] == "*" {
+                let start = i
+                i += 2
+                while i + 1 < s.count && !(s[i] == "*" && s[i + 1] == "/") { i += 1 }
+                if i + 1 >= s.count { throw Fail(pos: start, what: "unterminated /* comment") }
+                i += 2
+                continue
+            }
+            return
+        }
+    }
+
+    static func value(_ s: [Unicode.Scalar], _ i: inout Int) throws {
+        guard i < s.count else { throw Fail(pos: i, what: "expected a value, found end of file") }
+        let c = s[i]
+        switch c {
+        case "{":
+            i += 1
+            try skip(s, &i)
+            while i < s.count && s[i] != "}" {
+                try key(s, &i)
+                try skip(s, &i)
+                guard i < s.count, s[i] == ":" else { throw Fail(pos: i, what: "expected ':' after a key, found \(show(s, i))") }
+                i += 1
+                try skip(s, &i)
+                try value(s, &i)
+                try skip(s, &i)
+                if i < s.count && s[i] == "," { i += 1; try skip(s, &i); continue }
+                guard i < s.count, s[i] == "}" else { throw Fail(pos: i, what: "expected ',' or '}' in an object, found \(show(s, i))") }
+            }
+            guard i < s.count else { throw Fail(pos: i, what: "unterminated object (missing '}')") }
+            i += 1
+        case "[":
+            i += 1
+            try skip(s, &i)
+            while i < s.count && s[i] != "]" {
+                try value(s, &i)
+                try skip(s, &i)
+                if i < s.count && s[i] == "," { i += 1; try skip(s, &i); continue }
+                guard i < s.count, s[i] == "]" else { throw Fail(pos: i, what: "expected ',' or ']' in a list, found \(show(s, i))") }
+            }
+            guard i < s.count else { throw Fail(pos: i, what: "unterminated list (missing ']')") }
+            i += 1
+        case "\"", "'":
+            try string(s, &i)
+        default:
+            if c == "-" || c == "+" || c == "." || (c >= "0" && c <= "9") {
+                let start = i
+                i += 1
+                while i < s.count, isNumberChar(s[i]) { i += 1 }
+                let word = String(String.UnicodeScalarView(s[start..<i]))
+                let body = word.trimmingCharacters(in: CharacterSet(charactersIn: "+-"))
+                if body == "Infinity" || body == "NaN" { return }
+                if body.lowercased().hasPrefix("0x"), UInt64(body.dropFirst(2), radix: 16) != nil { return }
+                if Double(body) == nil && !(body.hasSuffix(".") && Double(body.dropLast()) != nil) {
+                    throw Fail(pos: start, what: "invalid number \"\(word)\"")
+                }
+                return
+            }
+            let start = i
+            while i < s.count, isIdent(s[i]) { i += 1 }
+            let word = String(String.UnicodeScalarView(s[start..<i]))
+            if ["true", "false", "null", "Infinity", "NaN"].contains(word) { return }
+            throw Fail(pos: start, what: word.isEmpty ? "unexpected \(show(s, start))" : "unexpected word \"\(word)\" (strings need quotes)")
+        }
+    }
+
+    static func isNumberChar(_ c: Unicode.Scalar) -> Bool {
+        (c >= "0" && c <= "9") || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c == "." || c == "+" || c == "-"
+    }
+
+    static func isIdent(_ c: Unicode.Scalar) -> Bool {
+        (c >= "0" && c <= "9") || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c == "_" || c == "$" || c.value > 127
+    }
+
+    static func key(_ s: [Unicode.Scalar], _ i: inout Int) throws {
+        guard i < s.count else { throw Fail(pos: i, what: "expected a key, found end of file") }
+        if s[i] == "\"" || s[i] == "'" { try string(s, &i); return }
+        let start = i
+        while i < s.count, isIdent(s[i]) { i += 1 }
+        if i == start { throw Fail(pos: i, what: "expected a key, found \(show(s, i))") }
+        if s[start] >= "0" && s[start] <= "9" { throw Fail(pos: start, what: "a key cannot start with a digit (quote it)") }
+    }
+
+    static func string(_ s: [Unicode.Scalar], _ i: inout Int) throws {
+        let q = s[i], start = i
+        i += 1
+        while i < s.count && s[i] != q {
+            if s[i] == "\\" { i += 2; continue }
+            if s[i] == "\n" { throw Fail(pos: start, what: "unterminated string (a line break inside quotes)") }
+            i += 1
+        }
+        if i >= s.count { throw Fail(pos: start, what: "unterminated string") }
+        i += 1
+    }
+}

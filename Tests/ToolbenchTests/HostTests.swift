@@ -1,0 +1,250 @@
+import XCTest
+import Foundation
+import ModelFormat
+import Toolbench
+import TestKit
+
+final class StrictDecodingTests: XCTestCase {
+    func decode(_ text: String) throws -> Shrink.Options {
+        let v = try JSONText.parseJSON5(Data(text.utf8), file: "t")
+        return try StrictDecoding.decode(Shrink.Options.self, from: v, path: "stages[2].options", documented: Shrink.Options.fields.map(\.name))
+    }
+
+    func testDefaultsAndNested() throws {
+        XCTAssertEqual(try decode("{layers: 2}").inner.lambda, 1)
+        XCTAssertEqual(try decode("{layers: 2, inner: {lambda: 0.5}}").inner.lambda, 0.5)
+    }
+
+    func testUnknownNestedKeyNamesPathAndSuggests() {
+        XCTAssertThrowsError(try decode("{layers: 2, inner: {lamda: 0.5}}")) {
+            XCTAssertEqual("\($0)", "stages[2].options.inner.lamda: unknown option \"lamda\" — did you mean \"lambda\"? Fix: known options here: lambda")
+        }
+    }
+
+    func testMisspelledRequiredKeyIsReportedAsMisspelling() {
+        XCTAssertThrowsError(try decode("{layer: 2}")) {
+            XCTAssertTrue("\($0)".contains("stages[2].options.layer: unknown option \"layer\" — did you mean \"layers\"?"), "\($0)")
+        }
+    }
+
+    func testMissingRequiredAndWrongType() {
+        XCTAssertThrowsError(try decode("{}")) { XCTAssertTrue("\($0)".contains("missing required option \"layers\""), "\($0)") }
+        XCTAssertThrowsError(try decode("{layers: 'two'}")) { XCTAssertTrue("\($0)".contains("stages[2].options.layers: expected an integer"), "\($0)") }
+        XCTAssertThrowsError(try decode("{layers: 2.5}"))
+    }
+
+    func testEnumValueSuggestion() throws {
+        let v = JSONValue.object(["split": .string("vaild"), "data": .string("d")])
+        XCTAssertThrowsError(try StrictDecoding.decode(EvaluateSpec.self, from: v, path: "evaluate")) {
+            XCTAssertTrue("\($0)".contains("\"vaild\" is not one of valid, test — did you mean \"valid\"?"), "\($0)")
+        }
+    }
+
+    func testJSON5SyntaxErrorLineAndColumn() {
+        let text = "{\n  // comment\n  inputs: { a: 'x' },\n  stages: [1, 2,, 3],\n}"
+        XCTAssertThrowsError(try JSONText.parseJSON5(Data(text.utf8), file: "r.json5")) {
+            XCTAssertTrue("\($0)".hasPrefix("r.json5:4:17: JSON5 syntax error"), "\($0)")
+        }
+        XCTAssertNil(JSON5Locator.firstError(in: "{a: 1, 'b': [0x1F, .5, +3, Infinity], /* c */ d: \"x\",}"))
+        XCTAssertEqual(JSON5Locator.firstError(in: "{a: 1\n b: 2}")?.line, 2)
+    }
+
+    func testEditDistanceSuggestions() {
+        XCTAssertEqual(nearest("lamda", in: ["lambda", "layers"]), "lambda")
+        XCTAssertNil(nearest("xyz", in: ["lambda"]))
+    }
+}
+
+final class RecipeTests: XCTestCase {
+    var dir: URL!
+    var base: URL!
+
+    override func setUpWithError() throws {
+        dir = try tempDir("recipe")
+        base = dir.appendingPathComponent("base")
+        try tinyCheckpoint(layers: 4).save(to: base)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func recipe(_ stages: String, extra: String = "", overrides: [String] = []) throws -> Recipe {
+        let text = "{ vars: { base: '\(base.path)' }, inputs: { base: '${base}' }, \(extra) stages: [\(stages)] }"
+        return try Recipe.parse(Data(text.utf8), path: "r.json5", overrides: overrides)
+    }
+
+    func plan(_ stages: String, extra: String = "", overrides: [String] = []) throws -> Plan {
+        try Planner.plan(recipe(stages, extra: extra, overrides: overrides), registry: testRegistry)
+    }
+
+    func testPlansShapesThroughStages() throws {
+        let p = try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}, {name: 'b', pass: 'shrink', options: {layers: 2}}")
+        XCTAssertEqual(p.stages.map(\.input), ["base", "a"])  // default input: the previous stage
+        XCTAssertEqual(p.stages.map { $0.output.checkpoint?.numLayers }, [3, 2])
+        // b's check runs on a's planned 3 layers: asking for 4 fails before any work.
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}, {name: 'b', pass: 'shrink', options: {layers: 4}}")) {
+            XCTAssertEqual("\($0)", "r.json5: stage \"b\" (stages[1]): keeping 4 layers but the model has only 3. Fix: keep fewer")
+        }
+    }
+
+    func testUnknownPassListsKnown() {
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrnk', options: {layers: 3}}")) {
+            XCTAssertTrue("\($0)".contains("r.json5: stage \"a\" (stages[0]): unknown pass \"shrnk\" — did you mean \"shrink\"?"), "\($0)")
+            XCTAssertTrue("\($0)".contains("known passes: shrink, distil, make-adapter"), "\($0)")
+        }
+    }
+
+    func testMisspelledOptionAndTopLevelKey() {
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3, inner: {lamda: 2}}}")) {
+            XCTAssertTrue("\($0)".contains("r.json5: stage \"a\": stages[0].options.inner.lamda: unknown option \"lamda\" — did you mean \"lambda\"?"), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', optoins: {layers: 3}}")) {
+            XCTAssertTrue("\($0)".contains("stages[0].optoins") && "\($0)".contains("did you mean \"options\""), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", extra: "compair: [],")) {
+            XCTAssertTrue("\($0)".contains("did you mean \"compare\""), "\($0)")
+        }
+    }
+
+    func testReferences() throws {
+        // Variants from one start plus a named teacher reference.
+        let p = try plan("""
+            {name: 'small', pass: 'shrink', input: 'base', options: {layers: 2}},
+            {name: 'mid', pass: 'shrink', input: 'base', options: {layers: 3}},
+            {name: 'kd', pass: 'distil', input: 'small', references: {teacher: 'base'}}
+            """, extra: "compare: ['base', 'small', 'kd'],")
+        XCTAssertEqual(p.stages[2].references, ["teacher": "base"])
+        XCTAssertEqual(p.stages[1].input, "base")
+        XCTAssertThrowsError(try plan("{name: 'kd', pass: 'distil', input: 'base', references: {teacher: 'big'}}, {name: 'big', pass: 'shrink', options: {layers: 4}}")) {
+            XCTAssertTrue("\($0)".contains("reference teacher \"big\" refers to a stage that comes later (stages[1])"), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'kd', pass: 'distil', input: 'base', references: {teacher: 'bsae'}}")) {
+            XCTAssertTrue("\($0)".contains("is not a recipe input or an earlier stage — did you mean \"base\"?"), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'kd', pass: 'distil', input: 'base'}")) {
+            XCTAssertTrue("\($0)".contains("needs reference \"teacher\""), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', input: 'nope', options: {layers: 1}}"))
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 1}}", extra: "compare: ['a', 'zz'],"))
+        // An adapter-only stage cannot be a checkpoint input.
+        XCTAssertThrowsError(try plan("{name: 'ad', pass: 'make-adapter'}, {name: 'x', pass: 'shrink', input: 'ad', options: {layers: 1}}")) {
+            XCTAssertTrue("\($0)".contains("is an adapter, not a checkpoint"), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 1}}, {name: 'a', pass: 'shrink', options: {layers: 1}}"))
+    }
+
+    func testVarsAndOverrides() throws {
+        let p = try plan("{name: 'a', pass: 'shrink', options: {layers: '${n}'}}", extra: "", overrides: ["vars.n=2"])
+        XCTAssertEqual(p.stages[0].output.checkpoint?.numLayers, 2)
+        let q = try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", overrides: ["stages.a.options.layers=1", "stages[0].seed=9"])
+        XCTAssertEqual(q.stages[0].output.checkpoint?.numLayers, 1)
+        XCTAssertEqual(q.stages[0].seed, 9)
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", overrides: ["stages.b.options.layers=1"])) {
+            XCTAssertTrue("\($0)".contains("did you mean \"a\""), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: '${m}'}}")) {
+            XCTAssertTrue("\($0)".contains("unknown variable ${m}"), "\($0)")
+        }
+        // Effective recipe: defaults filled in.
+        let eff = q.effectiveRecipe
+        XCTAssertEqual(eff.objectValue?["stages"]?.arrayValue?.first?.objectValue?["options"],
+                       .object(["layers": .int(1), "inner": .object(["lambda": .int(1)])]))  // JSON has no 1.0 vs 1
+    }
+
+    func testEvaluateBlockStrict() throws {
+        XCTAssertNoThrow(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", extra: "evaluate: {data: 'd', split: 'test', candidates: 'both', users: 10},"))
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", extra: "evaluate: {data: 'd', candidate: 'full'},")) {
+            XCTAssertTrue("\($0)".contains("did you mean \"candidates\""), "\($0)")
+        }
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", extra: "evaluate: {data: 'd', users: 0},"))
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", extra: "evaluate: {split: 'valid'},"))
+    }
+}
+
+final class RunnerTests: XCTestCase {
+    var dir: URL!
+    var base: URL!
+
+    override func setUpWithError() throws {
+        dir = try tempDir("runner")
+        base = dir.appendingPathComponent("base")
+        try tinyCheckpoint(layers: 4).save(to: base)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    let stages = """
+        {name: 'a', pass: 'shrink', options: {layers: 3}},
+        {name: 'b', pass: 'shrink', options: {layers: 2}},
+        {name: 'kd', pass: 'distil', input: 'b', references: {teacher: 'a'}},
+        {name: 'ad', pass: 'make-adapter', input: 'base'}
+        """
+
+    func plan(_ overrides: [String] = [], evaluate: Bool = false) throws -> Plan {
+        let text = "{ inputs: { base: '\(base.path)' }, \(evaluate ? "evaluate: {data: 'd'}," : "") stages: [\(stages)] }"
+        return try Planner.plan(Recipe.parse(Data(text.utf8), path: "r.json5", overrides: overrides), registry: testRegistry)
+    }
+
+    struct FixedEvaluator: StageEvaluator {
+        func evaluate(stage: StageOutput, spec: EvaluateSpec) throws -> [String: Double] {
+            ["layers": Double(try ModelSummary.load(directory: stage.checkpoint!).numLayers)]
+        }
+    }
+
+    func testRunWritesStagesAndResumes() throws {
+        let run = dir.appendingPathComponent("run")
+        let runner = RecipeRunner(evaluator: FixedEvaluator(), quiet: true)
+        let r1 = try runner.run(plan(evaluate: true), runDirectory: run, resume: false)
+        XCTAssertEqual(r1.map(\.skipped), [false, false, false, false])
+        let fm = FileManager.default
+        for f in ["recipe.effective.json", "inputs.json", "a/checkpoint/model.safetensors", "a/metrics.json", "a/log.txt", "a/stage.json",
+                  "kd/checkpoint/config.json", "ad/adapter/adapter_config.json"] {
+            XCTAssertTrue(fm.fileExists(atPath: run.appendingPathComponent(f).path), f)
+        }
+        XCTAssertEqual(try Checkpoint.load(directory: run.appendingPathComponent("b/checkpoint")).config.numLayers, 2)
+        let metrics = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("b/metrics.json")))
+        XCTAssertEqual(metrics.objectValue?["evaluation"]?.objectValue?["layers"]?.doubleValue, 2)
+        XCTAssertEqual(metrics.objectValue?["layers"], .int(2))
+        let inputs = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("inputs.json")))
+        XCTAssertEqual(inputs.objectValue?["base"]?.objectValue?["hash"]?.stringValue, try ContentHash.of(path: base))
+        XCTAssertEqual(try String(contentsOf: run.appendingPathComponent("a/log.txt"), encoding: .utf8), "kept 3\n")
+        XCTAssertFalse(try fm.contentsOfDirectory(atPath: run.path).contains { $0.hasPrefix(".") }, "no temporaries left")
+
+        // Not resuming into a used directory is refused.
+        XCTAssertThrowsError(try runner.run(plan(), runDirectory: run, resume: false))
+        // Unchanged: everything skipped.
+        XCTAssertEqual(try runner.run(plan(evaluate: true), runDirectory: run, resume: true).map(\.skipped), [true, true, true, true])
+        // Changed option of b: b and what reads b rerun; a and ad do not.
+        XCTAssertEqual(try runner.run(plan(["stages.b.options.inner.lambda=2"], evaluate: true), runDirectory: run, resume: true).map(\.skipped),
+                       [true, false, false, true])
+        // An incomplete stage (no stage.json) reruns.
+        try fm.removeItem(at: run.appendingPathComponent("ad/stage.json"))
+        XCTAssertEqual(try runner.run(plan(["stages.b.options.inner.lambda=2"], evaluate: true), runDirectory: run, resume: true).map(\.skipped),
+                       [true, true, true, false])
+        // A changed input checkpoint (content, same path): everything reruns.
+        var ck = try Checkpoint.load(directory: base)
+        ck.tensors[TensorNames.finalNorm] = Tensor(floats: [Float](repeating: 2, count: ck.config.hiddenSize), shape: [ck.config.hiddenSize])
+        try ck.save(to: base)
+        XCTAssertEqual(try runner.run(plan(["stages.b.options.inner.lambda=2"], evaluate: true), runDirectory: run, resume: true).map(\.skipped),
+                       [false, false, false, false])
+    }
+
+    func testUnconfiguredEvaluatorIsRecorded() throws {
+        let run = dir.appendingPathComponent("run")
+        try RecipeRunner(evaluator: nil, quiet: true).run(plan(evaluate: true), runDirectory: run, resume: false)
+        let metrics = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("a/metrics.json")))
+        XCTAssertEqual(metrics.objectValue?["evaluation"], .string("evaluation not configured"))
+    }
+
+    /// A failure inside a stage leaves no stage directory behind and names the stage.
+    func testFailingStageLeavesNothingHalfWritten() throws {
+        let run = dir.appendingPathComponent("run")
+        let p = try plan()
+        try FileManager.default.removeItem(at: base)  // the input vanishes after planning
+        XCTAssertThrowsError(try RecipeRunner(evaluator: nil, quiet: true).run(p, runDirectory: run, resume: false)) {
+            XCTAssertTrue("\($0)".contains("base"), "\($0)")
+        }
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: run.path)) ?? []
+        XCTAssertFalse(left.contains("a"))
+        XCTAssertFalse(left.contains { $0.hasPrefix(".a.tmp") })
+    }
+}
