@@ -48,9 +48,14 @@ public enum LayerScores {
                 guard let a = acts.residual(l), let b = acts.residual(l + 1) else {
                     throw passError("the engine kept no residual stream", fix: "this is a bug (forward must run with training: true)")
                 }
-                for t in 0..<n { sum[l] += cosine(a.baseAddress! + t * C, b.baseAddress! + t * C, C) }
+                // The prompt rows [0, P) are computed once per batch but belong to every
+                // sequence: weight them by the number of sequences.
+                for t in 0..<n {
+                    let w = t < batch.prefix ? Double(batch.count) : 1
+                    sum[l] += w * cosine(a.baseAddress! + t * C, b.baseAddress! + t * C, C)
+                }
             }
-            tokens += n
+            tokens += batch.prefix * batch.count + (n - batch.prefix)
             done += chunk.count
             if done < sequences.count { progress?.update(done) }
         }

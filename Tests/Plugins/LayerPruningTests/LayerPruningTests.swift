@@ -77,14 +77,18 @@ final class LayerPruningTests: XCTestCase {
         XCTAssertGreaterThan(bi[0], 1e-4)
         XCTAssertGreaterThan(bi[2], 1e-4)
         // The same number from the residual streams by hand: 1 − mean over tokens of cos(x0, x1).
-        let acts = model.forward(try PackedBatch(sequences: seqs, targets: nil, dims: model.dims), training: true)
-        let a = Array(acts.residual(0)!), b = Array(acts.residual(1)!)
-        let C = model.dims.hidden, n = a.count / C
-        var s = 0.0
-        for t in 0..<n {
-            var ab = 0.0, aa = 0.0, bb = 0.0
-            for i in 0..<C { let x = Double(a[t * C + i]), y = Double(b[t * C + i]); ab += x * y; aa += x * x; bb += y * y }
-            s += ab / (aa.squareRoot() * bb.squareRoot())
+        // (One sequence per forward, so each sees its own prompt rows, as ShortGPT counts them.)
+        var s = 0.0, n = 0
+        let C = model.dims.hidden
+        for seq in seqs {
+            let acts = model.forward(try PackedBatch(sequences: [seq], targets: nil, dims: model.dims), training: true)
+            let a = Array(acts.residual(0)!), b = Array(acts.residual(1)!)
+            for t in 0..<(a.count / C) {
+                var ab = 0.0, aa = 0.0, bb = 0.0
+                for i in 0..<C { let x = Double(a[t * C + i]), y = Double(b[t * C + i]); ab += x * y; aa += x * x; bb += y * y }
+                s += ab / (aa.squareRoot() * bb.squareRoot())
+                n += 1
+            }
         }
         // The pass ran in batches of 3 + 1, this forward in one batch of 4: BLAS blocking differs
         // slightly, hence fp32-level agreement rather than bit equality.
