@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
         .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
         .target(name: "CommandKit"),
-        .target(name: "Toolbench", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
+        .target(name: "Toolbench", dependencies: ["Common", "Training", "ModelFormat", "Engine", "RecData", "Evaluation"]),
         .target(name: "TestKit", dependencies: ["ModelFormat", "Engine", "Toolbench", "Common"]),
 
         // The CLI: the composition root, and the one place that lists the passes.

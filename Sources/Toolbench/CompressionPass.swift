@@ -166,9 +166,12 @@ public struct PassContext: Sendable {
     public var log: @Sendable (String) -> Void
     /// Quiet progress bars (tests).
     public var quiet: Bool
+    /// `slmrec run --resume`: a training pass continues from the state in `workDirectory`.
+    public var resume: Bool
 
     public init(input: URL, references: [String: URL] = [:], workDirectory: URL, baseDirectory: URL? = nil,
-                seed: UInt64 = 0, stage: String, log: @escaping @Sendable (String) -> Void = { logLine($0) }, quiet: Bool = false) {
+                seed: UInt64 = 0, stage: String, log: @escaping @Sendable (String) -> Void = { logLine($0) }, quiet: Bool = false,
+                resume: Bool = false) {
         self.input = input
         self.references = references
         self.workDirectory = workDirectory
@@ -177,6 +180,7 @@ public struct PassContext: Sendable {
         self.stage = stage
         self.log = log
         self.quiet = quiet
+        self.resume = resume
     }
 
     /// An option's path, relative to `baseDirectory` unless absolute.

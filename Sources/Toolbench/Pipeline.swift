@@ -346,8 +346,12 @@ public struct RecipeRunner: Sendable {
             let evaluator = self.evaluator
             let quiet = self.quiet
             do {
+                // The work directory (training state) lives outside the stage's temporary
+                // directory, keyed by the stage's inputs+options, so a killed run resumed with
+                // --resume continues a half-trained stage from its last checkpoint.
+                let work = runDirectory.appendingPathComponent(".work").appendingPathComponent("\(s.name)-\(key.prefix(16))")
+                if !resume { try? fm.removeItem(at: work) }
                 try AtomicFile.writeDirectory(stageDir) { tmp in
-                    let work = tmp.appendingPathComponent("work")
                     try fm.createDirectory(at: work, withIntermediateDirectories: true)
                     var refs: [String: URL] = [:]
                     for (r, target) in s.references {
@@ -356,7 +360,7 @@ public struct RecipeRunner: Sendable {
                     }
                     let ctx = PassContext(input: refDir(s.input, .checkpoint), references: refs, workDirectory: work,
                                           baseDirectory: plan.baseDirectory, seed: s.seed, stage: s.name,
-                                          log: { log.append($0) }, quiet: quiet)
+                                          log: { log.append($0) }, quiet: quiet, resume: resume)
                     let result = try s.pass.apply(ctx, options: s.options)
                     try? fm.removeItem(at: work)
                     var metrics = result.metrics

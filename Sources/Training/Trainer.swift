@@ -39,7 +39,7 @@ public struct TrainerOptions: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case lr, warmupSteps = "warmup_steps", warmupFraction = "warmup_fraction", minLRRatio = "min_lr_ratio"
         case weightDecay = "weight_decay", beta1, beta2, eps, gradClip = "grad_clip", batchSize = "batch_size"
         case epochs, maxSteps = "max_steps", objective, prefixAugmentation = "prefix_augmentation"
@@ -72,6 +72,22 @@ public struct TrainerOptions: Codable, Sendable, Equatable {
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
     }
+
+    /// Writes the trainer's keys into `encoder`'s keyed container (pass options embed them flat).
+    public func encodeFields(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(lr, forKey: .lr); try c.encode(warmupSteps, forKey: .warmupSteps)
+        try c.encode(warmupFraction, forKey: .warmupFraction); try c.encode(minLRRatio, forKey: .minLRRatio)
+        try c.encode(weightDecay, forKey: .weightDecay); try c.encode(beta1, forKey: .beta1); try c.encode(beta2, forKey: .beta2)
+        try c.encode(eps, forKey: .eps); try c.encode(gradClip, forKey: .gradClip); try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(epochs, forKey: .epochs); try c.encode(maxSteps, forKey: .maxSteps); try c.encode(objective, forKey: .objective)
+        try c.encode(prefixAugmentation, forKey: .prefixAugmentation); try c.encode(validEvery, forKey: .validEvery)
+        try c.encode(validUsers, forKey: .validUsers); try c.encode(validCandidates, forKey: .validCandidates)
+        try c.encode(metric, forKey: .metric); try c.encode(patience, forKey: .patience)
+        try c.encode(checkpointEvery, forKey: .checkpointEvery); try c.encode(seed, forKey: .seed)
+    }
+
+    public func encode(to encoder: Encoder) throws { try encodeFields(to: encoder) }
 
     /// Problems that make the options unusable, each phrased as what to change.
     public func problems() -> [String] {

@@ -130,7 +130,7 @@ struct Run: ParsableCommand {
             emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
             return
         }
-        let records = try RecipeRunner(evaluator: UnconfiguredEvaluator()).run(plan, runDirectory: dir, resume: resume)
+        let records = try RecipeRunner(evaluator: RecipeEvaluator()).run(plan, runDirectory: dir, resume: resume)
         let ran = records.filter { !$0.skipped }.count
         emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
     }

@@ -1,0 +1,186 @@
+import Foundation
+import Common
+import Engine
+import ModelFormat
+import RecData
+import Toolbench
+import Training
+
+/// `layerwise-kd`: SLMRec's layer-wise knowledge distillation (Xu et al., ICLR 2025, §4).
+/// The input checkpoint is the student's initialisation (e.g. `prune-layers keep-first N` of
+/// the teacher); the `teacher` reference is the deep model it learns from.
+public struct LayerwiseKD: CompressionPass {
+    public static let name = "layerwise-kd"
+    public static let summary = "Distil a shallow student from a deep teacher: CE + λ1·D_cos + λ2·D_norm + λ3·L_ms over B blocks (SLMRec)."
+    public static let references = [ReferenceSpec("teacher", .checkpoint, required: true, "the deeper model the student learns from")]
+
+    public enum Mode: String, OptionEnum { case full, lora }
+    public enum Align: String, OptionEnum { case last, all }
+    public enum LastBlock: String, OptionEnum { case preNorm = "pre-norm", postNorm = "post-norm" }
+    public enum TeacherMode: String, OptionEnum { case offline, online }
+
+    public struct Options: PassOptions {
+        public var data: String
+        public var blocks = 4
+        public var lambdaCos: Float = 1
+        public var lambdaNorm: Float = 0.01
+        public var lambdaMS: Float = 0.1
+        public var align: Align = .last
+        public var lastBlock: LastBlock = .preNorm
+        public var teacherMode: TeacherMode = .offline
+        public var cacheTeacher = true
+        public var mode: Mode = .full
+        public var loraRank = 8
+        public var loraAlpha: Float = 16
+        public var loraTargets = ["q_proj", "v_proj"]
+        public var trainItemTable = false
+        public var trainProjections = true
+        public var trainPrompt = true
+        public var trainer = TrainerOptions()
+
+        enum CodingKeys: String, CodingKey {
+            case data, blocks, lambdaCos = "lambda_cos", lambdaNorm = "lambda_norm", lambdaMS = "lambda_ms", align
+            case lastBlock = "last_block", teacherMode = "teacher_mode", cacheTeacher = "cache_teacher", mode
+            case loraRank = "lora_rank", loraAlpha = "lora_alpha", loraTargets = "lora_targets"
+            case trainItemTable = "train_item_table", trainProjections = "train_projections", trainPrompt = "train_prompt"
+        }
+
+        public init(data: String) { self.data = data }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            data = try c.decode(String.self, forKey: .data)
+            blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? 4
+            lambdaCos = try c.decodeIfPresent(Float.self, forKey: .lambdaCos) ?? 1
+            lambdaNorm = try c.decodeIfPresent(Float.self, forKey: .lambdaNorm) ?? 0.01
+            lambdaMS = try c.decodeIfPresent(Float.self, forKey: .lambdaMS) ?? 0.1
+            align = try c.decodeIfPresent(Align.self, forKey: .align) ?? .last
+            lastBlock = try c.decodeIfPresent(LastBlock.self, forKey: .lastBlock) ?? .preNorm
+            teacherMode = try c.decodeIfPresent(TeacherMode.self, forKey: .teacherMode) ?? .offline
+            cacheTeacher = try c.decodeIfPresent(Bool.self, forKey: .cacheTeacher) ?? true
+            mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? .full
+            loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? 8
+            loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? 16
+            loraTargets = try c.decodeIfPresent([String].self, forKey: .loraTargets) ?? ["q_proj", "v_proj"]
+            trainItemTable = try c.decodeIfPresent(Bool.self, forKey: .trainItemTable) ?? false
+            trainProjections = try c.decodeIfPresent(Bool.self, forKey: .trainProjections) ?? true
+            trainPrompt = try c.decodeIfPresent(Bool.self, forKey: .trainPrompt) ?? true
+            trainer = try TrainerOptions(from: decoder)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(data, forKey: .data); try c.encode(blocks, forKey: .blocks)
+            try c.encode(lambdaCos, forKey: .lambdaCos); try c.encode(lambdaNorm, forKey: .lambdaNorm); try c.encode(lambdaMS, forKey: .lambdaMS)
+            try c.encode(align, forKey: .align); try c.encode(lastBlock, forKey: .lastBlock); try c.encode(teacherMode, forKey: .teacherMode)
+            try c.encode(cacheTeacher, forKey: .cacheTeacher); try c.encode(mode, forKey: .mode)
+            try c.encode(loraRank, forKey: .loraRank); try c.encode(loraAlpha, forKey: .loraAlpha); try c.encode(loraTargets, forKey: .loraTargets)
+            try c.encode(trainItemTable, forKey: .trainItemTable); try c.encode(trainProjections, forKey: .trainProjections)
+            try c.encode(trainPrompt, forKey: .trainPrompt)
+            try trainer.encodeFields(to: encoder)
+        }
+
+        public static let fields: [OptionField] = [
+            OptionField("data", "path", "Prepared dataset directory."),
+            OptionField("blocks", "int", default: "4", "B: teacher layer k·M/B pairs with student layer k·N/B, k = 1…B."),
+            OptionField("lambda_cos", "number", default: "1", "λ1, weight of D_cos (mean over blocks of 1 − cosine)."),
+            OptionField("lambda_norm", "number", default: "0.01", "λ2, weight of D_norm (mean over blocks of ‖h_t − h_s‖²)."),
+            OptionField("lambda_ms", "number", default: "0.1", "λ3, weight of L_ms (mean CE of the B−1 intermediate heads)."),
+            OptionField("align", "last|all", default: "last", "Align the last position (the paper) or every scored position."),
+            OptionField("last_block", "pre-norm|post-norm", default: "pre-norm", "Compare the last block before or after model.norm."),
+            OptionField("teacher_mode", "offline|online", default: "offline", "Frozen teacher, or trained jointly (the paper's RQ4)."),
+            OptionField("cache_teacher", "bool", default: "true", "Offline: cache the teacher's states per example after the first epoch."),
+            OptionField("mode", "full|lora", default: "full", "Train every student tensor, or LoRA adapters."),
+            OptionField("lora_rank", "int", default: "8", "LoRA rank."),
+            OptionField("lora_alpha", "number", default: "16", "LoRA alpha."),
+            OptionField("lora_targets", "[string]", default: "[q_proj, v_proj]", "Modules that get adapters."),
+            OptionField("train_item_table", "bool", default: "false", "Train the student's item table."),
+            OptionField("train_projections", "bool", default: "true", "Train the student's input/output projections."),
+            OptionField("train_prompt", "bool", default: "true", "Train the student's prompt embeddings."),
+        ] + TrainerOptions.optionFields
+
+        public var inputPaths: [String] { [data] }
+
+        public func validate() throws {
+            let p = trainer.problems()
+            if !p.isEmpty { throw passError(p.joined(separator: "; "), fix: "change these options") }
+            if blocks < 1 { throw passError("blocks must be at least 1", fix: "set blocks to a divisor of both depths") }
+            for (n, v) in [("lambda_cos", lambdaCos), ("lambda_norm", lambdaNorm), ("lambda_ms", lambdaMS)] where v < 0 || !v.isFinite {
+                throw passError("\(n) must be a finite number >= 0 (got \(v))", fix: "set \(n) to e.g. 0.1")
+            }
+            if mode == .lora && teacherMode == .online {
+                throw passError("online distillation with a LoRA student is not supported", fix: "use mode full, or teacher_mode offline")
+            }
+            if mode == .lora { for t in loraTargets where LinearKind(module: t) == nil { throw passError("lora_targets: \"\(t)\" is not a linear module", fix: "use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj") } }
+        }
+
+        var settings: KDSettings {
+            var s = KDSettings()
+            s.blocks = blocks; s.lambdaCos = lambdaCos; s.lambdaNorm = lambdaNorm; s.lambdaMS = lambdaMS
+            s.align = KDSettings.Align(rawValue: align.rawValue) ?? .last
+            s.lastBlock = KDSettings.LastBlock(rawValue: lastBlock.rawValue) ?? .preNorm
+            s.teacherMode = KDSettings.TeacherMode(rawValue: teacherMode.rawValue) ?? .offline
+            s.cacheTeacher = cacheTeacher
+            return s
+        }
+    }
+
+    public init() {}
+
+    public func check(_ model: ModelSummary, options o: Options, references: [String: PlannedArtifact]) throws -> PlannedOutput {
+        if model.isQuantized { throw passError("the student is int8-quantized", fix: "distil into the float model, then quantize") }
+        guard let teacher = references["teacher"]?.model else {
+            throw passError("no teacher", fix: "bind references: { teacher: \"<stage or input>\" }")
+        }
+        if teacher.isQuantized { throw passError("the teacher is int8-quantized", fix: "distil from the float teacher") }
+        let t = ModelDims(config: teacher.config, inputProjBias: teacher.inputProjBias, outputProjBias: teacher.outputProjBias)
+        let s = ModelDims(config: model.config, inputProjBias: model.inputProjBias, outputProjBias: model.outputProjBias)
+        let p = LayerwiseKDTask.problems(teacher: t, student: s, settings: o.settings)
+        if !p.isEmpty { throw passError(p.joined(separator: "; "), fix: "choose blocks that divide both depths and a student of the teacher's width") }
+        if o.trainer.objective == .allPositions && s.suffixLength > 0 {
+            throw passError("objective all-positions needs a model without a prompt suffix", fix: "set objective: \"last\"")
+        }
+        return PlannedOutput(checkpoint: model, adapter: o.mode == .lora)
+    }
+
+    public func apply(_ context: PassContext, options o: Options) throws -> PassResult {
+        guard let teacherDir = context.references["teacher"] else { throw passError("no teacher", fix: "bind references: { teacher: … }") }
+        let ck = try context.loadInput()
+        let student = try ELLMRecModel(checkpoint: ck)
+        let teacher = try ELLMRecModel.load(directory: teacherDir)
+        let ds = try PreparedDataset.load(directory: context.resolve(o.data))
+        var trainer = o.trainer
+        trainer.seed = o.trainer.seed ^ context.seed
+        let lora = o.mode == .lora ? LoRAOptions(rank: o.loraRank, alpha: o.loraAlpha, targets: o.loraTargets) : nil
+        let parts = TrainableParts(itemTable: o.trainItemTable, projections: o.trainProjections, prompt: o.trainPrompt)
+        let task = try LayerwiseKDTask(student: student, teacher: teacher, settings: o.settings, lora: lora, parts: parts, seed: trainer.seed)
+        let t = try Trainer(task: task, dataset: ds, options: trainer, stateDirectory: context.workDirectory.appendingPathComponent("trainer"))
+        t.label = "\(context.stage): layerwise-kd"
+        t.quiet = context.quiet
+        let pairs = LayerwiseKDTask.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: o.blocks)
+        context.log("layerwise-kd \(teacher.dims.layers) → \(student.dims.layers) layers, blocks \(pairs.map { "t\($0.teacher)↔s\($0.student)" }.joined(separator: " ")), λ = (\(o.lambdaCos), \(o.lambdaNorm), \(o.lambdaMS)), \(o.teacherMode.rawValue) teacher")
+        let r = try t.run(resume: context.resume)
+        var trainable = 0
+        for g in task.groups where g.name != "teacher" { for e in g.params.layout.entries where g.trainable.contains(e.name) { trainable += e.count } }
+        var metrics = r.json.mapValues(JSONValue.any)
+        metrics["trainable_parameters"] = .int(trainable)
+        metrics["examples"] = .int(t.samples.count)
+        metrics["block_pairs"] = .array(pairs.map { .array([.int($0.teacher), .int($0.student)]) })
+        metrics["history"] = .array(r.history.map(JSONValue.any))
+        // Mean of each loss term over the run, from the trainer's log.
+        metrics["loss_terms"] = .object(Self.meanTerms(t.stateDirectory.appendingPathComponent("log.jsonl")).mapValues { .number($0) })
+        let out = student.checkpoint(base: ck.config)
+        return PassResult(checkpoint: out, adapter: student.lora.map { $0.adapter(dims: student.dims) }, metrics: metrics)
+    }
+
+    static func meanTerms(_ url: URL) -> [String: Double] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return [:] }
+        var sums: [String: Double] = [:], n = 0
+        for line in text.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["loss"] != nil else { continue }
+            n += 1
+            for k in ["loss", "ce", "d_cos", "d_norm", "l_ms", "teacher_ce"] { if let v = o[k] as? Double { sums[k, default: 0] += v } }
+        }
+        return sums.mapValues { $0 / Double(max(n, 1)) }
+    }
+}
