@@ -111,3 +111,14 @@ public enum TinyModels {
     public static let sequences: [[Int32]] = [[3, 7, 1, 9], [5], [2, 11, 4], [8, 8, 6, 10, 2]]
     public static let targets: [Int32] = [4, 11, 1, 3]
 }
+
+extension TinyModels {
+    /// Raw `sequences`-format lines for a learnable pattern over items 1…items (every id used).
+    public static func patternSequencesText(users: Int = 40, items: Int = 11, seed: UInt64 = 1) -> String {
+        var rng = SeededRNG(seed: seed)
+        return (1...users).map { u in
+            let start = u <= items ? u - 1 : rng.nextInt(below: items), len = 6 + rng.nextInt(below: 5)
+            return "\(u) " + (0..<len).map { String((start + $0) % items + 1) }.joined(separator: " ")
+        }.joined(separator: "\n") + "\n"
+    }
+}

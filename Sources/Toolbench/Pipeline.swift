@@ -363,6 +363,10 @@ public struct RecipeRunner: Sendable {
                                           log: { log.append($0) }, quiet: quiet, resume: resume)
                     let result = try s.pass.apply(ctx, options: s.options)
                     try? fm.removeItem(at: work)
+                    // Drop the run's .work directory once no stage has state in it.
+                    if (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path))?.isEmpty ?? false {
+                        try? fm.removeItem(at: work.deletingLastPathComponent())
+                    }
                     var metrics = result.metrics
                     if let ck = result.checkpoint { try ck.save(to: tmp.appendingPathComponent(ArtifactKind.checkpoint.rawValue)) }
                     if let ad = result.adapter { try ad.save(to: tmp.appendingPathComponent(ArtifactKind.adapter.rawValue)) }

@@ -22,7 +22,7 @@ final class RecipesDirectoryTests: XCTestCase {
         guard let bin = slmrecBinary() else { throw XCTSkip("slmrec is not built (swift build --build-tests builds it)") }
         let dir = try tempDir("recipes")
         defer { try? FileManager.default.removeItem(at: dir) }
-        var d = TinyModels.dims()
+        var d = TinyModels.dims(suffix: 0)   // recipes train with objective all-positions (no suffix)
         d.layers = 8
         let ck = TinyModels.model(d).checkpoint()
         let ckURL = dir.appendingPathComponent("ckpt"), adURL = dir.appendingPathComponent("adapter"), data = dir.appendingPathComponent("data")
