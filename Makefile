@@ -17,6 +17,10 @@ test: deps
 	$(SWIFT) build --product slmrec
 	$(SWIFT) test --disable-swift-testing
 
+# The main job on the bundled data: prepare MovieLens, SASRec item table, quickstart recipe, report.
+demo: build
+	bash scripts/demo
+
 bench: build
 	$(BIN) bench --config small
 	$(BIN) bench --config medium

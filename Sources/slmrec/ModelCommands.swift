@@ -3,6 +3,7 @@ import Common
 import CommandKit
 import ModelFormat
 import Engine
+import RecData
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,6 +29,7 @@ struct Init: ParsableCommand {
     @Option(help: "Attention heads.") var heads: Int = 4
     @Option(help: "Key/value heads (default: --heads).") var kvHeads: Int?
     @Option(help: "Number of items N (ids 1…N).") var items: Int?
+    @Option(help: "Take the number of items from this prepared dataset directory.") var data: String?
     @Option(help: "Item embedding size d0.") var itemDim: Int = 64
     @Option(help: "Prompt prefix length (random prompt).") var promptLength: Int = 4
     @Option(help: "Prompt suffix length (random suffix).") var suffixLength: Int = 0
@@ -35,7 +37,7 @@ struct Init: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 42
 
     mutating func validate() throws {
-        if base == nil && config == nil && items == nil && itemEmbeddings == nil {
+        if base == nil && config == nil && items == nil && itemEmbeddings == nil && data == nil {
             throw ValidationError("--items is required for a random checkpoint (or pass --item-embeddings, --config or --base)")
         }
         for (name, v) in [("--layers", layers), ("--hidden", hidden), ("--intermediate", intermediate), ("--heads", heads), ("--item-dim", itemDim), ("--max-seq-len", maxSeqLen)] where v <= 0 {
@@ -49,6 +51,12 @@ struct Init: ParsableCommand {
     }
 
     func run() throws {
+        var items = self.items
+        if let data {
+            let n = try PreparedDataset.load(directory: fileURL(data)).numItems
+            if let items, items != n { throw ValidationError("--items \(items) disagrees with \(data) (\(n) items)") }
+            items = n
+        }
         var itemTable: Tensor?
         if let path = itemEmbeddings {
             let f = try SafetensorsFile(url: fileURL(path))
@@ -60,7 +68,7 @@ struct Init: ParsableCommand {
         }
         let ck: Checkpoint
         if let base {
-            ck = try wrapBase(base, itemTable: itemTable)
+            ck = try wrapBase(base, itemTable: itemTable, items: items)
         } else {
             var d: ModelDims
             if let config {
@@ -82,7 +90,7 @@ struct Init: ParsableCommand {
     }
 
     /// A pretrained LLaMa trunk (first keepLayers layers + final norm) under a new recommendation head.
-    func wrapBase(_ base: String, itemTable: Tensor?) throws -> Checkpoint {
+    func wrapBase(_ base: String, itemTable: Tensor?, items: Int?) throws -> Checkpoint {
         let dir = fileURL(base)
         let cfgURL = dir.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: cfgURL.path),
