@@ -145,6 +145,11 @@ extension ELLMRecModel {
         for l in 0..<d.layers {
             let input = training ? a.resid[l] : a.resid[l % 2]
             let output = training ? a.resid[l + 1] : a.resid[(l + 1) % 2]
+            if !training && l == d.layers - 1 {
+                // Inference: nothing reads the last layer's output except at the scored rows.
+                lastLayerRowsForward(l, input: input.ptr, out: a.hidden.ptr + (l + 1) * R * C, acts: a.layers[0], a: a, workspace: workspace)
+                continue
+            }
             layerForward(l, input: input.ptr, output: output.ptr, acts: training ? a.layers[l] : a.layers[0], a: a)
             gatherRows(a.hidden.ptr + (l + 1) * R * C, output.ptr, batch.outRows, C)
         }
@@ -169,7 +174,7 @@ extension ELLMRecModel {
 
     /// y = x·Wᵀ (+ LoRA) for linear `kind` of layer l.
     @inline(__always)
-    private func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+    func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                       m: Int, accumulate: Bool, xa: [FloatBuffer]) {
         let s = kind.shape(dims)
         OpProfiler.measure("linear") { linearForward(out: out, inp: inp, weight: w(ParamName.weight(l, kind)), bias: nil, m: m, n: s[0], k: s[1], accumulate: accumulate) }
@@ -221,6 +226,71 @@ extension ELLMRecModel {
         output.update(from: s.r2.ptr, count: nTok * C)
         quantize(s.h.ptr, d.intermediate)
         proj(l, .down, out: output, inp: s.h.ptr, m: nTok, accumulate: true, xa: s.xa)
+    }
+}
+
+extension ELLMRecModel {
+    /// The last decoder layer at inference, computed only where it is read: keys and values
+    /// for every token (the scored rows attend to them), queries, attention, o_proj and the
+    /// MLP only for the R scored rows. Writes hidden.L (R, C).
+    func lastLayerRowsForward(_ l: Int, input: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                              acts s: Activations.Layer, a: Activations, workspace: Workspace?) {
+        let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok, R = b.rows, hd = d.headDim
+        let q8 = lora != nil ? nil : int8
+        func lin(_ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, m: Int, accumulate: Bool) {
+            if let q8, q8.has(l, kind) { q8.linear(l, kind, out: out, m: m, accumulate: accumulate) }
+            else { proj(l, kind, out: out, inp: inp, m: m, accumulate: accumulate, xa: s.xa) }
+        }
+        // K, V over every token.
+        ck_rmsnorm_forward(nTok, C, input, w(ParamName.inputNorm(l)), d.rmsEps, s.n1.ptr, s.rstd1.ptr)
+        q8?.quantize(s.n1.ptr, m: nTok, k: C)
+        lin(.k, out: s.k.ptr, inp: s.n1.ptr, m: nTok, accumulate: false)
+        lin(.v, out: s.v.ptr, inp: s.n1.ptr, m: nTok, accumulate: false)
+        b.positions.withUnsafeBufferPointer { pos in
+            ropeForward(x: s.k.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.kvHeads, ld: d.kvDim, table: rope)
+        }
+        // Queries at the scored rows only.
+        let xr = workspace.buffer("last.x", R * C), nr = workspace.buffer("last.n", R * C)
+        gatherRows(xr.ptr, input, b.outRows, C)
+        gatherRows(nr.ptr, s.n1.ptr, b.outRows, C)
+        let qr = workspace.buffer("last.q", R * d.qDim), att = workspace.buffer("last.att", R * d.qDim)
+        q8?.quantize(nr.ptr, m: R, k: C)
+        lin(.q, out: qr.ptr, inp: nr.ptr, m: R, accumulate: false)
+        let rowPos = b.outRows.map { b.positions[$0] }
+        rowPos.withUnsafeBufferPointer { pos in
+            ropeForward(x: qr.ptr, pos: pos.baseAddress!, nTok: R, nHeads: d.heads, ld: d.qDim, table: rope)
+        }
+        // Attention of each scored row over the shared prefix and its own causal keys.
+        let group = d.heads / d.kvHeads, scale = 1 / Float(hd).squareRoot()
+        let segOffset = b.prefix > 0 ? 1 : 0
+        parallelFor(R) { r in
+            let t = b.outRows[r], seg = a.segments[b.rowSeq[r] + segOffset]
+            let keys = seg.pre + (t - seg.start) + 1
+            var p = [Float](repeating: 0, count: keys)
+            for hh in 0..<d.heads {
+                let g = hh / group, qv = qr.ptr + r * d.qDim + hh * hd, o = att.ptr + r * d.qDim + hh * hd
+                func keyRow(_ j: Int) -> Int { j < seg.pre ? j : seg.start + (j - seg.pre) }
+                for j in 0..<keys { p[j] = scale * sdot(hd, qv, s.k.ptr + keyRow(j) * d.kvDim + g * hd) }
+                p.withUnsafeMutableBufferPointer { ck_softmax_inplace(keys, $0.baseAddress!) }
+                o.update(repeating: 0, count: hd)
+                for j in 0..<keys { saxpy(hd, p[j], s.v.ptr + keyRow(j) * d.kvDim + g * hd, o) }
+            }
+        }
+        // r2 = x + o_proj(att);  out = r2 + down(silu(gate(n2)) · up(n2)), R rows.
+        let r2 = workspace.buffer("last.r2", R * C), n2 = workspace.buffer("last.n2", R * C), rs = workspace.buffer("last.rstd", R)
+        r2.ptr.update(from: xr.ptr, count: R * C)
+        q8?.quantize(att.ptr, m: R, k: d.qDim)
+        lin(.o, out: r2.ptr, inp: att.ptr, m: R, accumulate: true)
+        ck_rmsnorm_forward(R, C, r2.ptr, w(ParamName.postNorm(l)), d.rmsEps, n2.ptr, rs.ptr)
+        let I = d.intermediate
+        let g = workspace.buffer("last.g", R * I), u = workspace.buffer("last.u", R * I), h = workspace.buffer("last.h", R * I)
+        q8?.quantize(n2.ptr, m: R, k: C)
+        lin(.gate, out: g.ptr, inp: n2.ptr, m: R, accumulate: false)
+        lin(.up, out: u.ptr, inp: n2.ptr, m: R, accumulate: false)
+        ck_swiglu_forward(R * I, g.ptr, u.ptr, h.ptr)
+        out.update(from: r2.ptr, count: R * C)
+        q8?.quantize(h.ptr, m: R, k: I)
+        lin(.down, out: out, inp: h.ptr, m: R, accumulate: true)
     }
 }
 

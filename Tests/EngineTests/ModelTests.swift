@@ -103,3 +103,32 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(p.values("w")[2], 0.5 * (1 - 0.001), accuracy: 1e-6)
     }
 }
+
+final class InferencePathTests: XCTestCase {
+    /// Inference computes the last layer only at the scored rows; it must agree with the
+    /// full (training) forward for both objectives.
+    func testInferenceEqualsFullForward() throws {
+        for (suffix, objective) in [(2, Objective.last), (0, .allPositions)] {
+            let d = TinyModels.dims(suffix: suffix)
+            let m = TinyModels.model(d)
+            let b = try PackedBatch(sequences: TinyModels.sequences, targets: TinyModels.targets, dims: d, objective: objective)
+            let full = m.forward(b, training: true), fast = m.infer(b, workspace: Workspace())
+            XCTAssertTrue(allClose(fast.scores.array, full.scores.array, atol: 1e-5, rtol: 1e-5).ok, "\(objective)")
+            XCTAssertEqual(fast.loss, full.loss, accuracy: 1e-5)
+        }
+    }
+
+    /// int8 weights + per-token activations stay close to fp32 and rank the same items on top.
+    func testInt8InferenceTracksFloat() throws {
+        let d = ModelDims(hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, numItems: 200, itemDim: 16, promptLength: 3, maxSeqLen: 20, maxPositions: 64)
+        let m = ELLMRecModel.random(dims: d, seed: 5)
+        let q = m.quantizedCopyForInference()
+        var rng = SeededRNG(seed: 8)
+        let seqs = (0..<32).map { _ in (0..<(1 + rng.nextInt(below: 15))).map { _ in Int32(1 + rng.nextInt(below: 200)) } }
+        let b = try PackedBatch(sequences: seqs, targets: nil, dims: d)
+        let f = m.infer(b).user.array, g = q.infer(b).user.array
+        let (_, cmp) = closeToMax(g, f, atol: 0, rtol: 1)
+        XCTAssertLessThan(cmp.rel, 0.05, "int8 user vectors within 5% of fp32: \(cmp)")
+        XCTAssertGreaterThan(cmp.maxAbs, 0, "int8 path actually ran")
+    }
+}
