@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
         .target(name: "CommandKit"),
         .target(name: "Toolbench", dependencies: ["Common", "Training", "ModelFormat", "Engine", "RecData", "Evaluation"]),
-        .target(name: "TestKit", dependencies: ["ModelFormat", "Engine", "Toolbench", "Common"]),
+        .target(name: "TestKit", dependencies: ["ModelFormat", "Engine", "Toolbench", "RecData", "Common"]),
 
         // The CLI: the composition root, and the one place that lists the passes.
         .executableTarget(name: "slmrec", dependencies: [

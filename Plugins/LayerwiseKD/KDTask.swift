@@ -2,12 +2,13 @@ import Foundation
 import Common
 import Engine
 import Training
+import Toolbench
 
 /// How the distillation is set up (the pass options minus the trainer's).
 public struct KDSettings: Codable, Sendable, Equatable {
-    public enum Align: String, Codable, Sendable, CaseIterable { case last, all }
-    public enum LastBlock: String, Codable, Sendable, CaseIterable { case preNorm = "pre-norm", postNorm = "post-norm" }
-    public enum TeacherMode: String, Codable, Sendable, CaseIterable { case offline, online }
+    public enum Align: String, OptionEnum { case last, all }
+    public enum LastBlock: String, OptionEnum { case preNorm = "pre-norm", postNorm = "post-norm" }
+    public enum TeacherMode: String, OptionEnum { case offline, online }
 
     public var blocks = 4
     public var lambdaCos: Float = 1

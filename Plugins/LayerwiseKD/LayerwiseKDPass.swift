@@ -14,10 +14,9 @@ public struct LayerwiseKD: CompressionPass {
     public static let summary = "Distil a shallow student from a deep teacher: CE + λ1·D_cos + λ2·D_norm + λ3·L_ms over B blocks (SLMRec)."
     public static let references = [ReferenceSpec("teacher", .checkpoint, required: true, "the deeper model the student learns from")]
 
-    public enum Mode: String, OptionEnum { case full, lora }
-    public enum Align: String, OptionEnum { case last, all }
-    public enum LastBlock: String, OptionEnum { case preNorm = "pre-norm", postNorm = "post-norm" }
-    public enum TeacherMode: String, OptionEnum { case offline, online }
+    public typealias Align = KDSettings.Align
+    public typealias LastBlock = KDSettings.LastBlock
+    public typealias TeacherMode = KDSettings.TeacherMode
 
     public struct Options: PassOptions {
         public var data: String
@@ -29,20 +28,12 @@ public struct LayerwiseKD: CompressionPass {
         public var lastBlock: LastBlock = .preNorm
         public var teacherMode: TeacherMode = .offline
         public var cacheTeacher = true
-        public var mode: Mode = .full
-        public var loraRank = 8
-        public var loraAlpha: Float = 16
-        public var loraTargets = ["q_proj", "v_proj"]
-        public var trainItemTable = false
-        public var trainProjections = true
-        public var trainPrompt = true
+        public var model = TrainableOptions()
         public var trainer = TrainerOptions()
 
         enum CodingKeys: String, CodingKey {
             case data, blocks, lambdaCos = "lambda_cos", lambdaNorm = "lambda_norm", lambdaMS = "lambda_ms", align
-            case lastBlock = "last_block", teacherMode = "teacher_mode", cacheTeacher = "cache_teacher", mode
-            case loraRank = "lora_rank", loraAlpha = "lora_alpha", loraTargets = "lora_targets"
-            case trainItemTable = "train_item_table", trainProjections = "train_projections", trainPrompt = "train_prompt"
+            case lastBlock = "last_block", teacherMode = "teacher_mode", cacheTeacher = "cache_teacher"
         }
 
         public init(data: String) { self.data = data }
@@ -58,13 +49,7 @@ public struct LayerwiseKD: CompressionPass {
             lastBlock = try c.decodeIfPresent(LastBlock.self, forKey: .lastBlock) ?? .preNorm
             teacherMode = try c.decodeIfPresent(TeacherMode.self, forKey: .teacherMode) ?? .offline
             cacheTeacher = try c.decodeIfPresent(Bool.self, forKey: .cacheTeacher) ?? true
-            mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? .full
-            loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? 8
-            loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? 16
-            loraTargets = try c.decodeIfPresent([String].self, forKey: .loraTargets) ?? ["q_proj", "v_proj"]
-            trainItemTable = try c.decodeIfPresent(Bool.self, forKey: .trainItemTable) ?? false
-            trainProjections = try c.decodeIfPresent(Bool.self, forKey: .trainProjections) ?? true
-            trainPrompt = try c.decodeIfPresent(Bool.self, forKey: .trainPrompt) ?? true
+            model = try TrainableOptions(from: decoder)
             trainer = try TrainerOptions(from: decoder)
         }
 
@@ -73,10 +58,8 @@ public struct LayerwiseKD: CompressionPass {
             try c.encode(data, forKey: .data); try c.encode(blocks, forKey: .blocks)
             try c.encode(lambdaCos, forKey: .lambdaCos); try c.encode(lambdaNorm, forKey: .lambdaNorm); try c.encode(lambdaMS, forKey: .lambdaMS)
             try c.encode(align, forKey: .align); try c.encode(lastBlock, forKey: .lastBlock); try c.encode(teacherMode, forKey: .teacherMode)
-            try c.encode(cacheTeacher, forKey: .cacheTeacher); try c.encode(mode, forKey: .mode)
-            try c.encode(loraRank, forKey: .loraRank); try c.encode(loraAlpha, forKey: .loraAlpha); try c.encode(loraTargets, forKey: .loraTargets)
-            try c.encode(trainItemTable, forKey: .trainItemTable); try c.encode(trainProjections, forKey: .trainProjections)
-            try c.encode(trainPrompt, forKey: .trainPrompt)
+            try c.encode(cacheTeacher, forKey: .cacheTeacher)
+            try model.encodeFields(to: encoder)
             try trainer.encodeFields(to: encoder)
         }
 
@@ -90,14 +73,7 @@ public struct LayerwiseKD: CompressionPass {
             OptionField("last_block", "pre-norm|post-norm", default: "pre-norm", "Compare the last block before or after model.norm."),
             OptionField("teacher_mode", "offline|online", default: "offline", "Frozen teacher, or trained jointly (the paper's RQ4)."),
             OptionField("cache_teacher", "bool", default: "true", "Offline: cache the teacher's states per example after the first epoch."),
-            OptionField("mode", "full|lora", default: "full", "Train every student tensor, or LoRA adapters."),
-            OptionField("lora_rank", "int", default: "8", "LoRA rank."),
-            OptionField("lora_alpha", "number", default: "16", "LoRA alpha."),
-            OptionField("lora_targets", "[string]", default: "[q_proj, v_proj]", "Modules that get adapters."),
-            OptionField("train_item_table", "bool", default: "false", "Train the student's item table."),
-            OptionField("train_projections", "bool", default: "true", "Train the student's input/output projections."),
-            OptionField("train_prompt", "bool", default: "true", "Train the student's prompt embeddings."),
-        ] + TrainerOptions.optionFields
+        ] + TrainableOptions.optionFields + TrainerOptions.optionFields
 
         public var inputPaths: [String] { [data] }
 
@@ -108,18 +84,18 @@ public struct LayerwiseKD: CompressionPass {
             for (n, v) in [("lambda_cos", lambdaCos), ("lambda_norm", lambdaNorm), ("lambda_ms", lambdaMS)] where v < 0 || !v.isFinite {
                 throw passError("\(n) must be a finite number >= 0 (got \(v))", fix: "set \(n) to e.g. 0.1")
             }
-            if mode == .lora && teacherMode == .online {
+            try model.validate()
+            if model.mode == .lora && teacherMode == .online {
                 throw passError("online distillation with a LoRA student is not supported", fix: "use mode full, or teacher_mode offline")
             }
-            if mode == .lora { for t in loraTargets where LinearKind(module: t) == nil { throw passError("lora_targets: \"\(t)\" is not a linear module", fix: "use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj") } }
         }
 
         var settings: KDSettings {
             var s = KDSettings()
             s.blocks = blocks; s.lambdaCos = lambdaCos; s.lambdaNorm = lambdaNorm; s.lambdaMS = lambdaMS
-            s.align = KDSettings.Align(rawValue: align.rawValue) ?? .last
-            s.lastBlock = KDSettings.LastBlock(rawValue: lastBlock.rawValue) ?? .preNorm
-            s.teacherMode = KDSettings.TeacherMode(rawValue: teacherMode.rawValue) ?? .offline
+            s.align = align
+            s.lastBlock = lastBlock
+            s.teacherMode = teacherMode
             s.cacheTeacher = cacheTeacher
             return s
         }
@@ -140,7 +116,7 @@ public struct LayerwiseKD: CompressionPass {
         if o.trainer.objective == .allPositions && s.suffixLength > 0 {
             throw passError("objective all-positions needs a model without a prompt suffix", fix: "set objective: \"last\"")
         }
-        return PlannedOutput(checkpoint: model, adapter: o.mode == .lora)
+        return PlannedOutput(checkpoint: model, adapter: o.model.mode == .lora)
     }
 
     public func apply(_ context: PassContext, options o: Options) throws -> PassResult {
@@ -151,9 +127,7 @@ public struct LayerwiseKD: CompressionPass {
         let ds = try PreparedDataset.load(directory: context.resolve(o.data))
         var trainer = o.trainer
         trainer.seed = o.trainer.seed ^ context.seed
-        let lora = o.mode == .lora ? LoRAOptions(rank: o.loraRank, alpha: o.loraAlpha, targets: o.loraTargets) : nil
-        let parts = TrainableParts(itemTable: o.trainItemTable, projections: o.trainProjections, prompt: o.trainPrompt)
-        let task = try LayerwiseKDTask(student: student, teacher: teacher, settings: o.settings, lora: lora, parts: parts, seed: trainer.seed)
+        let task = try LayerwiseKDTask(student: student, teacher: teacher, settings: o.settings, lora: o.model.lora, parts: o.model.parts, seed: trainer.seed)
         let t = try Trainer(task: task, dataset: ds, options: trainer, stateDirectory: context.workDirectory.appendingPathComponent("trainer"))
         t.label = "\(context.stage): layerwise-kd"
         t.quiet = context.quiet

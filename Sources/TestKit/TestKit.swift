@@ -1,6 +1,7 @@
 import Foundation
 import Engine
 import Common
+import RecData
 
 // Shared test helpers: approximate comparison, finite-difference gradient checks, tiny
 // synthetic models, and the location of ../shared.
@@ -113,6 +114,16 @@ public enum TinyModels {
 }
 
 extension TinyModels {
+    /// A prepared dataset (slmrec data prepare) of the learnable pattern below, over the 11
+    /// items of the tiny models, in `dir/data`.
+    public static func preparePatternDataset(in dir: URL) throws -> URL {
+        let raw = dir.appendingPathComponent("pattern-sequences.txt")
+        try patternSequencesText().write(to: raw, atomically: true, encoding: .utf8)
+        let data = dir.appendingPathComponent("data")
+        try DataPrepare.run(PrepareOptions(input: raw, output: data, format: .sequences, kcore: 1, negatives: 5), progress: false)
+        return data
+    }
+
     /// Raw `sequences`-format lines for a learnable pattern over items 1…items (every id used).
     public static func patternSequencesText(users: Int = 40, items: Int = 11, seed: UInt64 = 1) -> String {
         var rng = SeededRNG(seed: seed)

@@ -1,4 +1,5 @@
 import Training
+import Engine
 
 extension TrainerOptions {
     /// The shared trainer's options as `slmrec passes` lists them (every training pass
@@ -49,4 +50,65 @@ extension JSONValue {
         default: return .string("\(v)")
         }
     }
+}
+
+/// What trains in a training pass's model — full or LoRA, and which head/prompt parts —
+/// decoded flat from the pass options (shared by `finetune` and `layerwise-kd`).
+public struct TrainableOptions: Sendable, Equatable {
+    public enum Mode: String, OptionEnum { case full, lora }
+    public var mode: Mode = .full
+    public var loraRank = 8
+    public var loraAlpha: Float = 16
+    public var loraTargets = ["q_proj", "v_proj"]
+    public var trainItemTable = false
+    public var trainProjections = true
+    public var trainPrompt = true
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case mode, loraRank = "lora_rank", loraAlpha = "lora_alpha", loraTargets = "lora_targets"
+        case trainItemTable = "train_item_table", trainProjections = "train_projections", trainPrompt = "train_prompt"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainableOptions()
+        mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? d.mode
+        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? d.loraRank
+        loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? d.loraAlpha
+        loraTargets = try c.decodeIfPresent([String].self, forKey: .loraTargets) ?? d.loraTargets
+        trainItemTable = try c.decodeIfPresent(Bool.self, forKey: .trainItemTable) ?? d.trainItemTable
+        trainProjections = try c.decodeIfPresent(Bool.self, forKey: .trainProjections) ?? d.trainProjections
+        trainPrompt = try c.decodeIfPresent(Bool.self, forKey: .trainPrompt) ?? d.trainPrompt
+    }
+
+    public func encodeFields(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mode, forKey: .mode); try c.encode(loraRank, forKey: .loraRank); try c.encode(loraAlpha, forKey: .loraAlpha)
+        try c.encode(loraTargets, forKey: .loraTargets); try c.encode(trainItemTable, forKey: .trainItemTable)
+        try c.encode(trainProjections, forKey: .trainProjections); try c.encode(trainPrompt, forKey: .trainPrompt)
+    }
+
+    public static let optionFields: [OptionField] = [
+        OptionField("mode", "full|lora", default: "full", "Train every tensor, or LoRA adapters on a frozen decoder."),
+        OptionField("lora_rank", "int", default: "8", "LoRA rank r."),
+        OptionField("lora_alpha", "number", default: "16", "LoRA alpha (scaling alpha/r)."),
+        OptionField("lora_targets", "[string]", default: "[q_proj, v_proj]", "Linear modules that get adapters."),
+        OptionField("train_item_table", "bool", default: "false", "Train the item embedding table (E4SRec freezes it)."),
+        OptionField("train_projections", "bool", default: "true", "Train input_proj and output_proj."),
+        OptionField("train_prompt", "bool", default: "true", "Train the prompt (and suffix) embeddings."),
+    ]
+
+    public func validate() throws {
+        guard mode == .lora else { return }
+        if loraRank < 1 { throw passError("lora_rank must be at least 1", fix: "set lora_rank to e.g. 8") }
+        if loraTargets.isEmpty { throw passError("lora_targets is empty", fix: "name modules such as [\"q_proj\", \"v_proj\"]") }
+        for t in loraTargets where LinearKind(module: t) == nil {
+            throw passError("lora_targets: \"\(t)\" is not a linear module", fix: "use \(LinearKind.allCases.map(\.module).joined(separator: ", "))")
+        }
+    }
+
+    public var lora: LoRAOptions? { mode == .lora ? LoRAOptions(rank: loraRank, alpha: loraAlpha, targets: loraTargets) : nil }
+    public var parts: TrainableParts { TrainableParts(itemTable: trainItemTable, projections: trainProjections, prompt: trainPrompt) }
 }

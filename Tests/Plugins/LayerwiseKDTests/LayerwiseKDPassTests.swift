@@ -15,10 +15,7 @@ final class LayerwiseKDPassTests: XCTestCase {
     override func setUpWithError() throws {
         tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-        let raw = tmp.appendingPathComponent("seq.txt")
-        try TinyModels.patternSequencesText().write(to: raw, atomically: true, encoding: .utf8)
-        data = tmp.appendingPathComponent("data")
-        try DataPrepare.run(PrepareOptions(input: raw, output: data, format: .sequences, kcore: 1, negatives: 5), progress: false)
+        data = try TinyModels.preparePatternDataset(in: tmp)
     }
 
     override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
