@@ -56,6 +56,7 @@ extension ELLMRecModel {
         cfg.hiddenSize = fresh.hiddenSize; cfg.intermediateSize = fresh.intermediateSize; cfg.numLayers = fresh.numLayers
         cfg.numHeads = fresh.numHeads; cfg.numKVHeads = fresh.numKVHeads; cfg.headDim = fresh.headDim
         cfg.ellmrec = fresh.ellmrec
+        cfg.torchDtype = "float32"   // the engine's tensors are fp32 (slmrec convert changes it)
         var tensors: [String: Tensor] = [:]
         for e in params.layout.entries { tensors[e.name] = Tensor(floats: params.values(e.name), shape: e.shape) }
         return Checkpoint(config: cfg, tensors: tensors)

@@ -90,3 +90,62 @@ final class ModelCommandTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("sampled"), r.stderr)
     }
 }
+
+final class InitFromBaseTests: XCTestCase {
+    /// `slmrec init --base`: a pretrained LLaMa's first layers and final norm become the trunk;
+    /// the prompt rows are the embed_tokens rows of the given token ids.
+    func testWrapPretrainedLlama() throws {
+        let dir = try CLI.tmp("base")
+        let base = dir.appendingPathComponent("llama")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        let c = 32, inter = 48, vocab = 100, layers = 3
+        let cfg: [String: Any] = ["architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": c, "intermediate_size": inter,
+                                  "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": vocab,
+                                  "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "max_position_embeddings": 256, "hidden_act": "silu",
+                                  "torch_dtype": "bfloat16", "tie_word_embeddings": false]
+        try JSONSerialization.data(withJSONObject: cfg).write(to: base.appendingPathComponent("config.json"))
+        var t: [String: Tensor] = [:]
+        var k: Float = 0
+        func tensor(_ shape: [Int]) -> Tensor {
+            k += 1
+            let n = shape.reduce(1, *)
+            return Tensor(floats: (0..<n).map { Float($0 % 7) * 0.01 + k * 0.001 }, shape: shape, dtype: .bf16)
+        }
+        t["model.embed_tokens.weight"] = Tensor(floats: (0..<(vocab * c)).map { Float($0 / c) }, shape: [vocab, c], dtype: .bf16)
+        t["lm_head.weight"] = tensor([vocab, c])
+        t["model.norm.weight"] = tensor([c])
+        for l in 0..<layers {
+            t["model.layers.\(l).input_layernorm.weight"] = tensor([c])
+            t["model.layers.\(l).post_attention_layernorm.weight"] = tensor([c])
+            t["model.layers.\(l).self_attn.q_proj.weight"] = tensor([c, c])
+            t["model.layers.\(l).self_attn.k_proj.weight"] = tensor([16, c])
+            t["model.layers.\(l).self_attn.v_proj.weight"] = tensor([16, c])
+            t["model.layers.\(l).self_attn.o_proj.weight"] = tensor([c, c])
+            t["model.layers.\(l).mlp.gate_proj.weight"] = tensor([inter, c])
+            t["model.layers.\(l).mlp.up_proj.weight"] = tensor([inter, c])
+            t["model.layers.\(l).mlp.down_proj.weight"] = tensor([c, inter])
+        }
+        try Safetensors.write(t, to: base.appendingPathComponent("model.safetensors"))
+        let out = dir.appendingPathComponent("ck")
+        let r = try CLI.run(["init", "--output", out.path, "--base", base.path, "--keep-layers", "2", "--prompt-token-ids", "5,7",
+                             "--suffix-token-ids", "9", "--items", "20", "--item-dim", "8"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let ck = try Checkpoint.load(directory: out)
+        XCTAssertEqual(ck.config.numLayers, 2)
+        XCTAssertEqual(ck.config.numKVHeads, 2)
+        XCTAssertEqual(ck.config.ropeTheta, 500000)
+        XCTAssertEqual(ck.config.ellmrec.promptLength, 2)
+        XCTAssertEqual(ck.config.ellmrec.suffixLength, 1)
+        XCTAssertEqual(try ck.tensors["ellmrec.prompt_embeddings"]!.floats(), [Float](repeating: 5, count: c) + [Float](repeating: 7, count: c))
+        XCTAssertEqual(try ck.tensors["ellmrec.prompt_suffix_embeddings"]!.floats(), [Float](repeating: 9, count: c))
+        XCTAssertEqual(try ck.tensors["model.layers.1.mlp.up_proj.weight"]!.floats(), try t["model.layers.1.mlp.up_proj.weight"]!.floats())
+        XCTAssertNil(ck.tensors["model.layers.2.mlp.up_proj.weight"])
+        XCTAssertNil(ck.tensors["lm_head.weight"])
+        // Too many layers: a clear error, nothing written.
+        let bad = dir.appendingPathComponent("bad")
+        let r2 = try CLI.run(["init", "--output", bad.path, "--base", base.path, "--keep-layers", "4", "--items", "20"])
+        XCTAssertNotEqual(r2.status, 0)
+        XCTAssertTrue(r2.stderr.contains("3 layers"), r2.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bad.path))
+    }
+}
