@@ -141,6 +141,11 @@ public struct Recipe: Sendable {
         if segments.isEmpty || segments.contains(where: \.isEmpty) {
             throw ToolbenchError("--set \(spec)", problem: "empty key segment", fix: "write key.path=value")
         }
+        // `--set data=PATH` is short for `--set vars.data=PATH` when the recipe has that variable.
+        let topVars = tree.objectValue?["vars"]?.objectValue ?? [:]
+        if segments.count == 1, tree.objectValue?[segments[0]] == nil, topVars[segments[0]] != nil {
+            segments.insert("vars", at: 0)
+        }
         func set(_ node: JSONValue, _ rest: ArraySlice<String>, _ trail: String) throws -> JSONValue {
             guard let seg = rest.first else { return value }
             let here = trail.isEmpty ? seg : "\(trail).\(seg)"
@@ -156,6 +161,14 @@ public struct Recipe: Sendable {
                 a[i] = try set(a[i], rest.dropFirst(), here)
                 return .array(a)
             case .object(var o):
+                // Variables and inputs must exist: an override of a name the recipe never
+                // declares would silently change nothing. (Unknown pass options are caught by
+                // strict decoding, with a suggestion.)
+                if o[seg] == nil, rest.count == 1, trail == "vars" || trail == "inputs" {
+                    let known = o.keys.sorted()
+                    throw ToolbenchError("\(file): --set \(key)", problem: "the recipe declares no \(trail).\(seg)\(suggestion(seg, known))",
+                                         fix: known.isEmpty ? "declare it in the recipe first" : "\(trail): \(known.joined(separator: ", "))")
+                }
                 o[seg] = try set(o[seg] ?? .object([:]), rest.dropFirst(), here)
                 return .object(o)
             default:

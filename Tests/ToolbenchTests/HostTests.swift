@@ -68,7 +68,7 @@ final class RecipeTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
 
     func recipe(_ stages: String, extra: String = "", overrides: [String] = []) throws -> Recipe {
-        let text = "{ vars: { base: '\(base.path)' }, inputs: { base: '${base}' }, \(extra) stages: [\(stages)] }"
+        let text = "{ vars: { base: '\(base.path)', n: 3 }, inputs: { base: '${base}' }, \(extra) stages: [\(stages)] }"
         return try Recipe.parse(Data(text.utf8), path: "r.json5", overrides: overrides)
     }
 
@@ -144,6 +144,13 @@ final class RecipeTests: XCTestCase {
         XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: '${m}'}}")) {
             XCTAssertTrue("\($0)".contains("unknown variable ${m}"), "\($0)")
         }
+        // A variable the recipe never declares is an error, not a silent no-op …
+        XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: '${n}'}}", extra: "", overrides: ["vars.nn=2"])) {
+            XCTAssertTrue("\($0)".contains("declares no vars.nn") && "\($0)".contains("did you mean \"n\""), "\($0)")
+        }
+        // … and a bare name is short for vars.<name>.
+        let r = try plan("{name: 'a', pass: 'shrink', options: {layers: '${n}'}}", extra: "", overrides: ["n=1"])
+        XCTAssertEqual(r.stages[0].output.checkpoint?.numLayers, 1)
         // Effective recipe: defaults filled in.
         let eff = q.effectiveRecipe
         XCTAssertEqual(eff.objectValue?["stages"]?.arrayValue?.first?.objectValue?["options"],
