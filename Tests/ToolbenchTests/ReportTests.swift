@@ -240,6 +240,20 @@ final class ReportStructureTests: XCTestCase {
         XCTAssertTrue(md.contains("Timing skipped"))
     }
 
+    func testATeacherWithoutEvaluationGivesNoPercentagesButKeepsTheOthersComparable() throws {
+        let run = try SyntheticRun.make()
+        try JSONText.pretty(.object(["seconds": .double(1)])).write(to: run.dir.appendingPathComponent("teacher/metrics.json"))
+        let r = try ComparisonBuilder.build([run.dir], options: CompareOptions(skipTiming: true, cwd: run.dir))
+        XCTAssertEqual(r.referenceRow?.name, "pruned")
+        XCTAssertTrue(r.comparable(r.rows[2]))
+        XCTAssertNil(r.percentOfTeacher(r.rows[2], "full.NDCG@10"))
+        let md = r.markdown()
+        XCTAssertFalse(md.contains("†"))
+        XCTAssertTrue(md.contains("The teacher `teacher` has no evaluation: no percentages."))
+        let line = md.components(separatedBy: "\n").first { $0.hasPrefix("| pruned-lora |") }!
+        XCTAssertFalse(line.contains("%"), line)
+    }
+
     func testNotARunDirectoryIsAClearError() throws {
         let empty = try SyntheticRun.tmpDir("notarun")
         XCTAssertThrowsError(try ComparisonBuilder.build([empty], options: CompareOptions(skipTiming: true))) { e in

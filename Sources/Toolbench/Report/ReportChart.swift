@@ -18,7 +18,7 @@ extension ComparisonReport {
         <text x="\(f(W / 2))" y="26" text-anchor="middle" font-size="17" font-weight="bold">\(esc("Quality vs inference cost: \(title)"))</text>
 
         """
-        let sub = teacherRow?.context.map { "\($0.split) split, \($0.users) users; teacher: \(teacher)" } ?? "teacher: \(teacher)"
+        let sub = referenceRow?.context.map { "\($0.split) split, \($0.users) users; teacher: \(teacher)" } ?? "teacher: \(teacher)"
         s += "<text x=\"\(f(W / 2))\" y=\"44\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">\(esc(sub))</text>\n"
         guard !pts.isEmpty else {
             s += "<text x=\"\(f(W / 2))\" y=\"\(f(H / 2))\" text-anchor=\"middle\" font-size=\"14\">No model has both \(ReportMetrics.chartKey) and a timing: nothing to plot.</text>\n</svg>\n"
@@ -56,8 +56,8 @@ extension ComparisonReport {
             s += "<line x1=\"\(f(left - 5))\" y1=\"\(f(y))\" x2=\"\(f(left))\" y2=\"\(f(y))\" stroke=\"#333\"/>\n"
             s += "<text class=\"tick\" x=\"\(f(left - 8))\" y=\"\(f(y + 4))\" text-anchor=\"end\" font-size=\"11\">\(tickLabel(t))</text>\n"
         }
-        s += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(H - 22))\" text-anchor=\"middle\" font-size=\"13\">\(esc("Inference cost: ms per user at batch \(batch)\(logX ? " (log scale)" : "") — lower is better →"))</text>\n"
-        s += "<text x=\"20\" y=\"\(f(top + ph / 2))\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 20 \(f(top + ph / 2)))\">\(esc("NDCG@10, full ranking — higher is better →"))</text>\n"
+        s += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(H - 22))\" text-anchor=\"middle\" font-size=\"13\">\(esc("Inference cost: ms per user at batch \(batch)\(logX ? ", log scale" : "") (← lower is better)"))</text>\n"
+        s += "<text x=\"20\" y=\"\(f(top + ph / 2))\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 20 \(f(top + ph / 2)))\">\(esc("NDCG@10, full ranking (higher is better →)"))</text>\n"
 
         // Pareto front.
         let front = paretoFront
@@ -89,7 +89,15 @@ extension ComparisonReport {
             s += "<text x=\"\(f(pick.0))\" y=\"\(f(pick.1))\" text-anchor=\"\(pick.2)\" font-size=\"12\">\(esc(label))</text></g>\n"
         }
         // Legend and what is not shown.
-        let lx = left + 12, ly = top + 16
+        // The legend goes in the plot corner that covers the fewest points and labels.
+        let lw = 290.0, lh = 36.0
+        let corners = [(left + 4, top + 4), (left + pw - lw - 4, top + 4), (left + 4, top + ph - lh - 4), (left + pw - lw - 4, top + ph - lh - 4)]
+        let corner = corners.min { a, b in
+            func hits(_ c: (Double, Double)) -> Int { boxes.filter { o in c.0 < o.2 && o.0 < c.0 + lw && c.1 < o.3 && o.1 < c.1 + lh }.count }
+            return hits(a) < hits(b)
+        }!
+        s += "<rect x=\"\(f(corner.0))\" y=\"\(f(corner.1))\" width=\"\(f(lw))\" height=\"\(f(lh))\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n"
+        let lx = corner.0 + 12, ly = corner.1 + 16
         s += "<g class=\"legend\" font-size=\"11\"><circle cx=\"\(f(lx))\" cy=\"\(f(ly - 4))\" r=\"5\" fill=\"#d62728\"/><text x=\"\(f(lx + 10))\" y=\"\(f(ly))\">Pareto front (no model is better and cheaper)</text>"
         s += "<circle cx=\"\(f(lx))\" cy=\"\(f(ly + 12))\" r=\"5\" fill=\"#1f77b4\"/><text x=\"\(f(lx + 10))\" y=\"\(f(ly + 16))\">dominated</text></g>\n"
         let missing = rows.filter { r in !pts.contains { $0.name == r.name } }.map(\.name)

@@ -138,9 +138,15 @@ public struct ComparisonReport: Sendable {
 
     public var teacherRow: ReportRow? { rows.first { $0.name == teacher } }
 
-    /// Whether a row's quality numbers can stand next to the teacher's.
+    /// The row whose evaluation the others are checked against: the teacher, or the first
+    /// evaluated row when the teacher has no evaluation (a recipe input, say).
+    public var referenceRow: ReportRow? {
+        teacherRow?.context != nil ? teacherRow : rows.first { $0.context != nil }
+    }
+
+    /// Whether a row's quality numbers can stand next to the reference row's (the teacher's).
     public func comparable(_ row: ReportRow) -> Bool {
-        guard let t = teacherRow?.context, let c = row.context else { return false }
+        guard let t = referenceRow?.context, let c = row.context else { return false }
         return c.comparable(to: t)
     }
 

@@ -179,21 +179,23 @@ public enum ComparisonBuilder {
         var w: [String] = []
         guard let t = r.teacherRow else { return w }
         if t.context == nil {
-            w.append("The teacher `\(t.name)` has no evaluation: no percentages of the teacher can be given.")
+            w.append("The teacher `\(t.name)` has no evaluation: no percentages of the teacher can be given"
+                     + (r.referenceRow.map { "; comparability is checked against `\($0.name)`, the first evaluated model." } ?? "."))
         }
-        for row in r.rows where row.name != t.name {
+        let ref = r.referenceRow
+        for row in r.rows where row.name != ref?.name {
             guard let c = row.context else {
                 if !row.quality.isEmpty {
                     w.append("`\(row.name)`: its evaluation context (dataset, split, users) is unknown — its quality numbers are marked † and NOT comparable.")
                 }
                 continue
             }
-            guard let tc = t.context, !c.comparable(to: tc) else { continue }
+            guard let ref, let tc = ref.context, !c.comparable(to: tc) else { continue }
             var diffs: [String] = []
             if c.datasetID != tc.datasetID { diffs.append("dataset \(c.dataset) (\(c.datasetID)) vs \(tc.dataset) (\(tc.datasetID))") }
             if c.split != tc.split { diffs.append("split \(c.split) vs \(tc.split)") }
             if c.users != tc.users { diffs.append("\(c.users) users vs \(tc.users)") }
-            w.append("`\(row.name)` was evaluated differently from the teacher `\(t.name)` (\(diffs.joined(separator: "; "))): its quality numbers are marked † and NOT comparable; no percentages are given for it.")
+            w.append("`\(row.name)` was evaluated differently from `\(ref.name)` (\(diffs.joined(separator: "; "))): its quality numbers are marked † and NOT comparable; no percentages are given for it.")
         }
         for row in r.rows where row.quality.isEmpty {
             w.append("`\(row.name)` has no evaluation: its quality columns show \"-\" (\(row.notes.first ?? "no metrics")).")

@@ -40,14 +40,13 @@ extension ComparisonReport {
             }
             s += "\n"
         }
-        if let c = t?.context {
+        if let c = referenceRow?.context {
             s += "Quality from the run's evaluation: \(c.split) split of `\(c.dataset)` (\(c.datasetID)), \(c.users) users, "
-                + "one held-out item per user, pessimistic ties. In parentheses: % of the teacher `\(md(teacher))`.\n"
-        } else {
-            s += "The teacher `\(md(teacher))` has no evaluation; no percentages.\n"
+                + "one held-out item per user, pessimistic ties. "
         }
+        s += t?.context != nil ? "In parentheses: % of the teacher `\(md(teacher))`.\n" : "The teacher `\(md(teacher))` has no evaluation: no percentages.\n"
         if rows.contains(where: { !$0.quality.isEmpty && !comparable($0) }) {
-            s += "† not comparable with the teacher (evaluated on another dataset, split or number of users; see the warnings).\n"
+            s += "† not comparable with `\(md(referenceRow?.name ?? teacher))` (evaluated on another dataset, split or number of users; see the warnings).\n"
         }
         s += "\n## Cost\n\n"
         s += "| Model | Pass | Layers | Params | Non-emb. params | Trainable | Disk | Train time | Users/s (batch \(rows.compactMap { $0.timing?.batch }.first ?? 512)) | ms/user p50 (batch 1) | ms/user p99 (batch 1) |\n"
