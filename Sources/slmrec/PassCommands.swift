@@ -133,6 +133,7 @@ struct Run: ParsableCommand {
         let records = try RecipeRunner(evaluator: RecipeEvaluator()).run(plan, runDirectory: dir, resume: resume)
         let ran = records.filter { !$0.skipped }.count
         emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
+        writeRunReport(dir)
     }
 }
 

@@ -12,7 +12,7 @@ struct Slmrec: ParsableCommand {
         """,
         version: toolVersion,
         subcommands: [Init.self, Inspect.self, Embed.self, Grads.self, Convert.self, Bench.self]
-            + dataCommands + sasrecCommands + passCommands)
+            + dataCommands + sasrecCommands + passCommands + compareCommands)
 }
 
 Slmrec.main()

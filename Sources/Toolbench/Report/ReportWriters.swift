@@ -1,0 +1,177 @@
+import Foundation
+import Common
+import ModelFormat
+
+// report.md (two quality tables and a cost table, for pasting), report.csv and report.json
+// (every number at full precision, for plotting and checking). "-" means "does not apply or
+// was not measured"; "†" marks quality numbers that are not comparable with the teacher's.
+
+extension ComparisonReport {
+    public static let files = ["report.md", "report.csv", "report.json", "report.svg"]
+
+    /// Writes the four report files into `directory` (created when missing).
+    public func write(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try AtomicFile.write(Data(markdown().utf8), to: directory.appendingPathComponent("report.md"))
+        try AtomicFile.write(Data(csv().utf8), to: directory.appendingPathComponent("report.csv"))
+        try AtomicFile.write(JSONText.pretty(json()), to: directory.appendingPathComponent("report.json"))
+        try AtomicFile.write(Data(svg().utf8), to: directory.appendingPathComponent("report.svg"))
+    }
+
+    // MARK: - Markdown
+
+    public func markdown() -> String {
+        var s = "# Model comparison: \(title)\n\n"
+        for w in warnings { s += "> **Warning:** \(w)\n>\n" }
+        if !warnings.isEmpty { s.removeLast(2); s += "\n\n" }
+        let t = teacherRow
+        for proto in ReportMetrics.protocols {
+            s += "## Quality: \(proto == "full" ? "full ranking (every item except the user's history)" : "sampled (the dataset's 999 fixed negatives per user)")\n\n"
+            s += "| Model | " + ReportMetrics.names.joined(separator: " | ") + " |\n"
+            s += "|---|" + String(repeating: "---:|", count: ReportMetrics.names.count) + "\n"
+            for r in rows {
+                let cells = ReportMetrics.names.map { m -> String in
+                    let key = "\(proto).\(m)"
+                    guard let v = r.quality[key] else { return "-" }
+                    if !comparable(r) { return fmtMetric(v) + " †" }
+                    return fmtMetric(v) + (percentOfTeacher(r, key).map { " (" + fmtPercent($0) + ")" } ?? "")
+                }
+                s += "| \(md(r.name)) | " + cells.joined(separator: " | ") + " |\n"
+            }
+            s += "\n"
+        }
+        if let c = referenceRow?.context {
+            s += "Quality from the run's evaluation: \(c.split) split of `\(c.dataset)` (\(c.datasetID)), \(c.users) users, "
+                + "one held-out item per user, pessimistic ties. "
+        }
+        s += t?.context != nil ? "In parentheses: % of the teacher `\(md(teacher))`.\n" : "The teacher `\(md(teacher))` has no evaluation: no percentages.\n"
+        if rows.contains(where: { !$0.quality.isEmpty && !comparable($0) }) {
+            s += "† not comparable with `\(md(referenceRow?.name ?? teacher))` (evaluated on another dataset, split or number of users; see the warnings).\n"
+        }
+        s += "\n## Cost\n\n"
+        s += "| Model | Pass | Layers | Params | Non-emb. params | Trainable | Disk | Train time | Users/s (batch \(rows.compactMap { $0.timing?.batch }.first ?? 512)) | ms/user p50 (batch 1) | ms/user p99 (batch 1) |\n"
+        s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        var stageTime = false
+        for r in rows {
+            var time = "-"
+            if let ts = r.trainSeconds {
+                time = String(format: "%.1f s", ts)
+                if r.trainSecondsField == "seconds" { time += "\\*"; stageTime = true }
+            }
+            let cells: [String] = [
+                md(r.name), r.pass + (r.quantized ? " (int8)" : ""), r.layers.map(String.init) ?? "-",
+                r.parameters.map(fmtCount) ?? "-", r.nonEmbeddingParameters.map(fmtCount) ?? "-",
+                r.trainableParameters.map(fmtCount) ?? "-", r.diskBytes.map(fmtBytes) ?? "-", time,
+                r.timing.map { String(format: "%.0f", $0.usersPerSecond) } ?? "-",
+                r.timing.map { String(format: "%.2f", $0.latencyP50Ms) } ?? "-",
+                r.timing.map { String(format: "%.2f", $0.latencyP99Ms) } ?? "-",
+            ]
+            s += "| " + cells.joined(separator: " | ") + " |\n"
+        }
+        s += "\n"
+        s += "Params: every parameter the model runs with (adapter included); non-emb.: without the item table; "
+            + "trainable: trained during the model's stage (\"-\": the stage does not train). Disk: the checkpoint (and adapter) files. "
+            + "Train time: the stage's training wall time"
+            + (stageTime ? "; \\* the whole stage's wall time (the pass does not train)" : "") + ".\n\n"
+        s += timingSetup + "\n"
+        let notes = rows.flatMap { r in r.notes.map { "- `\(md(r.name))`: \($0)" } }
+        if !notes.isEmpty { s += "\nNotes:\n" + notes.joined(separator: "\n") + "\n" }
+        let front = paretoFront
+        if !front.isEmpty {
+            s += "\nPareto front (\(ReportMetrics.chartKey) ↑ against ms per user at batch \(rows.compactMap { $0.timing?.batch }.first ?? 512) ↓; report.svg): "
+                + front.map { "`\(md($0))`" }.joined(separator: ", ") + ".\n"
+        }
+        s += "\nGenerated by `slmrec compare` at \(created).\n"
+        return s
+    }
+
+    // MARK: - CSV
+
+    public static var csvColumns: [String] {
+        var c = ["model", "kind", "pass", "quantized", "layers", "parameters", "non_embedding_parameters", "trainable_parameters",
+                 "disk_bytes", "train_seconds", "train_seconds_field", "users_per_second", "throughput_batch",
+                 "latency_p50_ms", "latency_p99_ms", "latency_calls", "comparable", "eval_dataset", "eval_dataset_id", "eval_split", "eval_users"]
+        for k in ReportMetrics.keys { c += [k, "\(k) % teacher"] }
+        return c
+    }
+
+    public func csv() -> String {
+        func num(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
+        func int(_ v: Int?) -> String { v.map(String.init) ?? "" }
+        var lines = [Self.csvColumns.map(csvField).joined(separator: ",")]
+        for r in rows {
+            var f: [String] = [r.name, r.kind.rawValue, r.pass, r.quantized ? "true" : "false", int(r.layers), int(r.parameters),
+                               int(r.nonEmbeddingParameters), int(r.trainableParameters), int(r.diskBytes), num(r.trainSeconds),
+                               r.trainSecondsField ?? "", num(r.timing?.usersPerSecond), int(r.timing?.batch),
+                               num(r.timing?.latencyP50Ms), num(r.timing?.latencyP99Ms), int(r.timing?.latencyCalls),
+                               r.context == nil ? "" : (comparable(r) ? "true" : "false"),
+                               r.context?.dataset ?? "", r.context?.datasetID ?? "", r.context?.split ?? "", int(r.context?.users)]
+            for k in ReportMetrics.keys { f += [num(r.quality[k]), num(percentOfTeacher(r, k))] }
+            lines.append(f.map(csvField).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: - JSON
+
+    public func json() -> JSONValue {
+        func num(_ v: Double?) -> JSONValue { v.map { $0.isFinite ? .double($0) : .null } ?? .null }
+        func int(_ v: Int?) -> JSONValue { v.map { .int($0) } ?? .null }
+        let models: [JSONValue] = rows.map { r in
+            var o: [String: JSONValue] = [
+                "name": .string(r.name), "kind": .string(r.kind.rawValue), "pass": .string(r.pass), "quantized": .bool(r.quantized),
+                "directory": .string(r.directory.path), "layers": int(r.layers), "parameters": int(r.parameters),
+                "non_embedding_parameters": int(r.nonEmbeddingParameters), "trainable_parameters": int(r.trainableParameters),
+                "disk_bytes": int(r.diskBytes), "train_seconds": num(r.trainSeconds),
+                "train_seconds_field": r.trainSecondsField.map { .string($0) } ?? .null,
+                "quality": .object(r.quality.mapValues { .double($0) }),
+                "percent_of_teacher": .object(Dictionary(uniqueKeysWithValues: ReportMetrics.keys.compactMap { k in percentOfTeacher(r, k).map { (k, JSONValue.double($0)) } })),
+                "comparable": .bool(comparable(r)),
+                "notes": .array(r.notes.map { .string($0) }),
+            ]
+            if let c = r.context {
+                o["evaluation"] = .object(["dataset": .string(c.dataset), "dataset_id": .string(c.datasetID), "split": .string(c.split),
+                                           "candidates": .string(c.candidates), "users": .int(c.users)])
+            }
+            if let t = r.timing {
+                o["timing"] = .object(["users_per_second": num(t.usersPerSecond), "batch": .int(t.batch), "batches": .int(t.batches),
+                                       "ms_per_user": num(t.msPerUser), "latency_p50_ms": num(t.latencyP50Ms),
+                                       "latency_p99_ms": num(t.latencyP99Ms), "latency_calls": .int(t.latencyCalls)])
+            }
+            return .object(o)
+        }
+        return .object(["title": .string(title), "teacher": .string(teacher), "created": .string(created),
+                        "timing_setup": .string(timingSetup), "warnings": .array(warnings.map { .string($0) }),
+                        "pareto_front": .array(paretoFront.map { .string($0) }), "chart_metric": .string(ReportMetrics.chartKey),
+                        "models": .array(models)])
+    }
+}
+
+// MARK: - Formatting
+
+func fmtMetric(_ v: Double) -> String { String(format: "%.4f", v) }
+func fmtPercent(_ v: Double) -> String { String(format: "%.1f%%", v) }
+
+/// 962304 → "962.3K", 1234567 → "1.23M".
+func fmtCount(_ n: Int) -> String {
+    let x = Double(n)
+    if x >= 1e9 { return String(format: "%.2fB", x / 1e9) }
+    if x >= 1e6 { return String(format: "%.2fM", x / 1e6) }
+    if x >= 1e3 { return String(format: "%.1fK", x / 1e3) }
+    return "\(n)"
+}
+
+func fmtBytes(_ n: Int) -> String {
+    let x = Double(n)
+    if n >= 1 << 30 { return String(format: "%.2f GiB", x / Double(1 << 30)) }
+    if n >= 1 << 20 { return String(format: "%.2f MiB", x / Double(1 << 20)) }
+    if n >= 1 << 10 { return String(format: "%.1f KiB", x / Double(1 << 10)) }
+    return "\(n) B"
+}
+
+/// A Markdown table cell: pipes escaped.
+func md(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
+
+func csvField(_ s: String) -> String {
+    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
