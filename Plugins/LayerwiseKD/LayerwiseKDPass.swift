@@ -134,10 +134,16 @@ public struct LayerwiseKD: CompressionPass {
         let pairs = LayerwiseKDTask.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: o.blocks)
         context.log("layerwise-kd \(teacher.dims.layers) → \(student.dims.layers) layers, blocks \(pairs.map { "t\($0.teacher)↔s\($0.student)" }.joined(separator: " ")), λ = (\(o.lambdaCos), \(o.lambdaNorm), \(o.lambdaMS)), \(o.teacherMode.rawValue) teacher")
         let r = try t.run(resume: context.resume)
-        var trainable = 0
-        for g in task.groups where g.name != "teacher" { for e in g.params.layout.entries where g.trainable.contains(e.name) { trainable += e.count } }
+        // The student's trainable tensors; the L_ms heads are counted apart (training aids, not output).
+        var trainable = 0, heads = 0
+        for g in task.groups where g.name != "teacher" {
+            for e in g.params.layout.entries where g.trainable.contains(e.name) {
+                if g.name == "kd-heads" { heads += e.count } else { trainable += e.count }
+            }
+        }
         var metrics = r.json.mapValues(JSONValue.any)
         metrics["trainable_parameters"] = .int(trainable)
+        metrics["kd_head_parameters"] = .int(heads)
         metrics["examples"] = .int(t.samples.count)
         metrics["block_pairs"] = .array(pairs.map { .array([.int($0.teacher), .int($0.student)]) })
         metrics["history"] = .array(r.history.map(JSONValue.any))
