@@ -51,9 +51,9 @@ struct Compare: ParsableCommand {
 }
 
 /// The end of `slmrec run`: the report of the run's `compare` list in <run>/report/.
-func writeRunReport(_ runDirectory: URL) {
+func writeRunReport(_ runDirectory: URL, skipTiming: Bool = false) {
     do {
-        var o = CompareOptions()
+        var o = CompareOptions(skipTiming: skipTiming)
         o.log = { logLine($0) }
         let report = try ComparisonBuilder.build([runDirectory], options: o)
         let out = runDirectory.appendingPathComponent("report")

@@ -116,6 +116,7 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a recipe value: key.path=value (e.g. vars.data=data/ml-100k, stages.pruned.options.keep=4). Repeatable.")
     var overrides: [String] = []
     @Flag(help: "Validate and print the plan, run nothing.") var dryRun = false
+    @Flag(help: "Write the final comparison report without timing the models (cost columns \"-\").") var skipReportTiming = false
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
@@ -133,7 +134,7 @@ struct Run: ParsableCommand {
         let records = try RecipeRunner(evaluator: RecipeEvaluator()).run(plan, runDirectory: dir, resume: resume)
         let ran = records.filter { !$0.skipped }.count
         emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
-        writeRunReport(dir)
+        writeRunReport(dir, skipTiming: skipReportTiming)
     }
 }
 
