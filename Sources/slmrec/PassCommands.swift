@@ -117,6 +117,7 @@ struct Run: ParsableCommand {
     var overrides: [String] = []
     @Flag(help: "Validate and print the plan, run nothing.") var dryRun = false
     @Flag(help: "Write the final comparison report without timing the models (cost columns \"-\").") var skipReportTiming = false
+    @Flag(help: "Do not write the comparison report (run `slmrec compare` yourself, e.g. with a SASRec baseline).") var noReport = false
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
@@ -134,7 +135,7 @@ struct Run: ParsableCommand {
         let records = try RecipeRunner(evaluator: RecipeEvaluator()).run(plan, runDirectory: dir, resume: resume)
         let ran = records.filter { !$0.skipped }.count
         emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
-        writeRunReport(dir, skipTiming: skipReportTiming)
+        if !noReport { writeRunReport(dir, skipTiming: skipReportTiming) }
     }
 }
 
