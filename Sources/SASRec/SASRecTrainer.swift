@@ -21,11 +21,13 @@ public struct SASRecTrainOptions: Codable, Sendable, Equatable {
     public var weightDecay: Float = 0
     /// Rows of the score matrix formed at once in the tied cross-entropy.
     public var ceChunk: Int = 512
+    /// Stop after the epoch during which this many seconds of wall time were exceeded (nil: no budget).
+    public var maxSeconds: Double?
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case lr, batchSize = "batch_size", epochs, patience, seed, validUsers = "valid_users", beta2 = "adam_beta2"
-        case weightDecay = "weight_decay", ceChunk = "ce_chunk"
+        case weightDecay = "weight_decay", ceChunk = "ce_chunk", maxSeconds = "max_seconds"
     }
 
     public func validate() throws {
@@ -136,6 +138,10 @@ public enum SASRecTrainer {
                                epochTime, Double(count) / max(epochTime, 1e-9), selectionMetric, score, improved ? " (best)" : ""))
             }
             if bad >= o.patience { break }
+            if let m = o.maxSeconds, nowSeconds() - t0 > m {
+                if progress { logLine("sasrec: time budget of \(Int(m)) s reached after epoch \(epoch)") }
+                break
+            }
         }
         _ = targetsPerEpoch
         bestParams = bestParams.copy()

@@ -39,6 +39,7 @@ struct SASRecCommand: ParsableCommand {
     @Option(help: "Stop after this many epochs without a better validation NDCG@10.") var patience: Int = 10
     @Option(help: "Random seed (initialisation, batch order, dropout).") var seed: UInt64 = 42
     @Option(help: "Validate on a fixed, evenly spaced subset of N users (default: all).") var validUsers: Int?
+    @Option(help: "Wall-time budget in minutes: stop after the epoch that exceeds it.") var maxMinutes: Double?
     @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice).") var threads: Int?
     @Flag(help: "No progress bar.") var quiet = false
 
@@ -57,6 +58,7 @@ struct SASRecCommand: ParsableCommand {
     var options: SASRecTrainOptions {
         var o = SASRecTrainOptions()
         o.lr = lr; o.batchSize = batchSize; o.epochs = epochs; o.patience = patience; o.seed = seed; o.validUsers = validUsers
+        o.maxSeconds = maxMinutes.map { $0 * 60 }
         return o
     }
 
