@@ -50,7 +50,10 @@ public struct SASRecTrainResult {
     public var bestEpoch: Int
     public var epochsRun: Int
     public var bestValid: Double
+    /// Wall time of the whole loop (training and the per-epoch validation).
     public var trainSeconds: Double
+    /// Wall time of the training steps alone (validation excluded).
+    public var stepSeconds: Double
     /// One JSON object per epoch (and the final test evaluation), as written to log.jsonl.
     public var log: [[String: Any]]
 }
@@ -91,13 +94,13 @@ public enum SASRecTrainer {
         let adam = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay))
         let wins = windows(dataset: dataset, maxLen: config.maxLen)
         guard !wins.isEmpty else { throw SASRecError("no training sequence has 2 or more items; nothing to train on") }
-        let targetsPerEpoch = wins.reduce(0) { $0 + $1.input.count }
         var dataRNG = SeededRNG(seed: o.seed, stream: "sasrec-batches")
         var dropRNG = SeededRNG(seed: o.seed, stream: "sasrec-dropout")
         let ws = Workspace(), evalWS = Workspace()
         var lines: [[String: Any]] = []
         func emit(_ j: [String: Any]) { lines.append(j); log?(j) }
-        var best = -Double.infinity, bestEpoch = 0, bestParams = model.params.copy(), bad = 0, epochsRun = 0
+        let bestParams = model.params.copy()
+        var best = -Double.infinity, bestEpoch = 0, bad = 0, epochsRun = 0
         var trainSeconds = 0.0
         let t0 = nowSeconds()
         for epoch in 1...o.epochs {
@@ -143,11 +146,9 @@ public enum SASRecTrainer {
                 break
             }
         }
-        _ = targetsPerEpoch
-        bestParams = bestParams.copy()
         model.params.buffer.copy(from: bestParams.buffer)
         return SASRecTrainResult(model: model, bestEpoch: bestEpoch, epochsRun: epochsRun, bestValid: best,
-                                 trainSeconds: nowSeconds() - t0, log: lines)
+                                 trainSeconds: nowSeconds() - t0, stepSeconds: trainSeconds, log: lines)
     }
 
     // MARK: outputs

@@ -79,7 +79,7 @@ struct SASRecCommand: ParsableCommand {
         var metrics: [String: Any] = [
             "model": "sasrec", "dataset": dataset.directory.path, "users": dataset.numUsers, "items": dataset.numItems,
             "parameters": model.parameterCount, "best_epoch": result.bestEpoch, "epochs_run": result.epochsRun,
-            "train_wall_seconds": result.trainSeconds, "selection_metric": "valid full \(SASRecTrainer.selectionMetric)",
+            "train_wall_seconds": result.trainSeconds, "train_step_seconds": result.stepSeconds, "selection_metric": "valid full \(SASRecTrainer.selectionMetric)",
             "test": test.json(split: .test), "valid": valid.json(split: .valid), "blas_threads": BLASThreads.current,
         ]
         if let s = test.sampled { metrics["test_sampled"] = s }
