@@ -15,11 +15,11 @@ public struct SASRecConfig: Codable, Sendable, Equatable {
     public var maxLen: Int = 50
     /// Dropout on the embeddings, the attention output and both feed-forward layers.
     public var dropout: Float = 0.5
-    public var activation: Activation = .relu
+    public var activation: PointwiseActivation = .relu
     public var layerNormEps: Float = 1e-8
 
     public init(numItems: Int, hidden: Int = 64, layers: Int = 2, heads: Int = 2, maxLen: Int = 50,
-                dropout: Float = 0.5, activation: Activation = .relu, layerNormEps: Float = 1e-8) {
+                dropout: Float = 0.5, activation: PointwiseActivation = .relu, layerNormEps: Float = 1e-8) {
         self.numItems = numItems; self.hidden = hidden; self.layers = layers; self.heads = heads
         self.maxLen = maxLen; self.dropout = dropout; self.activation = activation; self.layerNormEps = layerNormEps
     }
@@ -37,7 +37,7 @@ public struct SASRecConfig: Codable, Sendable, Equatable {
         heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? 2
         maxLen = try c.decodeIfPresent(Int.self, forKey: .maxLen) ?? 50
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0.5
-        activation = try c.decodeIfPresent(Activation.self, forKey: .activation) ?? .relu
+        activation = try c.decodeIfPresent(PointwiseActivation.self, forKey: .activation) ?? .relu
         layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-8
     }
 

@@ -10,7 +10,7 @@ import SASRec
 /// `slmrec sasrec` (the classic baseline and the item-embedding pre-training).
 let sasrecCommands: [any ParsableCommand.Type] = [SASRecCommand.self]
 
-extension Activation: ExpressibleByArgument {}
+extension PointwiseActivation: ExpressibleByArgument {}
 
 struct SASRecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,7 +32,7 @@ struct SASRecCommand: ParsableCommand {
     @Option(help: "Attention heads.") var heads: Int = 2
     @Option(help: "Most recent items the model reads.") var maxLen: Int = 50
     @Option(help: "Dropout rate (0.5: the paper's choice for sparse Amazon data).") var dropout: Float = 0.5
-    @Option(help: "Feed-forward activation (relu: the paper; gelu: RecBole).") var activation: Activation = .relu
+    @Option(help: "Feed-forward activation (relu: the paper; gelu: RecBole).") var activation: PointwiseActivation = .relu
     @Option(help: "Adam learning rate.") var lr: Float = 1e-3
     @Option(help: "Sequences per batch.") var batchSize: Int = 128
     @Option(help: "Maximum epochs.") var epochs: Int = 200

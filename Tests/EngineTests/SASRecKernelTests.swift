@@ -42,7 +42,7 @@ final class SASRecKernelTests: XCTestCase {
     }
 
     func testActivations() {
-        for act in Activation.allCases {
+        for act in PointwiseActivation.allCases {
             let n = 40
             // Keep ReLU inputs away from the kink at 0, where differences are meaningless.
             var x = randomArray(n, &rng).map { abs($0) < 0.05 ? $0 + 0.2 : $0 }

@@ -26,7 +26,7 @@ final class SASRecTests: XCTestCase {
     func testWholeModelGradientMatchesFiniteDifferences() {
         // GELU: smooth, so central differences are exact to O(eps²). ReLU's kink makes
         // differences of a whole network unreliable; its kernel is checked on its own.
-        for act in [Activation.gelu] {
+        for act in [PointwiseActivation.gelu] {
             var c = tiny
             c.activation = act
             let m = SASRecModel(config: c, seed: 3)

@@ -5,13 +5,13 @@ import Foundation
 //   gelu(x) = x · Φ(x) = ½x(1 + erf(x/√2)),  gelu'(x) = Φ(x) + x·φ(x).
 // Backward accumulates into dinp, like every other kernel.
 
-public enum Activation: String, Sendable, Codable, CaseIterable {
+public enum PointwiseActivation: String, Sendable, Codable, CaseIterable {
     case relu, gelu
 }
 
 /// out[n] = act(inp[n])
 @inline(__always)
-public func activationForward(_ act: Activation, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
+public func activationForward(_ act: PointwiseActivation, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
     switch act {
     case .relu:
         for i in 0..<n { out[i] = max(inp[i], 0) }
@@ -22,7 +22,7 @@ public func activationForward(_ act: Activation, out: UnsafeMutablePointer<Float
 
 /// dinp[n] += act'(inp[n]) · dout[n]
 @inline(__always)
-public func activationBackward(_ act: Activation, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
+public func activationBackward(_ act: PointwiseActivation, dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
     switch act {
     case .relu:
         for i in 0..<n where inp[i] > 0 { dinp[i] += dout[i] }
