@@ -161,7 +161,7 @@ public final class SASRecModel: @unchecked Sendable {
         let p = training ? c.dropout : 0
         let sqrtD = Float(d).squareRoot()
         let E = params.req(SASRecNames.itemEmbedding), P = params.req(SASRecNames.posEmbedding)
-        let (probOffsets, probTotal) = attentionProbOffsets(seqStart: b.seqStart, nHeads: c.heads)
+        let (segments, probTotal) = attentionSegments(seqStart: b.seqStart, prefix: 0, nHeads: c.heads)
         // Embedding: e = E[id]·√C + P[pos] (the original scales the item embedding by √C).
         let e = ws.get("emb", n).ptr, m0 = ws.get("emb.mask", n).ptr, x0 = ws.get("x0", n).ptr
         for t in 0..<T {
@@ -177,7 +177,7 @@ public final class SASRecModel: @unchecked Sendable {
             linearForward(out: a.q, inp: a.ln1, weight: w.wq, bias: w.bq, m: T, n: d, k: d)
             linearForward(out: a.k, inp: x, weight: w.wk, bias: w.bk, m: T, n: d, k: d)
             linearForward(out: a.v, inp: x, weight: w.wv, bias: w.bv, m: T, n: d, k: d)
-            attentionForward(out: a.att, probs: a.probs, q: a.q, k: a.k, v: a.v, seqStart: b.seqStart, probOffsets: probOffsets,
+            attentionForward(out: a.att, probs: a.probs, q: a.q, k: a.k, v: a.v, segments: segments,
                              nHeads: c.heads, nKVHeads: c.heads, headDim: d / c.heads)
             linearForward(out: a.o, inp: a.att, weight: w.wo, bias: w.bo, m: T, n: d, k: d)
             dropoutForward(out: a.od, mask: a.om, inp: a.o, count: n, p: p, rng: &rng)
@@ -220,7 +220,7 @@ public final class SASRecModel: @unchecked Sendable {
     /// Back-propagates dh (T, C) through the network of the last `forward` on `ws`.
     public func backward(_ b: SASRecBatch, dh: UnsafePointer<Float>, grads g: ParamSet, workspace ws: Workspace) {
         let c = config, d = c.hidden, T = b.tokens, n = T * d
-        let (probOffsets, probTotal) = attentionProbOffsets(seqStart: b.seqStart, nHeads: c.heads)
+        let (segments, probTotal) = attentionSegments(seqStart: b.seqStart, prefix: 0, nHeads: c.heads)
         func zeroed(_ key: String) -> UnsafeMutablePointer<Float> {
             let p = ws.get(key, n).ptr
             p.update(repeating: 0, count: n)
@@ -259,8 +259,8 @@ public final class SASRecModel: @unchecked Sendable {
             let datt = zeroed("g.t2")
             linearBackward(dinp: datt, dweight: gw.wo, dbias: gw.bo, dout: dout, inp: a.att, weight: w.wo, m: T, n: d, k: d)
             let dq = zeroed("g.q"), dk = zeroed("g.k"), dv = zeroed("g.v")
-            attentionBackward(dq: dq, dk: dk, dv: dv, dout: datt, q: a.q, k: a.k, v: a.v, probs: a.probs, seqStart: b.seqStart,
-                              probOffsets: probOffsets, nHeads: c.heads, nKVHeads: c.heads, headDim: d / c.heads)
+            attentionBackward(dq: dq, dk: dk, dv: dv, dout: datt, q: a.q, k: a.k, v: a.v, probs: a.probs,
+                              segments: segments, nHeads: c.heads, nKVHeads: c.heads, headDim: d / c.heads)
             linearBackward(dinp: dln1, dweight: gw.wq, dbias: gw.bq, dout: dq, inp: a.ln1, weight: w.wq, m: T, n: d, k: d)
             let dxin = spare
             dxin.update(repeating: 0, count: n)

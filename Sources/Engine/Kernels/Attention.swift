@@ -148,9 +148,3 @@ public func attentionBackward(
         for i in 0..<(prefix * ldk) { dk[i] += dkPre[i]; dv[i] += dvPre[i] }
     }
 }
-
-/// Offsets of each sequence's (NH, n, n) probability block (no shared prefix).
-public func attentionProbOffsets(seqStart: [Int], nHeads: Int) -> (offsets: [Int], total: Int) {
-    let (segs, total) = attentionSegments(seqStart: seqStart, prefix: 0, nHeads: nHeads)
-    return (segs.map(\.probOffset), total)
-}
