@@ -274,9 +274,12 @@ final class ReportStructureTests: XCTestCase {
         let run = try SyntheticRun.make()
         let sas = run.dir.deletingLastPathComponent().appendingPathComponent("sasrec")
         try FileManager.default.createDirectory(at: sas, withIntermediateDirectories: true)
+        try Data("{\"hidden\": 64}".utf8).write(to: sas.appendingPathComponent("config.json"))   // SASRec writes its own config.json
         let full: [String: JSONValue] = ["HR@10": .double(0.05), "NDCG@10": .double(0.025), "MRR": .double(0.02)]
-        try JSONText.pretty(.object(["model": .string("sasrec"), "dataset": .string(run.dataset.path), "users": .int(50),
-                                     "test_full": .object(full), "parameters": .int(1234), "train_wall_seconds": .double(9.0)]))
+        // The layout `slmrec sasrec` writes: test metrics under "test".
+        try JSONText.pretty(.object(["model": .string("sasrec"), "dataset": .string(run.dataset.path),
+                                     "test": .object(["full": .object(full), "users": .int(50)]),
+                                     "parameters": .int(1234), "train_wall_seconds": .double(9.0)]))
             .write(to: sas.appendingPathComponent("metrics.json"))
         let r = try ComparisonBuilder.build([run.dir, sas], options: CompareOptions(baseline: "pruned", skipTiming: true, cwd: run.dir))
         XCTAssertEqual(r.teacher, "pruned")

@@ -75,13 +75,14 @@ public enum ReportLoader {
             let run = fm.fileExists(atPath: parent.appendingPathComponent(recipeFile).path) ? try runInfo(parent, cwd: cwd) : nil
             return [try stageRow(url, name: url.lastPathComponent, run: run)]
         }
+        // Before the bare-checkpoint case: a SASRec directory has a config.json of its own.
+        if has("metrics.json"), let m = try? readObject(url.appendingPathComponent("metrics.json")), m["model"]?.stringValue == "sasrec" {
+            return [try sasrecRow(url, metrics: m, cwd: cwd)]
+        }
         if has(Checkpoint.configFile) {
             var r = try checkpointRow(url, name: url.lastPathComponent)
             r.notes.append("a bare checkpoint: no metrics")
             return [r]
-        }
-        if has("metrics.json"), let m = try? readObject(url.appendingPathComponent("metrics.json")), m["model"]?.stringValue == "sasrec" {
-            return [try sasrecRow(url, metrics: m, cwd: cwd)]
         }
         throw ToolbenchError(url.path, problem: "is not a run directory (\(recipeFile)), a stage directory (stage.json, checkpoint/), a checkpoint (config.json) or a SASRec baseline (metrics.json with \"model\": \"sasrec\")",
                              fix: "give the directory `slmrec run` wrote (runs/<recipe>) or one of its stage directories")
@@ -166,14 +167,15 @@ public enum ReportLoader {
 
     /// A SASRec baseline (`slmrec sasrec --output DIR`). The adapter reads only these fields
     /// of DIR/metrics.json (fix them here if the SASRec command renames one):
-    ///   "model": "sasrec"; "test_full" / "test_sampled": {"HR@10": …, "NDCG@10": …, …};
+    ///   "model": "sasrec"; "test": {"full": {"HR@10": …, …}, "sampled": {…}, "users": …};
     ///   "dataset": the prepared dataset's path; "test": {"users": …} (else top-level "users");
     ///   "parameters"; "train_wall_seconds". Bytes on disk: DIR/sasrec.safetensors.
     /// It is not an E-LLMRec model: layers and timing show "-".
     static func sasrecRow(_ dir: URL, metrics m: [String: JSONValue], cwd: URL) throws -> ReportRow {
         var r = ReportRow(name: dir.lastPathComponent, kind: .sasrec, pass: "sasrec", directory: dir)
-        for (proto, field) in [("full", "test_full"), ("sampled", "test_sampled")] {
-            for (k, v) in m[field]?.objectValue ?? [:] where ReportMetrics.names.contains(k) { r.quality["\(proto).\(k)"] = v.doubleValue }
+        let test = m["test"]?.objectValue ?? [:]
+        for proto in ["full", "sampled"] {
+            for (k, v) in test[proto]?.objectValue ?? [:] where ReportMetrics.names.contains(k) { r.quality["\(proto).\(k)"] = v.doubleValue }
         }
         r.parameters = m["parameters"]?.intValue
         r.trainableParameters = r.parameters
@@ -182,7 +184,7 @@ public enum ReportLoader {
         if let a = try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("sasrec.safetensors").path),
            let n = a[.size] as? NSNumber { r.diskBytes = n.intValue }
         let users = m["test"]?.objectValue?["users"]?.intValue ?? m["users"]?.intValue
-        let hasFull = m["test_full"] != nil, hasSampled = m["test_sampled"] != nil
+        let hasFull = test["full"] != nil, hasSampled = test["sampled"] != nil
         if let ds = m["dataset"]?.stringValue, let users, hasFull || hasSampled {
             r.context = EvalContext(dataset: ds, datasetID: datasetIdentity(ds, run: nil, cwd: cwd).id, split: "test",
                                     candidates: hasFull && hasSampled ? "both" : hasFull ? "full" : "sampled", users: users)
