@@ -204,7 +204,7 @@ struct Embed: ParsableCommand {
     @Flag(help: "Also write hidden.0 … hidden.L.") var hiddenStates = false
 
     func run() throws {
-        let (model, _) = try loadModel(checkpoint, adapter: adapter)
+        let model = try loadEvalModel(checkpoint, adapter: adapter)   // float or int8
         let bf = try BatchFile.load(sequences)
         let d = model.dims
         let seqs = bf.sequences.map { $0.count > d.maxSeqLen ? Array($0.suffix(d.maxSeqLen)) : $0 }
