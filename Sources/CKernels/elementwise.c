@@ -68,6 +68,25 @@ MULTI void ck_softmax_inplace(long n, float *x) {
     for (long i = 0; i < n; i++) x[i] *= inv;
 }
 
+MULTI float ck_softmax_lse(long n, float *x) {
+    float mx = x[0];
+    for (long i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    {
+#pragma clang fp reassociate(on)
+        float part = 0.0f;
+        for (long i = 0; i < n; i++) {
+            float e = exp_approx(x[i] - mx);
+            x[i] = e;
+            part += e;
+        }
+        sum = part;
+    }
+    float inv = (float)(1.0 / sum);
+    for (long i = 0; i < n; i++) x[i] *= inv;
+    return (float)log(sum) + mx;
+}
+
 MULTI void ck_rmsnorm_forward(long m, long c, const float *x, const float *w, float eps, float *out, float *rstd) {
     for (long i = 0; i < m; i++) {
         const float *xi = x + i * c;

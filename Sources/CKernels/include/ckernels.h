@@ -16,6 +16,8 @@ void ck_softmax_inplace(long n, float *x);
 void ck_rmsnorm_forward(long m, long c, const float *x, const float *w, float eps, float *out, float *rstd);
 // dx[m,c] += ..., dw[c] += ... (either may be NULL)
 void ck_rmsnorm_backward(long m, long c, const float *dout, const float *x, const float *w, const float *rstd, float *dx, float *dw);
+// In place: x = softmax(x); returns log(Σ exp(x − max)) + max, the log-sum-exp of the input.
+float ck_softmax_lse(long n, float *x);
 // Accurate (≈1 ulp) vectorisable exp, exposed for tests.
 void ck_exp(long n, const float *x, float *y);
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 // SiLU-gated MLP activation (Shazeer 2020, LLaMa's `down(silu(gate(x)) * up(x))`):
 //   h = silu(g) ⊙ u,  silu(g) = g·σ(g)
@@ -56,20 +57,14 @@ public func crossEntropyForward(
     losses: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
     scores: UnsafePointer<Float>, targets: [Int32], cols: Int
 ) {
-    for (r, y) in targets.enumerated() {
+    // Rows are independent; the softmax over N items is the vectorised C kernel.
+    parallelFor(targets.count) { r in
+        let y = Int(targets[r])
         let s = scores + r * cols, p = probs + r * cols
-        var mx = -Float.infinity
-        for j in 1..<cols where s[j] > mx { mx = s[j] }
-        var sum: Double = 0
         p[0] = 0
-        for j in 1..<cols {
-            let e = expf(s[j] - mx)
-            p[j] = e
-            sum += Double(e)
-        }
-        let inv = Float(1 / sum)
-        for j in 1..<cols { p[j] *= inv }
-        losses[r] = Float(log(sum)) + mx - s[Int(y)]
+        (p + 1).update(from: s + 1, count: cols - 1)
+        let lse = ck_softmax_lse(cols - 1, p + 1)
+        losses[r] = lse - s[y]
     }
 }
 
