@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
             return
         }
         emit("slmrec bench --config \(config.rawValue)   (sgemm \(String(format: "%.0f", sg)) GFLOP/s on this machine, \(BLASThreads.current) BLAS threads)")
-        var table = [["row", "slmrec", "PyTorch", "ratio", "GFLOP/s"]]
+        var table = [["row", "slmrec", "PyTorch", "ratio", "model GFLOP/s"]]
         for (i, r) in rows.enumerated() {
             table.append([r.name, String(format: "%.1f %@", r.rate, r.unit),
                           base.map { String(format: "%.1f %@", $0[i], r.unit) } ?? "-",
@@ -58,6 +58,7 @@ struct Bench: ParsableCommand {
         }
         emit(textTable(table))
         emit(String(format: "peak RSS %.0f MiB", Double(rss) / 1048576))
+        emit("model GFLOP/s = the FLOPs of the model's full computation (PyTorch's) / time; inference computes the prompt once per batch and the last layer only at the scored position, so its rate is an effective one.")
         if profile { emit("time by op (all rows):\n" + OpProfiler.report()) }
     }
 
