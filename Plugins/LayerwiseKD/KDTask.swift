@@ -20,6 +20,33 @@ public struct KDSettings: Codable, Sendable, Equatable {
     /// Cache the frozen teacher's hidden states per training example (offline only).
     public var cacheTeacher = true
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case blocks, lambdaCos = "lambda_cos", lambdaNorm = "lambda_norm", lambdaMS = "lambda_ms", align
+        case lastBlock = "last_block", teacherMode = "teacher_mode", cacheTeacher = "cache_teacher"
+    }
+
+    /// Decoded flat from the pass options (the keys above), defaults where absent.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = KDSettings()
+        blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? d.blocks
+        lambdaCos = try c.decodeIfPresent(Float.self, forKey: .lambdaCos) ?? d.lambdaCos
+        lambdaNorm = try c.decodeIfPresent(Float.self, forKey: .lambdaNorm) ?? d.lambdaNorm
+        lambdaMS = try c.decodeIfPresent(Float.self, forKey: .lambdaMS) ?? d.lambdaMS
+        align = try c.decodeIfPresent(Align.self, forKey: .align) ?? d.align
+        lastBlock = try c.decodeIfPresent(LastBlock.self, forKey: .lastBlock) ?? d.lastBlock
+        teacherMode = try c.decodeIfPresent(TeacherMode.self, forKey: .teacherMode) ?? d.teacherMode
+        cacheTeacher = try c.decodeIfPresent(Bool.self, forKey: .cacheTeacher) ?? d.cacheTeacher
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(blocks, forKey: .blocks); try c.encode(lambdaCos, forKey: .lambdaCos)
+        try c.encode(lambdaNorm, forKey: .lambdaNorm); try c.encode(lambdaMS, forKey: .lambdaMS)
+        try c.encode(align, forKey: .align); try c.encode(lastBlock, forKey: .lastBlock)
+        try c.encode(teacherMode, forKey: .teacherMode); try c.encode(cacheTeacher, forKey: .cacheTeacher)
+    }
 }
 
 /// SLMRec layer-wise distillation (Xu et al., ICLR 2025, §4): a student with N layers learns

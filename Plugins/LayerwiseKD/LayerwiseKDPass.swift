@@ -20,45 +20,25 @@ public struct LayerwiseKD: CompressionPass {
 
     public struct Options: PassOptions {
         public var data: String
-        public var blocks = 4
-        public var lambdaCos: Float = 1
-        public var lambdaNorm: Float = 0.01
-        public var lambdaMS: Float = 0.1
-        public var align: Align = .last
-        public var lastBlock: LastBlock = .preNorm
-        public var teacherMode: TeacherMode = .offline
-        public var cacheTeacher = true
+        public var settings = KDSettings()
         public var model = TrainableOptions()
         public var trainer = TrainerOptions()
 
-        enum CodingKeys: String, CodingKey {
-            case data, blocks, lambdaCos = "lambda_cos", lambdaNorm = "lambda_norm", lambdaMS = "lambda_ms", align
-            case lastBlock = "last_block", teacherMode = "teacher_mode", cacheTeacher = "cache_teacher"
-        }
+        enum CodingKeys: String, CodingKey { case data }
 
         public init(data: String) { self.data = data }
 
         public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            data = try c.decode(String.self, forKey: .data)
-            blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? 4
-            lambdaCos = try c.decodeIfPresent(Float.self, forKey: .lambdaCos) ?? 1
-            lambdaNorm = try c.decodeIfPresent(Float.self, forKey: .lambdaNorm) ?? 0.01
-            lambdaMS = try c.decodeIfPresent(Float.self, forKey: .lambdaMS) ?? 0.1
-            align = try c.decodeIfPresent(Align.self, forKey: .align) ?? .last
-            lastBlock = try c.decodeIfPresent(LastBlock.self, forKey: .lastBlock) ?? .preNorm
-            teacherMode = try c.decodeIfPresent(TeacherMode.self, forKey: .teacherMode) ?? .offline
-            cacheTeacher = try c.decodeIfPresent(Bool.self, forKey: .cacheTeacher) ?? true
+            data = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .data)
+            settings = try KDSettings(from: decoder)
             model = try TrainableOptions(from: decoder)
             trainer = try TrainerOptions(from: decoder)
         }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(data, forKey: .data); try c.encode(blocks, forKey: .blocks)
-            try c.encode(lambdaCos, forKey: .lambdaCos); try c.encode(lambdaNorm, forKey: .lambdaNorm); try c.encode(lambdaMS, forKey: .lambdaMS)
-            try c.encode(align, forKey: .align); try c.encode(lastBlock, forKey: .lastBlock); try c.encode(teacherMode, forKey: .teacherMode)
-            try c.encode(cacheTeacher, forKey: .cacheTeacher)
+            try c.encode(data, forKey: .data)
+            try settings.encode(to: encoder)
             try model.encodeFields(to: encoder)
             try trainer.encodeFields(to: encoder)
         }
@@ -80,24 +60,14 @@ public struct LayerwiseKD: CompressionPass {
         public func validate() throws {
             let p = trainer.problems()
             if !p.isEmpty { throw passError(p.joined(separator: "; "), fix: "change these options") }
-            if blocks < 1 { throw passError("blocks must be at least 1", fix: "set blocks to a divisor of both depths") }
-            for (n, v) in [("lambda_cos", lambdaCos), ("lambda_norm", lambdaNorm), ("lambda_ms", lambdaMS)] where v < 0 || !v.isFinite {
+            if settings.blocks < 1 { throw passError("blocks must be at least 1", fix: "set blocks to a divisor of both depths") }
+            for (n, v) in [("lambda_cos", settings.lambdaCos), ("lambda_norm", settings.lambdaNorm), ("lambda_ms", settings.lambdaMS)] where v < 0 || !v.isFinite {
                 throw passError("\(n) must be a finite number >= 0 (got \(v))", fix: "set \(n) to e.g. 0.1")
             }
             try model.validate()
-            if model.mode == .lora && teacherMode == .online {
+            if model.mode == .lora && settings.teacherMode == .online {
                 throw passError("online distillation with a LoRA student is not supported", fix: "use mode full, or teacher_mode offline")
             }
-        }
-
-        var settings: KDSettings {
-            var s = KDSettings()
-            s.blocks = blocks; s.lambdaCos = lambdaCos; s.lambdaNorm = lambdaNorm; s.lambdaMS = lambdaMS
-            s.align = align
-            s.lastBlock = lastBlock
-            s.teacherMode = teacherMode
-            s.cacheTeacher = cacheTeacher
-            return s
         }
     }
 
@@ -131,8 +101,9 @@ public struct LayerwiseKD: CompressionPass {
         let t = try Trainer(task: task, dataset: ds, options: trainer, stateDirectory: context.workDirectory.appendingPathComponent("trainer"))
         t.label = "\(context.stage): layerwise-kd"
         t.quiet = context.quiet
-        let pairs = LayerwiseKDTask.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: o.blocks)
-        context.log("layerwise-kd \(teacher.dims.layers) → \(student.dims.layers) layers, blocks \(pairs.map { "t\($0.teacher)↔s\($0.student)" }.joined(separator: " ")), λ = (\(o.lambdaCos), \(o.lambdaNorm), \(o.lambdaMS)), \(o.teacherMode.rawValue) teacher")
+        let s = o.settings
+        let pairs = LayerwiseKDTask.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: s.blocks)
+        context.log("layerwise-kd \(teacher.dims.layers) → \(student.dims.layers) layers, blocks \(pairs.map { "t\($0.teacher)↔s\($0.student)" }.joined(separator: " ")), λ = (\(s.lambdaCos), \(s.lambdaNorm), \(s.lambdaMS)), \(s.teacherMode.rawValue) teacher")
         let r = try t.run(resume: context.resume)
         // The student's trainable tensors; the L_ms heads are counted apart (training aids, not output).
         var trainable = 0, heads = 0

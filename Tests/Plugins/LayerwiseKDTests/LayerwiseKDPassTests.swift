@@ -53,7 +53,7 @@ final class LayerwiseKDPassTests: XCTestCase {
         XCTAssertThrowsError(try LayerwiseKD().check(student, options: o, references: [:])) { XCTAssertTrue("\($0)".contains("teacher")) }
         let shallow = PlannedArtifact(kind: .checkpoint, model: ModelSummary(PassConformance.tinyCheckpoint(layers: 1)), existingPath: nil)
         var o2 = o
-        o2.blocks = 1
+        o2.settings.blocks = 1
         XCTAssertThrowsError(try LayerwiseKD().check(student, options: o2, references: ["teacher": shallow])) { XCTAssertTrue("\($0)".contains("deeper")) }
     }
 }
