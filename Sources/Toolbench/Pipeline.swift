@@ -22,6 +22,9 @@ public struct StageOutput: Sendable {
     public var checkpoint: URL?
     public var adapter: URL?
     public var baseDirectory: URL
+    public init(name: String, checkpoint: URL?, adapter: URL?, baseDirectory: URL) {
+        self.name = name; self.checkpoint = checkpoint; self.adapter = adapter; self.baseDirectory = baseDirectory
+    }
 }
 
 public struct PlannedStage: @unchecked Sendable {

@@ -54,3 +54,33 @@ final class QuickstartRecipeTests: XCTestCase {
         XCTAssertGreaterThan(checked, 40, "the report's quality numbers were found and compared")
     }
 }
+
+final class ComparedInputTests: XCTestCase {
+    /// A recipe input named in `compare` (the teacher a recipe starts from) is evaluated like
+    /// the stages, so the report has its numbers and the percentages relative to it.
+    func testComparedInputIsEvaluated() throws {
+        let dir = try CLI.tmp("inputs")
+        let data = try TinyModels.preparePatternDataset(in: dir)
+        let base = dir.appendingPathComponent("base").path
+        XCTAssertEqual(try CLI.run(["init", "--output", base, "--data", data.path, "--layers", "2", "--hidden", "16",
+                                    "--intermediate", "24", "--heads", "2", "--item-dim", "8", "--prompt-length", "2"]).status, 0)
+        let recipe = dir.appendingPathComponent("r.json5")
+        try """
+        { inputs: { base: "\(base)" }, evaluate: { data: "\(data.path)", split: "test", candidates: "both" },
+          stages: [ { name: "first", pass: "prune-layers", input: "base", options: { strategy: "keep-first", keep: 1 } } ],
+          compare: ["base", "first"] }
+        """.write(to: recipe, atomically: true, encoding: .utf8)
+        let run = dir.appendingPathComponent("run")
+        let r = try CLI.run(["run", recipe.path, "--output", run.path, "--skip-report-timing"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let m = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("inputs/base/metrics.json"))) as? [String: Any])
+        let eval = try XCTUnwrap(m["evaluation"] as? [String: Double])
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("report/report.json"))) as? [String: Any])
+        let rows = try XCTUnwrap(json["models"] as? [[String: Any]])
+        XCTAssertEqual(rows.first?["name"] as? String, "base")
+        let q = try XCTUnwrap(rows.first?["quality"] as? [String: Double])
+        XCTAssertEqual(q["full.MRR"], eval["full.MRR"])
+        XCTAssertEqual((rows.last?["percent_of_teacher"] as? [String: Double])?["full.MRR"] ?? -1,
+                       100 * ((rows.last?["quality"] as? [String: Double])?["full.MRR"] ?? 0) / (q["full.MRR"] ?? 1), accuracy: 1e-9)
+    }
+}

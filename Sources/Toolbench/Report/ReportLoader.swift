@@ -64,7 +64,11 @@ public enum ReportLoader {
                 if let p = run.inputs[name] {
                     var r = try checkpointRow(resolve(p, cwd: cwd, run: url), name: name)
                     r.pass = "input"
-                    r.notes.append("a recipe input: no stage metrics")
+                    if let m = try? readObject(inputMetricsURL(run: url, input: name)) {
+                        applyEvaluation(m, to: &r, run: run)
+                    } else {
+                        r.notes.append("a recipe input: not evaluated")
+                    }
                     return r
                 }
                 throw ToolbenchError("\(url.path)/\(recipeFile): compare", problem: "\"\(name)\" is neither a stage nor an input of the run", fix: "list stage or input names in compare")
@@ -132,6 +136,12 @@ public enum ReportLoader {
         } else if let t = m["seconds"]?.doubleValue {
             r.trainSeconds = t; r.trainSecondsField = "seconds"
         }
+        applyEvaluation(m, to: &r, run: run)
+        return r
+    }
+
+    /// Quality metrics and their evaluation context from a metrics.json's "evaluation".
+    static func applyEvaluation(_ m: [String: JSONValue], to r: inout ReportRow, run: RunInfo?) {
         switch m["evaluation"] {
         case .object(let e)?:
             for k in ReportMetrics.keys { if let v = e[k]?.doubleValue { r.quality[k] = v } }
@@ -145,7 +155,11 @@ public enum ReportLoader {
         default:
             r.notes.append("not evaluated (the recipe has no evaluate block, or the stage is excluded from it)")
         }
-        return r
+    }
+
+    /// Where `slmrec run` records the evaluation of a compared recipe input.
+    public static func inputMetricsURL(run: URL, input: String) -> URL {
+        run.appendingPathComponent("inputs").appendingPathComponent(input).appendingPathComponent("metrics.json")
     }
 
     /// A checkpoint directory's row: layers, quantization and bytes (parameters are counted
