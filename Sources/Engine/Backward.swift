@@ -40,7 +40,8 @@ extension ELLMRecModel {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok, R = b.rows, cols = d.numItems + 1
 
         // Head: CE → scores → user → output_proj → model.norm.
-        let dScores = FloatBuffer(count: R * cols)   // (R, N+1), small: fresh each call
+        let dScores = workspace.buffer("bwd.dScores", R * cols)   // (R, N+1): R·N floats, reused across steps
+        dScores.ptr.update(repeating: 0, count: R * cols)
         if req.ceWeight != 0 && !b.targets.isEmpty {
             crossEntropyBackward(dscores: dScores.ptr, probs: a.ceProbs.ptr, targets: b.targets, cols: cols, scale: req.ceWeight / Float(R))
         }
