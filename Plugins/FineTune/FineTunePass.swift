@@ -14,18 +14,16 @@ public struct FineTune: CompressionPass {
 
     public struct Options: PassOptions {
         public var data: String
-        public var loraDropout: Float = 0
         public var model = TrainableOptions()
         public var trainer = TrainerOptions()
 
-        enum CodingKeys: String, CodingKey { case data, loraDropout = "lora_dropout" }
+        enum CodingKeys: String, CodingKey { case data }
 
         public init(data: String) { self.data = data }
 
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             data = try c.decode(String.self, forKey: .data)
-            loraDropout = try c.decodeIfPresent(Float.self, forKey: .loraDropout) ?? 0
             model = try TrainableOptions(from: decoder)
             trainer = try TrainerOptions(from: decoder)
         }
@@ -33,14 +31,12 @@ public struct FineTune: CompressionPass {
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(data, forKey: .data)
-            try c.encode(loraDropout, forKey: .loraDropout)
             try model.encodeFields(to: encoder)
             try trainer.encodeFields(to: encoder)
         }
 
         public static let fields: [OptionField] = [
             OptionField("data", "path", "Prepared dataset directory (slmrec data prepare)."),
-            OptionField("lora_dropout", "number", default: "0", "LoRA dropout (only 0 is supported: the engine has no dropout yet)."),
         ] + TrainableOptions.optionFields + TrainerOptions.optionFields
 
         public var inputPaths: [String] { [data] }
@@ -49,9 +45,6 @@ public struct FineTune: CompressionPass {
             let p = trainer.problems()
             if !p.isEmpty { throw passError(p.joined(separator: "; "), fix: "change these options") }
             try model.validate()
-            if loraDropout != 0 {
-                throw passError("lora_dropout \(loraDropout) is not supported (the engine has no dropout)", fix: "set lora_dropout to 0")
-            }
         }
     }
 
@@ -87,7 +80,7 @@ public struct FineTune: CompressionPass {
         context.log(String(format: "trained %d steps in %.1f s (%.0f tokens/s), best valid %@ %.4f at step %d", r.steps, r.seconds, r.tokensPerSecond,
                            trainer.metric, r.bestMetric ?? .nan, r.bestStep))
         let out = model.checkpoint(base: ck.config)
-        let adapter = model.lora.map { $0.adapter(dims: model.dims) }
+        let adapter = model.lora.map { $0.adapter(dims: model.dims, dropout: Double($0.dropout)) }
         return PassResult(checkpoint: out, adapter: adapter, metrics: metrics)
     }
 }

@@ -64,6 +64,7 @@ public final class LayerwiseKDTask: TrainingTask {
     public var evalModel: ELLMRecModel { student }
     public var dims: ModelDims { student.dims }
     let studentTrainable: Set<String>
+    let seed: UInt64
     private var cache: [Int: [Float]] = [:]   // sample index → (B, rows, C) teacher states
     private let teacherWorkspace = Workspace()
 
@@ -90,6 +91,7 @@ public final class LayerwiseKDTask: TrainingTask {
         if !p.isEmpty { throw TrainingError(message: p.joined(separator: "; ")) }
         self.student = student
         self.teacher = teacher
+        self.seed = seed
         self.settings = settings
         var layout = ParamLayout()
         for k in 1..<max(settings.blocks, 1) { layout.append("head.\(k)", [student.dims.itemDim, student.dims.hidden]) }
@@ -112,7 +114,8 @@ public final class LayerwiseKDTask: TrainingTask {
         return (0..<b.rows).filter { $0 == b.rows - 1 || b.rowSeq[$0 + 1] != b.rowSeq[$0] }
     }
 
-    public func step(_ batch: PackedBatch, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+    public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+        student.lora?.dropoutSeed = FineTuneTask.stepSeed(seed, step)
         let s = settings, C = dims.hidden, B = s.blocks
         let pairs = Self.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: B)
         let rows = Self.alignedRows(batch, s.align)

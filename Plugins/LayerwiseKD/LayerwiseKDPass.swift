@@ -121,7 +121,7 @@ public struct LayerwiseKD: CompressionPass {
         // Mean of each loss term over the run, from the trainer's log.
         metrics["loss_terms"] = .object(Self.meanTerms(t.stateDirectory.appendingPathComponent("log.jsonl")).mapValues { .number($0) })
         let out = student.checkpoint(base: ck.config)
-        return PassResult(checkpoint: out, adapter: student.lora.map { $0.adapter(dims: student.dims) }, metrics: metrics)
+        return PassResult(checkpoint: out, adapter: student.lora.map { $0.adapter(dims: student.dims, dropout: Double($0.dropout)) }, metrics: metrics)
     }
 
     static func meanTerms(_ url: URL) -> [String: Double] {

@@ -62,7 +62,7 @@ extension ELLMRecModel {
         var dxIn = workspace.buffer("bwd.dxB", nTok * C)
         dx.ptr.update(repeating: 0, count: nTok * C)
         scatterAddRows(dx.ptr, dRows.ptr, b.outRows, C)
-        let ws = BackwardScratch(nTok: nTok, d: d, rank: lora?.rank ?? 0, workspace: workspace)
+        let ws = BackwardScratch(nTok: nTok, d: d, rank: lora?.rank ?? 0, dropout: !(a.layers.first?.xd.isEmpty ?? true), workspace: workspace)
         for l in stride(from: d.layers - 1, through: 0, by: -1) {
             layerBackward(l, dOut: dx.ptr, dIn: dxIn.ptr, input: a.resid[l].ptr, s: a.layers[l], a: a, req: req, ws: ws)
             dRows.zero()
@@ -105,10 +105,23 @@ extension ELLMRecModel {
         let name = ParamName.weight(l, kind)
         OpProfiler.measure("linear.bwd") { linearBackward(dinp: dinp, dweight: req.g(name), dbias: nil, dout: dout, inp: inp, weight: w(name), m: m, n: sh[0], k: sh[1]) }
         if let lora, lora.targets(kind) {
-            OpProfiler.measure("lora.bwd") { loraBackward(dinp: dinp, da: req.loraGrads?.ptr(ParamName.loraA(l, kind)), db: req.loraGrads?.ptr(ParamName.loraB(l, kind)),
-                         scratch: ws.loraT.ptr, dout: dout, inp: inp, xa: s.xa[kind.rawValue].ptr,
-                         a: lora.params.req(ParamName.loraA(l, kind)), b: lora.params.req(ParamName.loraB(l, kind)),
+            let dropped = !s.xd.isEmpty
+            let a = lora.params.req(ParamName.loraA(l, kind))
+            OpProfiler.measure("lora.bwd") { loraBackward(dinp: dropped ? nil : dinp, da: req.loraGrads?.ptr(ParamName.loraA(l, kind)),
+                         db: req.loraGrads?.ptr(ParamName.loraB(l, kind)),
+                         scratch: ws.loraT.ptr, dout: dout, inp: dropped ? UnsafePointer(s.xd[kind.rawValue].ptr) : inp, xa: s.xa[kind.rawValue].ptr,
+                         a: a, b: lora.params.req(ParamName.loraB(l, kind)),
                          scaling: lora.scaling, m: m, n: sh[0], k: sh[1], r: lora.rank) }
+            if dropped {
+                // dxd = s·(dout·B)·A (t = dout·B is in the scratch), then through the mask.
+                if req.loraGrads?.ptr(ParamName.loraA(l, kind)) == nil {
+                    sgemm(.none, .none, m: m, n: lora.rank, k: sh[0], a: dout, lda: sh[0], b: lora.params.req(ParamName.loraB(l, kind)), ldb: lora.rank, c: ws.loraT.ptr, ldc: lora.rank)
+                }
+                let dxd = ws.loraDX.ptr
+                sgemm(.none, .none, m: m, n: sh[1], k: lora.rank, alpha: lora.scaling, a: ws.loraT.ptr, lda: lora.rank, b: a, ldb: sh[1], c: dxd, ldc: sh[1])
+                var rng = lora.dropoutRNG(layer: l, kind: kind)
+                dropoutMaskBackward(dinp: dinp, dout: dxd, count: m * sh[1], p: lora.dropout, rng: &rng)
+            }
         }
     }
 
@@ -151,8 +164,8 @@ extension ELLMRecModel {
 
 /// Activation-gradient buffers shared by all layers of one backward call.
 final class BackwardScratch {
-    let dh, dg, du, dn, dr2, datt, dq, dk, dv, loraT: FloatBuffer
-    init(nTok: Int, d: ModelDims, rank: Int, workspace w: Workspace?) {
+    let dh, dg, du, dn, dr2, datt, dq, dk, dv, loraT, loraDX: FloatBuffer
+    init(nTok: Int, d: ModelDims, rank: Int, dropout: Bool, workspace w: Workspace?) {
         dh = w.buffer("bwd.dh", nTok * d.intermediate)    // (Ntok, I)
         dg = w.buffer("bwd.dg", nTok * d.intermediate)
         du = w.buffer("bwd.du", nTok * d.intermediate)
@@ -163,5 +176,6 @@ final class BackwardScratch {
         dk = w.buffer("bwd.dk", nTok * d.kvDim)           // (Ntok, NKV·HD)
         dv = w.buffer("bwd.dv", nTok * d.kvDim)
         loraT = w.buffer("bwd.loraT", max(1, nTok * rank)) // (Ntok, r)
+        loraDX = w.buffer("bwd.loraDX", dropout ? nTok * max(d.hidden, d.qDim, d.intermediate) : 1)   // (Ntok, in), LoRA dropout only
     }
 }

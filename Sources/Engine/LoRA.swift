@@ -9,6 +9,11 @@ public final class LoRAWeights: @unchecked Sendable {
     public let targets: [LinearKind]
     public let params: ParamSet
     public var scaling: Float { alpha / Float(rank) }
+    /// PEFT's lora_dropout: in training, the adapter path sees dropout(x) (the base path sees x).
+    public var dropout: Float = 0
+    /// Seeds this step's dropout masks; the training task sets it from (seed, step), so a
+    /// resumed run draws the same masks. Forward and backward regenerate the same mask.
+    public var dropoutSeed: UInt64 = 0
 
     public init(dims: ModelDims, rank: Int, alpha: Float, targets: [LinearKind]) {
         self.rank = rank
@@ -26,6 +31,11 @@ public final class LoRAWeights: @unchecked Sendable {
     }
 
     public func targets(_ k: LinearKind) -> Bool { targets.contains(k) }
+
+    /// The dropout mask stream of one (layer, module): keep with probability 1−p, scale 1/(1−p).
+    func dropoutRNG(layer: Int, kind: LinearKind) -> SeededRNG {
+        SeededRNG(seed: dropoutSeed, stream: "lora-dropout-\(layer)-\(kind.rawValue)")
+    }
 
     /// PEFT's initialisation: A ~ kaiming-uniform(a=√5) = U(−1/√in, 1/√in), B = 0, so the
     /// adapted model starts equal to the base model.

@@ -64,7 +64,8 @@ public final class Activations: @unchecked Sendable {
         var u: FloatBuffer         // (Ntok, I) up_proj output
         var h: FloatBuffer         // (Ntok, I) silu(g)·u
         var xa: [FloatBuffer]      // per LinearKind: (Ntok, r) LoRA x·Aᵀ
-        init(nTok: Int, probs nProbs: Int, d: ModelDims, rank: Int, ws: Workspace?, tag: String) {
+        var xd: [FloatBuffer]      // per LinearKind: (Ntok, in) LoRA input after dropout (training with lora_dropout)
+        init(nTok: Int, probs nProbs: Int, d: ModelDims, rank: Int, dropout: [LinearKind], ws: Workspace?, tag: String) {
             func buf(_ k: String, _ n: Int) -> FloatBuffer { ws.buffer(tag + k, n) }
             n1 = buf("n1", nTok * d.hidden); rstd1 = buf("rstd1", nTok)
             q = buf("q", nTok * d.qDim); k = buf("k", nTok * d.kvDim); v = buf("v", nTok * d.kvDim)
@@ -72,6 +73,7 @@ public final class Activations: @unchecked Sendable {
             r2 = buf("r2", nTok * d.hidden); n2 = buf("n2", nTok * d.hidden); rstd2 = buf("rstd2", nTok)
             g = buf("g", nTok * d.intermediate); u = buf("u", nTok * d.intermediate); h = buf("h", nTok * d.intermediate)
             xa = rank > 0 ? LinearKind.allCases.map { buf("xa\($0.rawValue)", nTok * rank) } : []
+            xd = dropout.isEmpty ? [] : LinearKind.allCases.map { buf("xd\($0.rawValue)", dropout.contains($0) ? nTok * $0.shape(d)[1] : 1) }
         }
     }
 
@@ -91,7 +93,7 @@ public final class Activations: @unchecked Sendable {
     public var losses: FloatBuffer       // (R)
     public var loss: Float = 0
 
-    init(batch: PackedBatch, dims d: ModelDims, training: Bool, rank: Int, workspace ws: Workspace?) {
+    init(batch: PackedBatch, dims d: ModelDims, training: Bool, rank: Int, dropout: [LinearKind], workspace ws: Workspace?) {
         self.batch = batch
         self.training = training
         let nTok = batch.nTok, r = batch.rows
@@ -99,7 +101,7 @@ public final class Activations: @unchecked Sendable {
         segments = segs
         resid = (0..<(training ? d.layers + 1 : 2)).map { ws.buffer("resid\($0)", nTok * d.hidden) }
         layers = (0..<(training ? d.layers : 1)).map {
-            Layer(nTok: nTok, probs: total, d: d, rank: rank, ws: ws, tag: "L\($0).")
+            Layer(nTok: nTok, probs: total, d: d, rank: rank, dropout: dropout, ws: ws, tag: "L\($0).")
         }
         eIn = ws.buffer("eIn", batch.itemIds.count * d.itemDim)
         hidden = ws.buffer("hidden", (d.layers + 1) * r * d.hidden)
@@ -124,7 +126,8 @@ extension ELLMRecModel {
     public func forward(_ batch: PackedBatch, training: Bool = false, workspace: Workspace? = nil) -> Activations {
         let d = dims, C = d.hidden, R = batch.rows
         let rank = lora?.rank ?? 0
-        let a = Activations(batch: batch, dims: d, training: training, rank: rank, workspace: workspace)
+        let drop = training && (lora?.dropout ?? 0) > 0 ? lora?.targets ?? [] : []
+        let a = Activations(batch: batch, dims: d, training: training, rank: rank, dropout: drop, workspace: workspace)
 
         // Inputs: x = [prompt, input_proj(E[items]), suffix] per sequence.
         let x0 = a.resid[0].ptr
@@ -175,11 +178,17 @@ extension ELLMRecModel {
     /// y = x·Wᵀ (+ LoRA) for linear `kind` of layer l.
     @inline(__always)
     func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                      m: Int, accumulate: Bool, xa: [FloatBuffer]) {
+                      m: Int, accumulate: Bool, xa: [FloatBuffer], xd: [FloatBuffer] = []) {
         let s = kind.shape(dims)
         OpProfiler.measure("linear") { linearForward(out: out, inp: inp, weight: w(ParamName.weight(l, kind)), bias: nil, m: m, n: s[0], k: s[1], accumulate: accumulate) }
         if let lora, lora.targets(kind) {
-            OpProfiler.measure("lora") { loraForward(out: out, xa: xa[kind.rawValue].ptr, inp: inp,
+            var loraIn = inp
+            if !xd.isEmpty {
+                var rng = lora.dropoutRNG(layer: l, kind: kind)
+                dropoutMaskForward(out: xd[kind.rawValue].ptr, inp: inp, count: m * s[1], p: lora.dropout, rng: &rng)
+                loraIn = UnsafePointer(xd[kind.rawValue].ptr)
+            }
+            OpProfiler.measure("lora") { loraForward(out: out, xa: xa[kind.rawValue].ptr, inp: loraIn,
                         a: lora.params.req(ParamName.loraA(l, kind)), b: lora.params.req(ParamName.loraB(l, kind)),
                         scaling: lora.scaling, m: m, n: s[0], k: s[1], r: lora.rank) }
         }
@@ -196,7 +205,7 @@ extension ELLMRecModel {
             if let q8, q8.has(l, kind) {
                 OpProfiler.measure("linear.int8") { q8.linear(l, kind, out: out, m: m, accumulate: accumulate) }
             } else {
-                self.proj(l, kind, out: out, inp: inp, m: m, accumulate: accumulate, xa: xa)
+                self.proj(l, kind, out: out, inp: inp, m: m, accumulate: accumulate, xa: xa, xd: s.xd)
             }
         }
         func quantize(_ x: UnsafePointer<Float>, _ k: Int) {

@@ -60,6 +60,7 @@ public struct TrainableOptions: Sendable, Equatable {
     public var loraRank = 8
     public var loraAlpha: Float = 16
     public var loraTargets = ["q_proj", "v_proj"]
+    public var loraDropout: Float = 0
     public var trainItemTable = false
     public var trainProjections = true
     public var trainPrompt = true
@@ -67,7 +68,7 @@ public struct TrainableOptions: Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case mode, loraRank = "lora_rank", loraAlpha = "lora_alpha", loraTargets = "lora_targets"
+        case mode, loraRank = "lora_rank", loraAlpha = "lora_alpha", loraTargets = "lora_targets", loraDropout = "lora_dropout"
         case trainItemTable = "train_item_table", trainProjections = "train_projections", trainPrompt = "train_prompt"
     }
 
@@ -78,6 +79,7 @@ public struct TrainableOptions: Sendable, Equatable {
         loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? d.loraRank
         loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? d.loraAlpha
         loraTargets = try c.decodeIfPresent([String].self, forKey: .loraTargets) ?? d.loraTargets
+        loraDropout = try c.decodeIfPresent(Float.self, forKey: .loraDropout) ?? d.loraDropout
         trainItemTable = try c.decodeIfPresent(Bool.self, forKey: .trainItemTable) ?? d.trainItemTable
         trainProjections = try c.decodeIfPresent(Bool.self, forKey: .trainProjections) ?? d.trainProjections
         trainPrompt = try c.decodeIfPresent(Bool.self, forKey: .trainPrompt) ?? d.trainPrompt
@@ -86,7 +88,8 @@ public struct TrainableOptions: Sendable, Equatable {
     public func encodeFields(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(mode, forKey: .mode); try c.encode(loraRank, forKey: .loraRank); try c.encode(loraAlpha, forKey: .loraAlpha)
-        try c.encode(loraTargets, forKey: .loraTargets); try c.encode(trainItemTable, forKey: .trainItemTable)
+        try c.encode(loraTargets, forKey: .loraTargets); try c.encode(loraDropout, forKey: .loraDropout)
+        try c.encode(trainItemTable, forKey: .trainItemTable)
         try c.encode(trainProjections, forKey: .trainProjections); try c.encode(trainPrompt, forKey: .trainPrompt)
     }
 
@@ -95,12 +98,19 @@ public struct TrainableOptions: Sendable, Equatable {
         OptionField("lora_rank", "int", default: "8", "LoRA rank r."),
         OptionField("lora_alpha", "number", default: "16", "LoRA alpha (scaling alpha/r)."),
         OptionField("lora_targets", "[string]", default: "[q_proj, v_proj]", "Linear modules that get adapters."),
+        OptionField("lora_dropout", "number", default: "0", "Dropout on the adapter input during training (PEFT's lora_dropout)."),
         OptionField("train_item_table", "bool", default: "false", "Train the item embedding table (E4SRec freezes it)."),
         OptionField("train_projections", "bool", default: "true", "Train input_proj and output_proj."),
         OptionField("train_prompt", "bool", default: "true", "Train the prompt (and suffix) embeddings."),
     ]
 
     public func validate() throws {
+        if !(loraDropout >= 0 && loraDropout < 1) {
+            throw passError("lora_dropout \(loraDropout) is outside [0, 1)", fix: "use e.g. 0.05")
+        }
+        if mode == .full && loraDropout != 0 {
+            throw passError("lora_dropout is set but mode is full (there is no adapter to drop into)", fix: "set mode: \"lora\" or remove lora_dropout")
+        }
         guard mode == .lora else { return }
         if loraRank < 1 { throw passError("lora_rank must be at least 1", fix: "set lora_rank to e.g. 8") }
         if loraTargets.isEmpty { throw passError("lora_targets is empty", fix: "name modules such as [\"q_proj\", \"v_proj\"]") }
@@ -109,6 +119,6 @@ public struct TrainableOptions: Sendable, Equatable {
         }
     }
 
-    public var lora: LoRAOptions? { mode == .lora ? LoRAOptions(rank: loraRank, alpha: loraAlpha, targets: loraTargets) : nil }
+    public var lora: LoRAOptions? { mode == .lora ? LoRAOptions(rank: loraRank, alpha: loraAlpha, targets: loraTargets, dropout: loraDropout) : nil }
     public var parts: TrainableParts { TrainableParts(itemTable: trainItemTable, projections: trainProjections, prompt: trainPrompt) }
 }

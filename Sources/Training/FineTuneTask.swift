@@ -29,8 +29,10 @@ public struct LoRAOptions: Codable, Sendable, Equatable {
     public var rank: Int = 8
     public var alpha: Float = 16
     public var targets: [String] = ["q_proj", "v_proj"]
-    public init(rank: Int = 8, alpha: Float = 16, targets: [String] = ["q_proj", "v_proj"]) {
-        self.rank = rank; self.alpha = alpha; self.targets = targets
+    /// PEFT's lora_dropout on the adapter input, training only.
+    public var dropout: Float = 0
+    public init(rank: Int = 8, alpha: Float = 16, targets: [String] = ["q_proj", "v_proj"], dropout: Float = 0) {
+        self.rank = rank; self.alpha = alpha; self.targets = targets; self.dropout = dropout
     }
 }
 
@@ -41,9 +43,11 @@ public final class FineTuneTask: TrainingTask {
     public let groups: [ParamGroup]
     public var evalModel: ELLMRecModel { model }
     public var dims: ModelDims { model.dims }
+    let seed: UInt64
 
     public init(model: ELLMRecModel, lora: LoRAOptions?, parts: TrainableParts, seed: UInt64) throws {
         self.model = model
+        self.seed = seed
         var g = [ParamGroup(name: "model", params: model.params, trainable: parts.names(model.params.layout, decoder: lora == nil))]
         if let lora {
             let kinds = try lora.targets.map { t -> LinearKind in
@@ -53,7 +57,9 @@ public final class FineTuneTask: TrainingTask {
                 return k
             }
             if lora.rank < 1 { throw TrainingError(message: "lora rank must be at least 1") }
+            if !(lora.dropout >= 0 && lora.dropout < 1) { throw TrainingError(message: "lora dropout must be in [0, 1)") }
             let w = LoRAWeights(dims: model.dims, rank: lora.rank, alpha: lora.alpha, targets: kinds)
+            w.dropout = lora.dropout
             var rng = SeededRNG(seed: seed, stream: "lora-init")
             w.initialise(rng: &rng)
             model.lora = w
@@ -62,11 +68,18 @@ public final class FineTuneTask: TrainingTask {
         groups = g
     }
 
-    public func step(_ batch: PackedBatch, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+    public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+        model.lora?.dropoutSeed = Self.stepSeed(seed, step)
         let a = model.forward(batch, training: true, workspace: workspace)
         var req = BackwardRequest(grads: grads[0], trainable: groups[0].trainable)
         if grads.count > 1 { req.loraGrads = grads[1] }
         model.backward(a, req, workspace: workspace)
         return ["loss": Double(a.loss), "ce": Double(a.loss)]
+    }
+
+    /// A per-step seed: the same step of the same run draws the same dropout masks, resumed or not.
+    public static func stepSeed(_ seed: UInt64, _ step: Int) -> UInt64 {
+        var r = SeededRNG(seed: seed ^ (UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15), stream: "step")
+        return r.next()
     }
 }

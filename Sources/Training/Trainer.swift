@@ -119,7 +119,8 @@ public protocol TrainingTask: AnyObject {
     var groups: [ParamGroup] { get }
     /// Forward + backward on `batch`, accumulating into `grads` (one per group, zeroed by the
     /// trainer). Returns the named loss terms; "loss" is the total being minimised.
-    func step(_ batch: PackedBatch, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double]
+    /// `step` (0-based, counted across resumes) seeds anything random in the step (LoRA dropout).
+    func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double]
     var evalModel: ELLMRecModel { get }
     var dims: ModelDims { get }
 }
@@ -246,7 +247,7 @@ public final class Trainer {
             let batch = try PackedBatch(sequences: ex.map(\.input), targets: ex.map(\.target), dims: task.dims, objective: o.objective)
             for g in grads { g.zero() }
             let t0 = nowSeconds()
-            var terms = task.step(batch, sampleIndices: idx, grads: grads, workspace: ws)
+            var terms = task.step(batch, step: state.step, sampleIndices: idx, grads: grads, workspace: ws)
             // Global-norm clipping over every trainable tensor of every group.
             var sq = 0.0
             for (g, grp) in zip(grads, groups) {

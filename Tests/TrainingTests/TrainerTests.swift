@@ -62,7 +62,7 @@ final class TrainerTests: XCTestCase {
     func testResumeAfterInterruptGivesTheSameWeights() throws {
         for lora in [false, true] {
             let o = options { $0.epochs = 3; $0.checkpointEvery = 4; $0.validEvery = 5 }
-            let loraOpts = lora ? LoRAOptions(rank: 2, alpha: 4, targets: ["q_proj", "v_proj", "down_proj"]) : nil
+            let loraOpts = lora ? LoRAOptions(rank: 2, alpha: 4, targets: ["q_proj", "v_proj", "down_proj"], dropout: 0.1) : nil
             let full = try FineTuneTask(model: tinyModel(), lora: loraOpts, parts: TrainableParts(), seed: 1)
             let t1 = try Trainer(task: full, dataset: patternDataset(), options: o, stateDirectory: tmp())
             t1.quiet = true

@@ -1,3 +1,5 @@
+import Common
+
 // Linear layers, Hugging Face convention: weights are stored (out, in) and the forward is
 // y = x·Wᵀ + b. Backward accumulates (+=) into dinp, dweight and dbias, as llm.c does:
 // gradients are zeroed once per step, never inside a kernel.
@@ -73,4 +75,23 @@ public func loraBackward(
     if let dinp {
         sgemm(.none, .none, m: m, n: k, k: r, alpha: scaling, a: scratch, lda: r, b: a, ldb: k, beta: 1, c: dinp, ldc: k)
     }
+}
+
+// Dropout on the LoRA input (PEFT applies `lora_dropout` to x before A): the mask is drawn
+// from a seeded stream, so the backward regenerates it instead of storing it.
+//   forward:  xd = x ⊙ m / (1−p),  m_i ~ Bernoulli(1−p)
+//   backward: dx += dxd ⊙ m / (1−p)
+
+/// out[n] = inp[n]·m[n]/(1−p); the mask comes from `rng`.
+@inline(__always)
+public func dropoutMaskForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int, p: Float, rng: inout SeededRNG) {
+    let scale = 1 / (1 - p)
+    for i in 0..<n { out[i] = rng.nextFloat() >= p ? inp[i] * scale : 0 }
+}
+
+/// dinp[n] += dout[n]·m[n]/(1−p) with the same mask stream as the forward.
+@inline(__always)
+public func dropoutMaskBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, count n: Int, p: Float, rng: inout SeededRNG) {
+    let scale = 1 / (1 - p)
+    for i in 0..<n { if rng.nextFloat() >= p { dinp[i] += dout[i] * scale } }
 }

@@ -90,11 +90,11 @@ final class KDLossTests: XCTestCase {
             let idx = Array(0..<batch.count)
             let grads = task.groups.map { ParamSet(layout: $0.params.layout) }
             let ws = Workspace()
-            let terms = task.step(batch, sampleIndices: idx, grads: grads, workspace: ws)
+            let terms = task.step(batch, step: 0, sampleIndices: idx, grads: grads, workspace: ws)
             XCTAssertGreaterThan(terms["d_cos"]!, 0); XCTAssertGreaterThan(terms["d_norm"]!, 0); XCTAssertGreaterThan(terms["l_ms"]!, 0)
             func total() -> Double {
                 let scratch = task.groups.map { ParamSet(layout: $0.params.layout) }
-                return task.step(batch, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
+                return task.step(batch, step: 0, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
             }
             for (gi, name) in [(0, ParamName.weight(0, .q)), (0, ParamName.weight(1, .down)), (0, ParamName.itemEmbedding),
                                (0, ParamName.finalNorm), (1, "head.1")] {
