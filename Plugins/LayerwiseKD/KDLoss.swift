@@ -58,25 +58,34 @@ public func squaredDistance(t: UnsafePointer<Float>, s: UnsafePointer<Float>, ro
 public func supervisionHeadLoss(h: UnsafePointer<Float>, rows: Int, c: Int, a: UnsafePointer<Float>, d0: Int,
                                 table: UnsafePointer<Float>, numItems: Int, targets: [Int32],
                                 dh: UnsafeMutablePointer<Float>?, da: UnsafeMutablePointer<Float>?, dTable: UnsafeMutablePointer<Float>?,
-                                scale: Float) -> Double {
+                                scale: Float, workspace: Workspace? = nil) -> Double {
     let cols = numItems + 1
-    var ones = [Float](repeating: 1, count: c)
-    var normed = [Float](repeating: 0, count: rows * c), rstd = [Float](repeating: 0, count: rows)
-    rmsnormForward(out: &normed, rstd: &rstd, inp: h, weight: ones, m: rows, c: c, eps: 1e-6)
-    var u = [Float](repeating: 0, count: rows * d0)
-    linearForward(out: &u, inp: normed, weight: a, bias: nil, m: rows, n: d0, k: c)
-    var scores = [Float](repeating: 0, count: rows * cols)
-    linearForward(out: &scores, inp: u, weight: table, bias: nil, m: rows, n: cols, k: d0)
-    var losses = [Float](repeating: 0, count: rows), probs = [Float](repeating: 0, count: rows * cols)
-    crossEntropyForward(losses: &losses, probs: &probs, scores: scores, targets: targets, cols: cols)
-    let loss = losses.reduce(0.0) { $0 + Double($1) } / Double(max(rows, 1))
+    // Buffers from the caller's workspace when given: the (R, N+1) score matrices are large
+    // (R·18k floats on Amazon) and this runs every step for B−1 heads.
+    func buf(_ k: String, _ n: Int, zero: Bool = false) -> FloatBuffer {
+        let b = workspace.map { $0.get("ms." + k, n) } ?? FloatBuffer(count: n)
+        if zero && workspace != nil { b.ptr.update(repeating: 0, count: n) }
+        return b
+    }
+    let ones = buf("ones", c)
+    for j in 0..<c { ones.ptr[j] = 1 }
+    let normed = buf("normed", rows * c), rstd = buf("rstd", rows)
+    rmsnormForward(out: normed.ptr, rstd: rstd.ptr, inp: h, weight: ones.ptr, m: rows, c: c, eps: 1e-6)
+    let u = buf("u", rows * d0)
+    linearForward(out: u.ptr, inp: normed.ptr, weight: a, bias: nil, m: rows, n: d0, k: c)
+    let scores = buf("scores", rows * cols), probs = buf("probs", rows * cols), losses = buf("losses", rows)
+    linearForward(out: scores.ptr, inp: u.ptr, weight: table, bias: nil, m: rows, n: cols, k: d0)
+    crossEntropyForward(losses: losses.ptr, probs: probs.ptr, scores: scores.ptr, targets: targets, cols: cols)
+    var loss = 0.0
+    for r in 0..<rows { loss += Double(losses.ptr[r]) }
+    loss /= Double(max(rows, 1))
     if dh == nil && da == nil && dTable == nil { return loss }
-    var dScores = [Float](repeating: 0, count: rows * cols)
-    crossEntropyBackward(dscores: &dScores, probs: probs, targets: targets, cols: cols, scale: scale / Float(max(rows, 1)))
-    var du = [Float](repeating: 0, count: rows * d0)
-    linearBackward(dinp: &du, dweight: dTable, dbias: nil, dout: dScores, inp: u, weight: table, m: rows, n: cols, k: d0)
-    var dn = [Float](repeating: 0, count: rows * c)
-    linearBackward(dinp: &dn, dweight: da, dbias: nil, dout: du, inp: normed, weight: a, m: rows, n: d0, k: c)
-    if let dh { rmsnormBackward(dinp: dh, dweight: nil, dout: dn, inp: h, weight: &ones, rstd: rstd, m: rows, c: c) }
+    let dScores = buf("dScores", rows * cols, zero: true)
+    crossEntropyBackward(dscores: dScores.ptr, probs: probs.ptr, targets: targets, cols: cols, scale: scale / Float(max(rows, 1)))
+    let du = buf("du", rows * d0, zero: true)
+    linearBackward(dinp: du.ptr, dweight: dTable, dbias: nil, dout: dScores.ptr, inp: u.ptr, weight: table, m: rows, n: cols, k: d0)
+    let dn = buf("dn", rows * c, zero: true)
+    linearBackward(dinp: dn.ptr, dweight: da, dbias: nil, dout: du.ptr, inp: normed.ptr, weight: a, m: rows, n: d0, k: c)
+    if let dh { rmsnormBackward(dinp: dh, dweight: nil, dout: dn.ptr, inp: h, weight: ones.ptr, rstd: rstd.ptr, m: rows, c: c) }
     return loss
 }

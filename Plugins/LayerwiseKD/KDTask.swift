@@ -67,6 +67,7 @@ public final class LayerwiseKDTask: TrainingTask {
     let seed: UInt64
     private var cache: [Int: [Float]] = [:]   // sample index → (B, rows, C) teacher states
     private let teacherWorkspace = Workspace()
+    private let headWorkspace = Workspace()
 
     /// Teacher layer and student layer of block k (1…B): hidden.(k·M/B) ↔ hidden.(k·N/B).
     public static func pairs(teacherLayers m: Int, studentLayers n: Int, blocks b: Int) -> [(teacher: Int, student: Int)] {
@@ -205,7 +206,7 @@ public final class LayerwiseKDTask: TrainingTask {
                 lms += full.withUnsafeBufferPointer { hb in
                     supervisionHeadLoss(h: hb.baseAddress!, rows: batch.rows, c: C, a: heads.req("head.\(k + 1)"), d0: dims.itemDim,
                                         table: student.params.req(ParamName.itemEmbedding), numItems: dims.numItems, targets: batch.targets,
-                                        dh: &dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale)
+                                        dh: &dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale, workspace: headWorkspace)
                 } / Double(B - 1)
                 req.dHidden[p.student] = add(req.dHidden[p.student], dh)
             }
