@@ -28,10 +28,9 @@ struct Passes: ParsableCommand {
         }
         for p in registry.passes {
             emit("\(p.name) — \(p.summary)")
-            for f in p.fields {
-                let def = f.defaultValue.map { "default \($0)" } ?? "required"
-                emit("    " + pad(f.name, 12) + " " + pad(f.type, 28) + " " + pad(def, 18) + " " + f.help)
-            }
+            let rows = p.fields.map { f in ["    " + f.name, f.type, f.defaultValue.map { "default \($0)" } ?? "required", f.help] }
+            let width = (0..<3).map { i in rows.map { $0[i].count }.max() ?? 0 }
+            for r in rows { emit((0..<3).map { pad(r[$0], width[$0]) }.joined(separator: "  ") + "  " + r[3]) }
             for r in p.references {
                 emit("    reference " + pad(r.name, 12) + " \(r.kind.rawValue) (\(r.required ? "required" : "optional")): \(r.help)")
             }
