@@ -133,26 +133,23 @@ public enum Int8Math {
 
     /// Per output channel (row): scale = max|w_row| / 127, q = clamp(round_half_even(w / scale), −127, 127)
     /// — symmetric, as llm-compressor's channel-wise int8 (torch.round rounds half to even).
-    /// An all-zero row gets scale 1 (any scale reconstructs it exactly). Also accumulates
-    /// ‖W − Ŵ‖² and ‖W‖² with Ŵ = q · scale.
+    /// The quantization itself is the engine's (`Int8Quant`, the same kernel the int8
+    /// inference path quantizes with); this adds the checks and ‖W − Ŵ‖², ‖W‖² with Ŵ = q · scale.
+    /// An all-zero row gets scale 1 (any scale reconstructs it exactly).
     public static func quantizeRows(_ w: [Float], rows: Int, cols: Int) throws -> Quantized {
         guard w.count == rows * cols else { throw passError("weight has \(w.count) values for [\(rows), \(cols)]", fix: "this is a bug") }
-        var q = [Int8](repeating: 0, count: w.count), scales = [Float](repeating: 1, count: rows)
+        for r in 0..<rows where !(w[(r * cols)..<((r + 1) * cols)].allSatisfy { $0.isFinite }) {
+            throw passError("row \(r) holds a non-finite weight", fix: "the checkpoint is damaged (NaN/Inf); retrain or restore it")
+        }
+        var (q, scales) = Int8Quant.quantizeRows(w, rows: rows, cols: cols)
         var err2 = 0.0, norm2 = 0.0
         for r in 0..<rows {
-            let base = r * cols
-            var m: Float = 0
-            for c in 0..<cols { m = max(m, abs(w[base + c])) }
-            guard m.isFinite else { throw passError("row \(r) holds a non-finite weight", fix: "the checkpoint is damaged (NaN/Inf); retrain or restore it") }
-            let s: Float = m > 0 ? m / 127 : 1
-            scales[r] = s
-            for c in 0..<cols {
-                let x = w[base + c]
-                let v = min(max((x / s).rounded(.toNearestOrEven), -127), 127)
-                q[base + c] = Int8(v)
-                let d = Double(x) - Double(v) * Double(s)
+            if scales[r] == 0 { scales[r] = 1 }
+            let s = Double(scales[r])
+            for c in (r * cols)..<((r + 1) * cols) {
+                let d = Double(w[c]) - Double(q[c]) * s
                 err2 += d * d
-                norm2 += Double(x) * Double(x)
+                norm2 += Double(w[c]) * Double(w[c])
             }
         }
         return Quantized(values: q, scales: scales, errorSquared: err2, normSquared: norm2)
