@@ -51,15 +51,29 @@ public enum ModelEvaluator {
         return (0..<count).map { 1 + Int(Double($0) * Double(total) / Double(count)) }
     }
 
-    /// Ranks each user's held-out item for `split`, in batches grouped by input length so
-    /// short sequences do not pay for long ones.
+    /// Ranks each user's held-out item for `split` with an E-LLMRec model (float or int8).
     public static func evaluate(model: ELLMRecModel, dataset: PreparedDataset, options o: EvalOptions) throws -> EvalResult {
         let d = model.dims
-        guard dataset.numItems == d.numItems else {
-            throw EngineError("\(dataset.directory.path): the dataset has \(dataset.numItems) items but the checkpoint scores \(d.numItems) (ellmrec.num_items); evaluate a checkpoint trained on this dataset")
+        let ws = Workspace()
+        return try rankHeldOut(dataset: dataset, numItems: d.numItems, maxLength: d.maxSeqLen, options: o) { ex in
+            let batch = try PackedBatch(sequences: ex.map(\.input), targets: nil, dims: d)
+            return UnsafePointer(model.infer(batch, workspace: ws).scores.ptr)
+        }
+    }
+
+    /// The protocol shared by every model the toolbench evaluates (E-LLMRec, SASRec): the
+    /// split's examples (input truncated to `maxLength`), an evenly spaced user subset when
+    /// asked, batches grouped by input length so short sequences do not pay for long ones,
+    /// and each user's target ranked against the fixed negatives (sampled) and/or all items
+    /// but the history (full), pessimistic ties. `score` returns (B, numItems+1) scores for a
+    /// batch of examples, valid until its next call.
+    public static func rankHeldOut(dataset: PreparedDataset, numItems: Int, maxLength: Int, options o: EvalOptions,
+                                   score: ([Example]) throws -> UnsafePointer<Float>) throws -> EvalResult {
+        guard dataset.numItems == numItems else {
+            throw EngineError("\(dataset.directory.path): the dataset has \(dataset.numItems) items but the model scores \(numItems) (ellmrec.num_items); evaluate a model trained on this dataset")
         }
         guard o.split != .train else { throw EngineError("evaluation needs the valid or test split") }
-        var examples = try dataset.examples(split: o.split, maxLength: d.maxSeqLen)
+        var examples = try dataset.examples(split: o.split, maxLength: maxLength)
         if let n = o.users {
             let keep = Set(userSubset(count: n, of: dataset.numUsers))
             examples = examples.filter { keep.contains($0.user) }
@@ -73,29 +87,37 @@ public enum ModelEvaluator {
         var accS = MetricAccumulator(), accF = MetricAccumulator()
         var ranks: [(user: Int, sampled: Int?, full: Int?)] = []
         ranks.reserveCapacity(examples.count)
-        let ws = Workspace()
-        let cols = d.numItems + 1
+        let cols = numItems + 1
+        let split = o.split
         var done = 0
         for idx in batches {
             let ex = idx.map { examples[$0] }
-            let batch = try PackedBatch(sequences: ex.map(\.input), targets: nil, dims: d)
-            let a = model.infer(batch, workspace: ws)
+            let scores = try score(ex)
+            // Ranking one user is an O(N) scan: spread users over the cores, then add the
+            // ranks in user order so the metric sums are deterministic.
+            var rs = [Int](repeating: 0, count: ex.count), rf = rs
+            rs.withUnsafeMutableBufferPointer { rsp in
+                rf.withUnsafeMutableBufferPointer { rfp in
+                    nonisolated(unsafe) let rsp = rsp, rfp = rfp
+                    parallelFor(ex.count) { r in
+                        let e = ex[r]
+                        let s = UnsafeBufferPointer(start: scores + r * cols, count: cols)
+                        if doSampled {
+                            rsp[r] = negatives[e.user - 1].withUnsafeBufferPointer { Ranking.rank(scores: s, target: Int(e.target), candidates: $0) }
+                        }
+                        if doFull {
+                            // History: everything the user interacted with before the target (not truncated).
+                            let seq = dataset.sequences[e.user - 1]
+                            let end = split == .test ? seq.count - 1 : seq.count - 2
+                            rfp[r] = Ranking.rankFull(scores: s, target: Int(e.target), exclude: seq[0..<end])
+                        }
+                    }
+                }
+            }
             for (r, e) in ex.enumerated() {
-                let scores = UnsafeBufferPointer(start: a.scores.ptr + r * cols, count: cols)
-                var rs: Int?, rf: Int?
-                if doSampled {
-                    let neg = negatives[e.user - 1]
-                    rs = neg.withUnsafeBufferPointer { Ranking.rank(scores: scores, target: Int(e.target), candidates: $0) }
-                    accS.add(rank: rs!)
-                }
-                if doFull {
-                    // History: everything the user interacted with before the target (not truncated).
-                    let seq = dataset.sequences[e.user - 1]
-                    let end = o.split == .test ? seq.count - 1 : seq.count - 2
-                    rf = Ranking.rankFull(scores: scores, target: Int(e.target), exclude: seq[0..<end])
-                    accF.add(rank: rf!)
-                }
-                ranks.append((e.user, rs, rf))
+                if doSampled { accS.add(rank: rs[r]) }
+                if doFull { accF.add(rank: rf[r]) }
+                ranks.append((e.user, doSampled ? rs[r] : nil, doFull ? rf[r] : nil))
             }
             done += ex.count
             progress.update(done)

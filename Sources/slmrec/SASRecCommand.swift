@@ -80,12 +80,12 @@ struct SASRecCommand: ParsableCommand {
             "model": "sasrec", "dataset": dataset.directory.path, "users": dataset.numUsers, "items": dataset.numItems,
             "parameters": model.parameterCount, "best_epoch": result.bestEpoch, "epochs_run": result.epochsRun,
             "train_wall_seconds": result.trainSeconds, "train_step_seconds": result.stepSeconds, "selection_metric": "valid full \(SASRecTrainer.selectionMetric)",
-            "test": test.json(split: .test), "valid": valid.json(split: .valid), "blas_threads": BLASThreads.current,
+            "test": test.json(split: .test, candidates: .both), "valid": valid.json(split: .valid, candidates: .both), "blas_threads": BLASThreads.current,
         ]
         if let s = test.sampled { metrics["test_sampled"] = s }
         if let f = test.full { metrics["test_full"] = f }
         var log = result.log
-        log.append(["event": "test", "test": test.json(split: .test), "best_epoch": result.bestEpoch])
+        log.append(["event": "test", "test": test.json(split: .test, candidates: .both), "best_epoch": result.bestEpoch])
         let configJSON: [String: Any] = [
             "model": try JSONSerialization.jsonObject(with: JSONEncoder().encode(cfg)),
             "training": try JSONSerialization.jsonObject(with: JSONEncoder().encode(opts)),
