@@ -133,3 +133,16 @@ extension TinyModels {
         }.joined(separator: "\n") + "\n"
     }
 }
+
+/// The finite-difference criterion every gradient test uses: nil when `analytic` matches
+/// `numeric` (max|a − n| ≤ 1e-4 + 2e-2·max|n|) and is not trivially zero (max|n| > minScale);
+/// otherwise the reason, for XCTFail.
+public func gradientCheckFailure(_ name: String, analytic: [Float], numeric: [Float], minScale: Float = 1e-4) -> String? {
+    let (ok, cmp) = closeToMax(analytic, numeric, atol: 1e-4, rtol: 2e-2)
+    if !ok { return "\(name): \(cmp)" }
+    if !(cmp.maxRef > minScale) { return "\(name): gradient is trivially zero (\(cmp))" }
+    return nil
+}
+
+/// Σ a_i·b_i in Double: the scalar L = Σ out ⊙ w that kernel gradient tests differentiate.
+public func weightedSum(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
