@@ -205,11 +205,8 @@ struct Embed: ParsableCommand {
 
     func run() throws {
         let model = try loadEvalModel(checkpoint, adapter: adapter)   // float or int8
-        let bf = try BatchFile.load(sequences)
         let d = model.dims
-        let seqs = bf.sequences.map { $0.count > d.maxSeqLen ? Array($0.suffix(d.maxSeqLen)) : $0 }
-        let batch: PackedBatch
-        do { batch = try PackedBatch(sequences: seqs, targets: nil, dims: d) } catch { throw ValidationError("\(sequences): \(error)") }
+        let batch = try BatchFile.load(sequences).packed(dims: d, withTargets: false)
         let a = model.infer(batch)
         let b = batch.count
         var out: [String: Tensor] = [
@@ -235,12 +232,7 @@ struct Grads: ParsableCommand {
 
     func run() throws {
         let (model, _) = try loadModel(checkpoint, adapter: adapter)
-        let bf = try BatchFile.load(batch)
-        guard let targets = bf.targets else { throw ValidationError("\(batch): \"targets\" is required for gradients (the next item of each sequence)") }
-        let d = model.dims
-        let seqs = bf.sequences.map { $0.count > d.maxSeqLen ? Array($0.suffix(d.maxSeqLen)) : $0 }
-        let pb: PackedBatch
-        do { pb = try PackedBatch(sequences: seqs, targets: targets, dims: d) } catch { throw ValidationError("\(batch): \(error)") }
+        let pb = try BatchFile.load(batch).packed(dims: model.dims, withTargets: true)
         let a = model.forward(pb, training: true)
         var out: [String: Tensor] = ["loss": Tensor(floats: [a.loss], shape: [])]
         if let lora = model.lora {

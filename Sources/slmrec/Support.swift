@@ -11,8 +11,21 @@ func fileURL(_ path: String) -> URL { URL(fileURLWithPath: (path as NSString).ex
 
 /// A BATCH.json: {"sequences": [[item ids, oldest first], …], "targets": [...]}.
 struct BatchFile {
+    let path: String
     let sequences: [[Int32]]
     let targets: [Int32]?
+
+    /// The engine's batch: each sequence keeps its `max_seq_len` most recent items (as eval
+    /// does); problems (ids out of range, …) are reported against the batch file.
+    func packed(dims d: ModelDims, withTargets: Bool) throws -> PackedBatch {
+        if withTargets && targets == nil {
+            throw ValidationError("\(path): \"targets\" is required here (the next item of each sequence)")
+        }
+        let seqs = sequences.map { $0.count > d.maxSeqLen ? Array($0.suffix(d.maxSeqLen)) : $0 }
+        do { return try PackedBatch(sequences: seqs, targets: withTargets ? targets : nil, dims: d) } catch {
+            throw ValidationError("\(path): \(error)")
+        }
+    }
 
     static func load(_ path: String) throws -> BatchFile {
         let url = fileURL(path)
@@ -53,7 +66,7 @@ struct BatchFile {
                 throw ValidationError("\(path): \(targets!.count) targets for \(seqs.count) sequences; give one target per sequence")
             }
         }
-        return BatchFile(sequences: seqs, targets: targets)
+        return BatchFile(path: path, sequences: seqs, targets: targets)
     }
 }
 
