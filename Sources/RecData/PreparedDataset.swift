@@ -26,6 +26,9 @@ public struct PreparedDataset: Sendable {
     public let numItems: Int
     /// Chronological item ids of user `u` at index `u - 1`.
     public let sequences: [[Int32]]
+    /// Negatives parsed once per split: a trainer validating every epoch with the sampled
+    /// protocol would otherwise re-read ~1000 ids per user from disk each time.
+    private let negativesCache = NegativesCache()
 
     public init(directory: URL, numItems: Int, sequences: [[Int32]]) {
         self.directory = directory
@@ -68,12 +71,13 @@ public struct PreparedDataset: Sendable {
         guard split != .train else {
             throw RecDataError.badDataset(file: directory.path, line: 0, detail: "there are no fixed negatives for the train split (only valid and test)")
         }
+        if let cached = negativesCache.get(split) { return cached }
         let url = directory.appendingPathComponent("negatives-\(split.rawValue).txt")
         let rows = try Self.readIntRows(url)
         guard rows.count == numUsers else {
             throw RecDataError.badDataset(file: url.path, line: 0, detail: "\(rows.count) lines for \(numUsers) users")
         }
-        return try rows.enumerated().map { k, row in
+        let negatives = try rows.enumerated().map { k, row in
             guard row.values.first == Int32(k + 1) else {
                 throw RecDataError.badDataset(file: url.path, line: row.line, detail: "expected user \(k + 1) first on this line")
             }
@@ -83,6 +87,8 @@ public struct PreparedDataset: Sendable {
             }
             return neg
         }
+        negativesCache.set(split, negatives)
+        return negatives
     }
 
     /// Leave-one-out examples, one per user:
@@ -149,4 +155,12 @@ public struct PreparedDataset: Sendable {
         }
         return rows
     }
+}
+
+/// Per-split negatives of one loaded dataset (shared by copies of the struct).
+final class NegativesCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bySplit: [Split: [[Int32]]] = [:]
+    func get(_ s: Split) -> [[Int32]]? { lock.lock(); defer { lock.unlock() }; return bySplit[s] }
+    func set(_ s: Split, _ v: [[Int32]]) { lock.lock(); bySplit[s] = v; lock.unlock() }
 }

@@ -131,8 +131,9 @@ struct Run: ParsableCommand {
             emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
             return
         }
-        let records = try RecipeRunner(evaluator: RecipeEvaluator()).run(plan, runDirectory: dir, resume: resume)
-        try evaluateComparedInputs(plan, runDirectory: dir)
+        let evaluator = RecipeEvaluator()
+        let records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume)
+        try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
         let ran = records.filter { !$0.skipped }.count
         emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
         if !noReport { writeRunReport(dir, skipTiming: skipReportTiming) }
@@ -141,14 +142,14 @@ struct Run: ParsableCommand {
 
 /// Recipe inputs named in `compare` (typically the teacher a recipe starts from) are ranked
 /// with the same evaluator as the stages, so the report has their numbers and percentages.
-func evaluateComparedInputs(_ plan: Plan, runDirectory: URL) throws {
+func evaluateComparedInputs(_ plan: Plan, runDirectory: URL, evaluator: RecipeEvaluator) throws {
     guard let spec = plan.recipe.evaluate else { return }
     for name in plan.recipe.compare {
         guard let input = plan.inputs[name], input.kind == .checkpoint else { continue }
         let out = ReportLoader.inputMetricsURL(run: runDirectory, input: name)
         if FileManager.default.fileExists(atPath: out.path) { continue }
         logLine("evaluating input \(name) (\(input.url.path))")
-        let metrics = try RecipeEvaluator().evaluate(
+        let metrics = try evaluator.evaluate(
             stage: StageOutput(name: name, checkpoint: input.url, adapter: nil, baseDirectory: plan.baseDirectory), spec: spec)
         try JSONOut.write(["evaluation": metrics, "checkpoint": input.url.path], to: out)
     }
