@@ -23,28 +23,42 @@ struct Init: ParsableCommand {
     @Option(help: "With --base: token ids whose embeddings form the prompt prefix.") var promptTokenIds: [Int] = []
     @Option(help: "With --base: token ids whose embeddings form the prompt suffix.") var suffixTokenIds: [Int] = []
     @Option(help: "Item table to use (safetensors, [items+1, item_dim]).") var itemEmbeddings: String?
-    @Option(help: "Decoder layers.") var layers: Int = 4
-    @Option(help: "Hidden size d1.") var hidden: Int = 256
-    @Option(help: "MLP intermediate size.") var intermediate: Int = 688
-    @Option(help: "Attention heads.") var heads: Int = 4
+    // Architecture flags are optional so that one given where it cannot apply (with --config
+    // or --base) is an error instead of being silently ignored; defaults in the help text.
+    @Option(help: "Decoder layers (default 4).") var layers: Int?
+    @Option(help: "Hidden size d1 (default 256).") var hidden: Int?
+    @Option(help: "MLP intermediate size (default 688).") var intermediate: Int?
+    @Option(help: "Attention heads (default 4).") var heads: Int?
     @Option(help: "Key/value heads (default: --heads).") var kvHeads: Int?
     @Option(help: "Number of items N (ids 1…N).") var items: Int?
     @Option(help: "Take the number of items from this prepared dataset directory.") var data: String?
-    @Option(help: "Item embedding size d0.") var itemDim: Int = 64
-    @Option(help: "Prompt prefix length (random prompt).") var promptLength: Int = 4
-    @Option(help: "Prompt suffix length (random suffix).") var suffixLength: Int = 0
-    @Option(help: "Most recent items fed to the model.") var maxSeqLen: Int = 50
+    @Option(help: "Item embedding size d0 (default 64; from --item-embeddings when given).") var itemDim: Int?
+    @Option(help: "Prompt prefix length, random prompt (default 4).") var promptLength: Int?
+    @Option(help: "Prompt suffix length, random suffix (default 0).") var suffixLength: Int?
+    @Option(help: "Most recent items fed to the model (default 50).") var maxSeqLen: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 42
 
     mutating func validate() throws {
         if base == nil && config == nil && items == nil && itemEmbeddings == nil && data == nil {
-            throw ValidationError("--items is required for a random checkpoint (or pass --item-embeddings, --config or --base)")
+            throw ValidationError("--items is required for a random checkpoint (or pass --item-embeddings, --data, --config or --base)")
         }
-        for (name, v) in [("--layers", layers), ("--hidden", hidden), ("--intermediate", intermediate), ("--heads", heads), ("--item-dim", itemDim), ("--max-seq-len", maxSeqLen)] where v <= 0 {
-            throw ValidationError("\(name) must be positive (got \(v))")
+        if base != nil && config != nil { throw ValidationError("give --base or --config, not both") }
+        let architecture: [(String, Int?)] = [("--layers", layers), ("--hidden", hidden), ("--intermediate", intermediate),
+                                              ("--heads", heads), ("--kv-heads", kvHeads), ("--prompt-length", promptLength),
+                                              ("--suffix-length", suffixLength)]
+        let source = base != nil ? "--base (the prompt comes from --prompt-token-ids/--suffix-token-ids)" : config != nil ? "--config" : nil
+        if let source, let given = architecture.first(where: { $0.1 != nil }) {
+            throw ValidationError("\(given.0) does not apply with \(source): the architecture comes from there")
         }
-        if hidden % heads != 0 { throw ValidationError("--hidden \(hidden) is not divisible by --heads \(heads)") }
-        if let kv = kvHeads, kv <= 0 || heads % kv != 0 { throw ValidationError("--kv-heads \(kv) must divide --heads \(heads)") }
+        if config != nil, let given = [("--item-dim", itemDim), ("--max-seq-len", maxSeqLen)].first(where: { $0.1 != nil }) {
+            throw ValidationError("\(given.0) does not apply with --config: it comes from the config's ellmrec object")
+        }
+        for (name, v) in architecture + [("--item-dim", itemDim), ("--max-seq-len", maxSeqLen)] {
+            if let v, v < (name.contains("length") ? 0 : 1) { throw ValidationError("\(name) must be \(name.contains("length") ? "non-negative" : "positive") (got \(v))") }
+        }
+        let h = hidden ?? 256, nh = heads ?? 4
+        if h % nh != 0 { throw ValidationError("--hidden \(h) is not divisible by --heads \(nh)") }
+        if let kv = kvHeads, nh % kv != 0 { throw ValidationError("--kv-heads \(kv) must divide --heads \(nh)") }
         if base == nil && (!promptTokenIds.isEmpty || !suffixTokenIds.isEmpty) {
             throw ValidationError("--prompt-token-ids/--suffix-token-ids need --base (the token embeddings come from it)")
         }
@@ -65,6 +79,9 @@ struct Init: ParsableCommand {
                 throw ValidationError("\(path): expected one [items+1, item_dim] tensor (e.g. \"item_embedding.weight\"), found \(f.names)")
             }
             itemTable = t
+            if let itemDim, itemDim != t.shape[1] {
+                throw ValidationError("--item-dim \(itemDim) disagrees with \(path) (\(t.shape[1]) columns); drop --item-dim")
+            }
         }
         let ck: Checkpoint
         if let base {
@@ -75,9 +92,9 @@ struct Init: ParsableCommand {
                 let c = try ModelConfig.load(from: fileURL(config))
                 d = ModelDims(config: c, inputProjBias: true, outputProjBias: true)
             } else {
-                d = ModelDims(hidden: hidden, intermediate: intermediate, layers: layers, heads: heads, kvHeads: kvHeads,
-                              numItems: items ?? 0, itemDim: itemDim, promptLength: promptLength, suffixLength: suffixLength,
-                              maxSeqLen: maxSeqLen)
+                d = ModelDims(hidden: hidden ?? 256, intermediate: intermediate ?? 688, layers: layers ?? 4, heads: heads ?? 4,
+                              kvHeads: kvHeads, numItems: items ?? 0, itemDim: itemDim ?? 64, promptLength: promptLength ?? 4,
+                              suffixLength: suffixLength ?? 0, maxSeqLen: maxSeqLen ?? 50)
             }
             if let t = itemTable { d.numItems = t.shape[0] - 1; d.itemDim = t.shape[1] }
             if let items, items != d.numItems { throw ValidationError("--items \(items) disagrees with the item table (\(d.numItems) items)") }
@@ -101,10 +118,10 @@ struct Init: ParsableCommand {
         let keep = keepLayers ?? total
         if keep < 1 || keep > total { throw ValidationError("--keep-layers \(keep): the base model has \(total) layers") }
         let nItems = itemTable.map { $0.shape[0] - 1 } ?? items ?? 0
-        let dim = itemTable?.shape[1] ?? itemDim
+        let dim = itemTable?.shape[1] ?? itemDim ?? 64
         if nItems < 1 { throw ValidationError("--items (or --item-embeddings) is required with --base") }
         json["num_hidden_layers"] = keep
-        var ell: [String: Any] = ["num_items": nItems, "item_dim": dim, "prompt_length": promptTokenIds.count, "max_seq_len": maxSeqLen]
+        var ell: [String: Any] = ["num_items": nItems, "item_dim": dim, "prompt_length": promptTokenIds.count, "max_seq_len": maxSeqLen ?? 50]
         if !suffixTokenIds.isEmpty { ell["suffix_length"] = suffixTokenIds.count }
         json["ellmrec"] = ell
         json["architectures"] = ["LlamaModel"]

@@ -141,6 +141,10 @@ final class InitFromBaseTests: XCTestCase {
         XCTAssertEqual(try ck.tensors["model.layers.1.mlp.up_proj.weight"]!.floats(), try t["model.layers.1.mlp.up_proj.weight"]!.floats())
         XCTAssertNil(ck.tensors["model.layers.2.mlp.up_proj.weight"])
         XCTAssertNil(ck.tensors["lm_head.weight"])
+        // Architecture flags cannot apply to a wrapped model: an error, not silently ignored.
+        let r3 = try CLI.run(["init", "--output", dir.appendingPathComponent("x").path, "--base", base.path, "--layers", "2", "--items", "20"])
+        XCTAssertEqual(r3.status, 64)
+        XCTAssertTrue(r3.stderr.contains("--layers") && r3.stderr.contains("--base"), r3.stderr)
         // Too many layers: a clear error, nothing written.
         let bad = dir.appendingPathComponent("bad")
         let r2 = try CLI.run(["init", "--output", bad.path, "--base", base.path, "--keep-layers", "4", "--items", "20"])
