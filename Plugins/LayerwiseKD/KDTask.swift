@@ -17,8 +17,10 @@ public struct KDSettings: Codable, Sendable, Equatable {
     public var align: Align = .last
     public var lastBlock: LastBlock = .preNorm
     public var teacherMode: TeacherMode = .offline
-    /// Cache the frozen teacher's hidden states per training example (offline only).
-    public var cacheTeacher = true
+    /// Cache the frozen teacher's hidden states per training example. nil: yes when the
+    /// teacher is offline (an online teacher changes every step, so it cannot be cached).
+    public var cacheTeacher: Bool? = nil
+    var cachesTeacher: Bool { teacherMode == .offline && (cacheTeacher ?? true) }
     public init() {}
 
     enum CodingKeys: String, CodingKey {
@@ -37,7 +39,7 @@ public struct KDSettings: Codable, Sendable, Equatable {
         align = try c.decodeIfPresent(Align.self, forKey: .align) ?? d.align
         lastBlock = try c.decodeIfPresent(LastBlock.self, forKey: .lastBlock) ?? d.lastBlock
         teacherMode = try c.decodeIfPresent(TeacherMode.self, forKey: .teacherMode) ?? d.teacherMode
-        cacheTeacher = try c.decodeIfPresent(Bool.self, forKey: .cacheTeacher) ?? d.cacheTeacher
+        cacheTeacher = try c.decodeIfPresent(Bool.self, forKey: .cacheTeacher)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -45,7 +47,7 @@ public struct KDSettings: Codable, Sendable, Equatable {
         try c.encode(blocks, forKey: .blocks); try c.encode(lambdaCos, forKey: .lambdaCos)
         try c.encode(lambdaNorm, forKey: .lambdaNorm); try c.encode(lambdaMS, forKey: .lambdaMS)
         try c.encode(align, forKey: .align); try c.encode(lastBlock, forKey: .lastBlock)
-        try c.encode(teacherMode, forKey: .teacherMode); try c.encode(cacheTeacher, forKey: .cacheTeacher)
+        try c.encode(teacherMode, forKey: .teacherMode); try c.encode(cachesTeacher, forKey: .cacheTeacher)   // the effective value
     }
 }
 
@@ -127,7 +129,7 @@ public final class LayerwiseKDTask: TrainingTask {
         // Teacher states at the aligned rows, (B, nr, C): cached per example when frozen.
         var tStates = [Float](repeating: 0, count: B * nr * C)
         var tActs: Activations? = nil
-        let cacheable = !online && s.cacheTeacher
+        let cacheable = s.cachesTeacher
         var perSampleRows: [Int] = []
         if cacheable {
             // Rows of each sequence, in order (aligned rows are grouped by sequence).

@@ -52,7 +52,7 @@ public struct LayerwiseKD: CompressionPass {
             OptionField("align", "last|all", default: "last", "Align the last position (the paper) or every scored position."),
             OptionField("last_block", "pre-norm|post-norm", default: "pre-norm", "Compare the last block before or after model.norm."),
             OptionField("teacher_mode", "offline|online", default: "offline", "Frozen teacher, or trained jointly (the paper's RQ4)."),
-            OptionField("cache_teacher", "bool", default: "true", "Offline: cache the teacher's states per example after the first epoch."),
+            OptionField("cache_teacher", "bool", default: "true offline", "Cache the frozen teacher's states per example after their first use (offline only)."),
         ] + TrainableOptions.optionFields + TrainerOptions.optionFields
 
         public var inputPaths: [String] { [data] }
@@ -65,6 +65,9 @@ public struct LayerwiseKD: CompressionPass {
                 throw passError("\(n) must be a finite number >= 0 (got \(v))", fix: "set \(n) to e.g. 0.1")
             }
             try model.validate()
+            if settings.teacherMode == .online && settings.cacheTeacher == true {
+                throw passError("cache_teacher is true but teacher_mode is online (a teacher that trains cannot be cached)", fix: "drop cache_teacher, or use teacher_mode offline")
+            }
             if model.mode == .lora && settings.teacherMode == .online {
                 throw passError("online distillation with a LoRA student is not supported", fix: "use mode full, or teacher_mode offline")
             }

@@ -55,5 +55,10 @@ final class LayerwiseKDPassTests: XCTestCase {
         var o2 = o
         o2.settings.blocks = 1
         XCTAssertThrowsError(try LayerwiseKD().check(student, options: o2, references: ["teacher": shallow])) { XCTAssertTrue("\($0)".contains("deeper")) }
+        // cache_teacher cannot apply to a teacher that trains: an error, not ignored.
+        let online = try StrictDecoding.decode(LayerwiseKD.Options.self, from: JSONText.parseJSON5(Data(
+            "{data: 'x', teacher_mode: 'online', cache_teacher: true}".utf8), file: "t"), path: "options")
+        XCTAssertThrowsError(try online.validate()) { XCTAssertTrue("\($0)".contains("cache_teacher")) }
+        XCTAssertFalse(online.settings.cachesTeacher)
     }
 }
