@@ -122,7 +122,6 @@ public final class Workspace: @unchecked Sendable {
         return b
     }
 
-    public var bytes: Int { buffers.values.reduce(0) { $0 + $1.count * 4 } }
 }
 
 extension Optional where Wrapped == Workspace {

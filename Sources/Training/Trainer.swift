@@ -200,7 +200,6 @@ public final class Trainer {
         var bestMetric: Double?
         var bestStep = 0
         var badValidations = 0
-        var optimizerStep = 0
     }
 
     /// Runs to the budget (or early stop). With `resume`, continues from the state directory.
@@ -269,7 +268,6 @@ public final class Trainer {
                 opts[k].update(params: grp.params, grads: grads[k], lr: lr, names: grp.trainable, noDecay: noDecay)
             }
             state.step += 1
-            state.optimizerStep = opts.first?.step ?? 0
             seen += ex.count
             tokens += ex.reduce(0) { $0 + $1.input.count }
             lastLoss = loss
@@ -373,7 +371,7 @@ public final class Trainer {
                     opt.v.set(e.name, try v.floats())
                 }
             }
-            opt.setStep(s.optimizerStep)
+            opt.setStep(s.step)   // one AdamW update per trainer step: bias correction resumes exactly
         }
         return s
     }
