@@ -53,8 +53,8 @@ public struct PackedBatch: Sendable {
         for (b, seq) in sequences.enumerated() {
             if seq.isEmpty { throw EngineError("sequence \(b) is empty: every user needs at least one item") }
             let n = p + seq.count + s
-            if n > dims.maxPositions {
-                throw EngineError("sequence \(b) has \(seq.count) items: with the prompt that is \(n) positions, more than max_position_embeddings \(dims.maxPositions); truncate it to the most recent items")
+            if n > dims.positionLimit {
+                throw EngineError("sequence \(b) has \(seq.count) items, more than the model takes (max_seq_len \(dims.maxSeqLen)\(dims.positionLimit < dims.promptLength + dims.maxSeqLen + dims.suffixLength ? ", max_position_embeddings \(dims.maxPositions)" : "")); keep its most recent \(dims.positionLimit - dims.promptLength - dims.suffixLength) items")
             }
             let start = seqStart[b]
             for t in p..<n { positions.append(Int32(t)) }

@@ -50,5 +50,9 @@ public struct ModelDims: Sendable, Equatable, Codable {
     }
 
     public var qDim: Int { heads * headDim }      // NH·HD
+    /// Positions a batch can use: prompt + max_seq_len items + suffix (within
+    /// max_position_embeddings). The RoPE table is sized by this, not by
+    /// max_position_embeddings (131,072 for a Llama 3 trunk: 8M cos/sin at every load).
+    public var positionLimit: Int { min(maxPositions, promptLength + maxSeqLen + suffixLength) }
     public var kvDim: Int { kvHeads * headDim }   // NKV·HD
 }

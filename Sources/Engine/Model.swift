@@ -17,7 +17,7 @@ public final class ELLMRecModel: @unchecked Sendable {
     public init(dims: ModelDims, params: ParamSet? = nil) {
         self.dims = dims
         self.params = params ?? ParamSet(layout: ParamLayout(ParamName.specs(dims)))
-        rope = RopeTable(headDim: dims.headDim, theta: dims.ropeTheta, maxPositions: dims.maxPositions)
+        rope = RopeTable(headDim: dims.headDim, theta: dims.ropeTheta, maxPositions: dims.positionLimit)
     }
 
     /// A new model with random weights (normal(0, 1/√fan_in) linears, unit norms, item
