@@ -87,7 +87,7 @@ final class ModelTests: XCTestCase {
         XCTAssertThrowsError(try PackedBatch(sequences: [[12]], targets: nil, dims: d)) { XCTAssertTrue("\($0)".contains("outside 1…11")) }
         XCTAssertThrowsError(try PackedBatch(sequences: [[0]], targets: nil, dims: d))
         // Longer than max_seq_len: refused (the RoPE table covers prompt + max_seq_len + suffix).
-        XCTAssertNoThrow(try PackedBatch(sequences: [[Int32]](repeating: 1, count: 1).map { _ in [Int32](repeating: 3, count: d.maxSeqLen) }, targets: nil, dims: d))
+        XCTAssertNoThrow(try PackedBatch(sequences: [[Int32](repeating: 3, count: d.maxSeqLen)], targets: nil, dims: d))
         XCTAssertThrowsError(try PackedBatch(sequences: [[Int32](repeating: 3, count: d.maxSeqLen + 1)], targets: nil, dims: d)) {
             XCTAssertTrue("\($0)".contains("max_seq_len"), "\($0)")
         }
