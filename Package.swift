@@ -37,8 +37,11 @@ let package = Package(
         // Vectorised element-wise kernels (SiLU, softmax, RMSNorm) for the engine.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
+        // Linux system calls Swift's Glibc module lacks (renameat2) and the stop-signal flag.
+        .target(name: "CSystem", path: "Sources/CSystem"),
+
         // Core.
-        .target(name: "Common"),
+        .target(name: "Common", dependencies: ["CSystem"]),
         .target(name: "ModelFormat", dependencies: ["Common"]),
         .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),

@@ -1,8 +1,16 @@
+import CSystem
 import Foundation
 
 /// Crash-safe writes: a file or directory is written under a temporary name in the same
-/// directory and renamed into place only when complete, so an interrupted run never leaves
-/// a half-written checkpoint where a good one was.
+/// directory and swapped into place only when complete, so an interrupted run never leaves
+/// a half-written checkpoint where a good one was, and there is no moment at which the
+/// output path holds nothing (see `replace`).
+///
+/// Sibling names (the debris an interrupted write can leave, cleaned by `recover`):
+/// - `.NAME.tmp-PID-RAND`: the new output being built, or (after the swap) the old one
+///   waiting to be deleted. The complete output is always at NAME, so these are removable.
+/// - `.NAME.old-PID`: only on filesystems without RENAME_EXCHANGE, the previous output moved
+///   aside between two renames; restored to NAME if NAME is missing.
 public enum AtomicFile {
     /// Writes `data` to `url` via a temporary sibling and an atomic rename.
     public static func write(_ data: Data, to url: URL) throws {
@@ -15,7 +23,8 @@ public enum AtomicFile {
             ])
         }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        recover(url)
+        let tmp = temporarySibling(of: url)
         do {
             try data.write(to: tmp)
             try replace(url, with: tmp)
@@ -25,12 +34,13 @@ public enum AtomicFile {
         }
     }
 
-    /// Builds a directory with `body` in a temporary sibling, then renames it onto `url`
+    /// Builds a directory with `body` in a temporary sibling, then swaps it onto `url`
     /// (replacing an existing directory only once the new one is complete).
     public static func writeDirectory(_ url: URL, _ body: (URL) throws -> Void) throws {
         let parent = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        recover(url)
+        let tmp = temporarySibling(of: url)
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         do {
             try body(tmp)
@@ -41,27 +51,136 @@ public enum AtomicFile {
         }
     }
 
-    /// rename(2) is atomic for files; for a directory that already exists we move the old one
-    /// aside first, rename the new one in, and only then delete the old one.
+    /// Replaces the directory at `url` (which must exist) by a new empty one, atomically; the
+    /// old contents are deleted afterwards. `slmrec run --force` starts a run this way.
+    public static func replaceWithEmptyDirectory(_ url: URL) throws {
+        recover(url)
+        let tmp = temporarySibling(of: url)
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        do { try replace(url, with: tmp) } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw error
+        }
+    }
+
+    static func temporarySibling(of url: URL) -> URL {
+        url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    }
+
+    /// Test hook: the two-rename replacement that filesystems without RENAME_EXCHANGE get.
+    static var exchangeDisabled: Bool { ProcessInfo.processInfo.environment["SLMREC_TEST_NO_RENAME_EXCHANGE"] == "1" }
+
+    /// A file is replaced by rename(2), which is atomic. An existing directory cannot be
+    /// renamed over, so it is swapped with the new one by renameat2(RENAME_EXCHANGE) in one
+    /// step; the old contents (now under the temporary name) are deleted after. Where the
+    /// filesystem cannot exchange (EINVAL, ENOSYS), the old directory is moved aside to
+    /// `.NAME.old-PID` and the new one renamed in; a kill between the two renames leaves NAME
+    /// missing, and the next write to NAME restores it from the `.old` sibling (`recover`).
     private static func replace(_ dst: URL, with src: URL) throws {
         var isDir: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: dst.path, isDirectory: &isDir)
-        if exists && isDir.boolValue {
-            let old = dst.deletingLastPathComponent()
-                .appendingPathComponent(".\(dst.lastPathComponent).old-\(getpid())")
-            try? FileManager.default.removeItem(at: old)
-            try FileManager.default.moveItem(at: dst, to: old)
-            do { try FileManager.default.moveItem(at: src, to: dst) } catch {
-                try? FileManager.default.moveItem(at: old, to: dst)
-                throw error
+        guard exists && isDir.boolValue else {
+            if rename(src.path, dst.path) != 0 {
+                throw CocoaError(.fileWriteUnknown, userInfo: [
+                    NSFilePathErrorKey: dst.path,
+                    NSLocalizedDescriptionKey: "cannot rename \(src.path) to \(dst.path): \(String(cString: strerror(errno)))",
+                ])
             }
-            try? FileManager.default.removeItem(at: old)
-        } else if rename(src.path, dst.path) != 0 {
-            throw CocoaError(.fileWriteUnknown, userInfo: [
-                NSFilePathErrorKey: dst.path,
-                NSLocalizedDescriptionKey: "cannot rename \(src.path) to \(dst.path): \(String(cString: strerror(errno)))",
-            ])
+            return
         }
+        if !exchangeDisabled {
+            if slm_rename_exchange(src.path, dst.path) == 0 {
+                FaultPoint.reach("swap-window")
+                try? FileManager.default.removeItem(at: src)   // the old output now
+                return
+            }
+            let e = errno
+            if e != EINVAL && e != ENOSYS && e != ENOTSUP {
+                throw CocoaError(.fileWriteUnknown, userInfo: [
+                    NSFilePathErrorKey: dst.path,
+                    NSLocalizedDescriptionKey: "cannot swap \(src.path) into \(dst.path): \(String(cString: strerror(e)))",
+                ])
+            }
+        }
+        let old = dst.deletingLastPathComponent().appendingPathComponent(".\(dst.lastPathComponent).old-\(getpid())")
+        try? FileManager.default.removeItem(at: old)
+        try FileManager.default.moveItem(at: dst, to: old)
+        FaultPoint.reach("swap-window")
+        do { try FileManager.default.moveItem(at: src, to: dst) } catch {
+            try? FileManager.default.moveItem(at: old, to: dst)
+            throw error
+        }
+        try? FileManager.default.removeItem(at: old)
+    }
+
+    /// Cleans what interrupted writes to `url` left beside it, by processes that are no
+    /// longer running: temporary siblings are removed; a `.old` sibling is restored to `url`
+    /// when `url` is missing (a replacement killed between its two renames), else removed.
+    /// Each action is reported (standard error by default) and returned.
+    @discardableResult
+    public static func recover(_ url: URL, report: (String) -> Void = logLine) -> [String] {
+        let parent = url.deletingLastPathComponent(), name = url.lastPathComponent
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return [] }
+        let fm = FileManager.default
+        var done: [String] = []
+        func say(_ s: String) { done.append(s); report("slmrec: " + s) }
+        // Restores first (oldest PID first is as good as any: there is at most one in practice).
+        for e in entries.sorted() {
+            guard let (kind, pid) = debris(e, of: name), pid != getpid(), !processIsAlive(pid) else { continue }
+            let path = parent.appendingPathComponent(e)
+            switch kind {
+            case .temporary:
+                if (try? fm.removeItem(at: path)) != nil { say("removed \(path.path), left by an interrupted write (pid \(pid))") }
+            case .old:
+                if fm.fileExists(atPath: url.path) {
+                    if (try? fm.removeItem(at: path)) != nil { say("removed \(path.path), the previous \(name) an interrupted replacement had set aside (pid \(pid))") }
+                } else if rename(path.path, url.path) == 0 {
+                    say("restored \(url.path) from \(path.path): a replacement was interrupted between its two renames (pid \(pid))")
+                }
+            }
+        }
+        return done
+    }
+
+    enum Debris { case temporary, old }
+
+    /// Parses `.NAME.tmp-PID-RAND` and `.NAME.old-PID` (nil for anything else).
+    static func debris(_ entry: String, of name: String) -> (Debris, pid_t)? {
+        let tmpPrefix = ".\(name).tmp-", oldPrefix = ".\(name).old-"
+        if entry.hasPrefix(tmpPrefix) {
+            let rest = entry.dropFirst(tmpPrefix.count).split(separator: "-", omittingEmptySubsequences: false)
+            guard rest.count == 2, let pid = pid_t(rest[0]), UInt32(rest[1]) != nil else { return nil }
+            return (.temporary, pid)
+        }
+        if entry.hasPrefix(oldPrefix), let pid = pid_t(entry.dropFirst(oldPrefix.count)) { return (.old, pid) }
+        return nil
+    }
+
+    /// Whether a name is one of the siblings this type (or `OutputLock`) creates.
+    public static func isOwnSibling(_ entry: String) -> Bool {
+        guard entry.hasPrefix("."), let dot = entry.dropFirst().lastIndex(of: ".") else { return false }
+        let name = String(entry[entry.index(after: entry.startIndex)..<dot])
+        return debris(entry, of: name) != nil || entry == ".\(name).lock" || entry == ".\(name).work"
+    }
+
+    static func processIsAlive(_ pid: pid_t) -> Bool {
+        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+    }
+}
+
+/// Fault injection for the tests (SQLite-style): with SLMREC_FAULT_POINT=NAME in the
+/// environment, reaching the point NAME writes this process's id to SLMREC_FAULT_MARKER (if
+/// set) and then waits forever, so a test can kill -9 the process exactly there. Points:
+/// `swap-window` (between the steps of an output replacement).
+public enum FaultPoint {
+    public static func reach(_ name: String) {
+        let env = ProcessInfo.processInfo.environment
+        guard env["SLMREC_FAULT_POINT"] == name else { return }
+        if let marker = env["SLMREC_FAULT_MARKER"] {
+            _ = FileManager.default.createFile(atPath: marker, contents: Data("\(getpid())\n".utf8))
+        }
+        while true { sleep(3600) }
     }
 }
 

@@ -1,3 +1,4 @@
+import Common
 import Foundation
 
 /// The single source of truth for tensor names and shapes (Hugging Face LlamaModel names plus
@@ -98,6 +99,11 @@ public struct Checkpoint: Sendable {
     public var parameterCount: Int { tensors.values.reduce(0) { $0 + $1.count } }
 
     public static let configFile = "config.json"
+
+    /// What `save` writes: the one thing `--force` may replace at a checkpoint output
+    /// (a Hugging Face directory with other files is not a previous slmrec output).
+    public static let outputKind = OutputKind(name: "checkpoint", files: [configFile, TensorStore.singleFile],
+                                              required: [configFile, TensorStore.singleFile])
 
     /// Reads config.json and the tensors, drops ignorable tensors, and validates.
     public static func load(directory: URL) throws -> Checkpoint {

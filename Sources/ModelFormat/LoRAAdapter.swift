@@ -1,3 +1,4 @@
+import Common
 import Foundation
 
 /// A PEFT LoRA adapter (spec "LoRA adapter"): effective weight W + (alpha / r) · B · A.
@@ -13,6 +14,8 @@ public struct LoRAAdapter: Sendable {
 
     public static let configFile = "adapter_config.json"
     public static let weightsFile = "adapter_model.safetensors"
+    /// What `save` writes (PEFT's two files), for the output guard.
+    public static let outputKind = OutputKind(name: "LoRA adapter", files: [configFile, weightsFile], required: [configFile, weightsFile])
     /// PEFT's prefix for our LlamaModel-based model (what PEFT 0.21 wrote in the fixtures).
     public static let savePrefix = "base_model.model.model.layers."
     /// Also accepted: the prefix PEFT writes when the wrapped model is a bare LlamaModel.

@@ -1,3 +1,4 @@
+import Common
 import Foundation
 
 /// The three parts of the leave-one-out protocol used by SASRec, S3-Rec and SLMRec.
@@ -39,6 +40,12 @@ public struct PreparedDataset: Sendable {
 
     /// Reads `sequences.txt` and the item count from `items.tsv`. Checks that users are
     /// numbered 1…N in order and every item id is in 1…numItems.
+    /// What `slmrec data prepare` writes (`DataPrepare.run`), for the output guard.
+    public static let outputKind = OutputKind(
+        name: "prepared dataset",
+        files: ["dataset.json", "sequences.txt", "items.tsv", "users.tsv", "negatives-valid.txt", "negatives-test.txt"],
+        required: ["dataset.json", "sequences.txt", "items.tsv"])
+
     public static func load(directory: URL) throws -> PreparedDataset {
         let itemsURL = directory.appendingPathComponent("items.tsv")
         guard FileManager.default.fileExists(atPath: itemsURL.path) else {

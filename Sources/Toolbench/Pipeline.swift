@@ -288,13 +288,57 @@ public struct RecipeRunner: Sendable {
     /// (content hashes) and one directory per stage (checkpoint/, adapter/, metrics.json,
     /// log.txt, stage.json). With `resume`, a stage whose directory holds a stage.json with
     /// the same key (pass, effective options, seed, and the keys of its inputs) is skipped.
+    /// What a run directory holds (docs/recipes.md), for the output guard: `--force`
+    /// replaces a directory like this and nothing else.
+    public static let runDirectoryKind: OutputKind = {
+        let stage = OutputKind(name: "stage directory", files: ["metrics.json", "log.txt", stageFile], required: [stageFile],
+                               directories: [ArtifactKind.checkpoint.rawValue: Checkpoint.outputKind,
+                                             ArtifactKind.adapter.rawValue: LoRAAdapter.outputKind])
+        let evaluatedInput = OutputKind(name: "evaluated input", files: ["metrics.json"], required: ["metrics.json"])
+        return OutputKind(name: "run directory", files: ["recipe.effective.json", "inputs.json"], required: ["recipe.effective.json"],
+                          directories: ["report": ComparisonReport.outputKind,
+                                        "inputs": OutputKind(name: "run directory", files: [], required: [], otherDirectories: evaluatedInput),
+                                        ".work": .opaque("run directory")],
+                          otherDirectories: stage)
+    }()
+
+    /// Everything outside the run directory that a plan reads (for the output guard).
+    public static func inputs(of plan: Plan) -> [(String, URL)] {
+        var out: [(String, URL)] = [("the recipe", URL(fileURLWithPath: plan.recipe.path))]
+        for (n, a) in plan.inputs.sorted(by: { $0.key < $1.key }) { out.append(("recipe input \(n)", a.url)) }
+        for s in plan.stages { for p in s.options.inputPaths { out.append(("stage \(s.name)'s option path", resolvePath(p, plan.baseDirectory))) } }
+        if let e = plan.recipe.evaluate { out.append(("evaluate.data", resolvePath(e.data, plan.baseDirectory))) }
+        return out
+    }
+
+    /// Runs a validated plan into `runDirectory`: `recipe.effective.json`, `inputs.json`
+    /// (content hashes) and one directory per stage (checkpoint/, adapter/, metrics.json,
+    /// log.txt, stage.json). With `resume`, a stage whose directory holds a stage.json with
+    /// the same key (pass, effective options, seed, and the keys of its inputs) is skipped.
+    /// An existing non-empty run directory needs `resume` (continue it) or `force` (replace
+    /// it: swapped for an empty one first); the caller holds the directory's `OutputLock`.
     @discardableResult
-    public func run(_ plan: Plan, runDirectory: URL, resume: Bool) throws -> [StageRecord] {
+    public func run(_ plan: Plan, runDirectory: URL, resume: Bool, force: Bool = false) throws -> [StageRecord] {
         let fm = FileManager.default
-        if !resume, fm.fileExists(atPath: runDirectory.path),
-           let items = try? fm.contentsOfDirectory(atPath: runDirectory.path), !items.isEmpty {
-            throw ToolbenchError(runDirectory.path, problem: "the run directory exists and is not empty",
-                                 fix: "pass --resume to continue it, or choose another --output")
+        if resume && force {
+            throw ToolbenchError(runDirectory.path, problem: "--resume continues the run directory and --force replaces it", fix: "give one of them")
+        }
+        AtomicFile.recover(runDirectory)
+        let existing = try OutputGuard.check(runDirectory, kind: Self.runDirectoryKind, force: force, inputs: Self.inputs(of: plan),
+                                             resume: resume, resumeFlag: "--resume")
+        if resume {
+            // Stages that are rerun replace their directory: none of them may hold an input.
+            for s in plan.stages {
+                let dir = runDirectory.appendingPathComponent(s.name)
+                for (label, url) in Self.inputs(of: plan) where OutputGuard.realPath(url).hasPrefix(OutputGuard.realPath(dir) + "/") {
+                    throw ToolbenchError(runDirectory.path, problem: "\(label) (\(url.path)) lies inside stage \(s.name)'s directory, which this run may replace",
+                                         fix: "copy that input out of the run directory, or write the run to another --output")
+                }
+            }
+        }
+        if existing == .previousOutput && force {
+            try AtomicFile.replaceWithEmptyDirectory(runDirectory)
+            if !quiet { logLine("replaced the previous run directory \(runDirectory.path) (--force)") }
         }
         try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         let isQuiet = quiet
@@ -398,6 +442,8 @@ public struct RecipeRunner: Sendable {
                 }
             } catch let e as ToolbenchError {
                 throw e.within("\(plan.recipe.path): stage \"\(s.name)\"")
+            } catch let e as Interrupted {
+                throw e   // the CLI prints how to resume and exits 128 + signal
             } catch {
                 throw ToolbenchError("\(plan.recipe.path): stage \"\(s.name)\"", problem: "\(error)", fix: "the stage's output was not written; fix the cause and rerun with --resume")
             }
@@ -408,7 +454,9 @@ public struct RecipeRunner: Sendable {
         return records
     }
 
-    func resolve(_ p: String, _ base: URL) -> URL {
+    func resolve(_ p: String, _ base: URL) -> URL { Self.resolvePath(p, base) }
+
+    static func resolvePath(_ p: String, _ base: URL) -> URL {
         let e = (p as NSString).expandingTildeInPath
         return e.hasPrefix("/") ? URL(fileURLWithPath: e) : base.appendingPathComponent(e)
     }

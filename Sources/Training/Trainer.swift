@@ -205,8 +205,15 @@ public final class Trainer {
     /// Runs to the budget (or early stop). With `resume`, continues from the state directory.
     /// On return the task's parameters hold the best validated weights (or the last ones
     /// when validation never ran).
+    ///
+    /// SIGINT/SIGTERM are caught while it runs: the step in progress completes, the state is
+    /// saved, and `Interrupted` is thrown (resumable exactly like a kill after a checkpoint).
     @discardableResult
     public func run(resume: Bool = false) throws -> TrainingResult {
+        try StopSignals.catching { try runCatchingSignals(resume: resume) }
+    }
+
+    private func runCatchingSignals(resume: Bool) throws -> TrainingResult {
         let fm = FileManager.default
         try fm.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         let o = options
@@ -239,6 +246,11 @@ public final class Trainer {
         var epochBatches: (epoch: Int, batches: [[Int]])? = nil
 
         while state.step < total {
+            if let sig = StopSignals.received {
+                try saveState(state, groups: groups, opts: opts)
+                progress.update(state.step, "interrupted", force: true)
+                throw Interrupted(signal: sig, step: state.step, stateDirectory: stateDirectory)
+            }
             let epoch = state.step / stepsPerEpoch, inEpoch = state.step % stepsPerEpoch
             if epochBatches?.epoch != epoch { epochBatches = (epoch, batches(epoch: epoch)) }
             let idx = epochBatches!.batches[inEpoch]
@@ -314,6 +326,10 @@ public final class Trainer {
             } else if o.checkpointEvery > 0 && state.step % o.checkpointEvery == 0 {
                 try saveState(state, groups: groups, opts: opts)
             }
+        }
+        if let sig = StopSignals.received {   // arrived during the last step: the state says "done"
+            try saveState(state, groups: groups, opts: opts)
+            throw Interrupted(signal: sig, step: state.step, stateDirectory: stateDirectory)
         }
         progress.finish(String(format: "loss %.4f", lastLoss))
         if let best {

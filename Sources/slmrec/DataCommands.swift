@@ -37,6 +37,7 @@ struct Prepare: ParsableCommand {
     @Option(help: "Sampled negatives per user and split.") var negatives: Int = 999
     @Option(help: "Random seed for the negatives.") var seed: UInt64 = 42
     @Flag(help: "Count and skip malformed lines instead of stopping at the first.") var skipBadLines = false
+    @Flag(help: "Replace an existing prepared dataset at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
 
     mutating func validate() throws {
         if kcore < 1 { throw ValidationError("--kcore must be at least 1") }
@@ -45,9 +46,11 @@ struct Prepare: ParsableCommand {
     }
 
     func run() throws {
-        let stats = try DataPrepare.run(PrepareOptions(
-            input: fileURL(input), output: fileURL(output), format: format, minRating: minRating, kcore: kcore,
-            maxLength: maxLength, negatives: negatives, seed: seed, skipBadLines: skipBadLines))
+        let stats = try writingOutput(fileURL(output), kind: PreparedDataset.outputKind, force: force, inputs: [("--input", fileURL(input))]) {
+            try DataPrepare.run(PrepareOptions(
+                input: fileURL(input), output: fileURL(output), format: format, minRating: minRating, kcore: kcore,
+                maxLength: maxLength, negatives: negatives, seed: seed, skipBadLines: skipBadLines))
+        }
         emit(stats.summary)
         emit("wrote \(output)")
     }

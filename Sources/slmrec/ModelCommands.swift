@@ -37,6 +37,7 @@ struct Init: ParsableCommand {
     @Option(help: "Prompt suffix length, random suffix (default 0).") var suffixLength: Int?
     @Option(help: "Most recent items fed to the model (default 50).") var maxSeqLen: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 42
+    @Flag(help: "Replace an existing checkpoint at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
 
     mutating func validate() throws {
         if base == nil && config == nil && items == nil && itemEmbeddings == nil && data == nil {
@@ -65,6 +66,12 @@ struct Init: ParsableCommand {
     }
 
     func run() throws {
+        let inputs: [(String, URL)] = [("--config", config), ("--base", base), ("--item-embeddings", itemEmbeddings), ("--data", data)]
+            .compactMap { label, path in path.map { (label, fileURL($0)) } }
+        try writingOutput(fileURL(output), kind: Checkpoint.outputKind, force: force, inputs: inputs) { try create() }
+    }
+
+    func create() throws {
         var items = self.items
         if let data {
             let n = try PreparedDataset.load(directory: fileURL(data)).numItems
@@ -279,16 +286,13 @@ struct Convert: ParsableCommand {
     @Option(help: "Input checkpoint directory.") var input: String
     @Option(help: "Output checkpoint directory.") var output: String
     @Option(help: "Float dtype of the output.") var dtype: DTypeChoice = .f32
-
-    mutating func validate() throws {
-        if fileURL(input).standardizedFileURL == fileURL(output).standardizedFileURL {
-            throw ValidationError("--output must differ from --input (the input is never modified)")
-        }
-    }
+    @Flag(help: "Replace an existing checkpoint at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
 
     func run() throws {
-        let ck = try Checkpoint.load(directory: fileURL(input))
-        try ck.save(to: fileURL(output), dtype: dtype.dtype)
+        try writingOutput(fileURL(output), kind: Checkpoint.outputKind, force: force, inputs: [("--input", fileURL(input))]) {
+            let ck = try Checkpoint.load(directory: fileURL(input))
+            try ck.save(to: fileURL(output), dtype: dtype.dtype)
+        }
         let bytes = try TensorStore.open(directory: fileURL(output)).bytesOnDisk
         emit("wrote \(output) (\(dtype.rawValue), \(fmtBytes(bytes)))")
     }

@@ -43,7 +43,12 @@ struct Passes: ParsableCommand {
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one compression pass on a checkpoint, outside a recipe.",
-        discussion: "Example: slmrec apply lora-merge --input CKPT --output OUT --options '{adapter: \"ADAPTER_DIR\"}'. The output is written to a temporary directory and renamed when complete; metrics go to OUT.metrics.json.")
+        discussion: """
+        Example: slmrec apply lora-merge --input CKPT --output OUT --options '{adapter: "ADAPTER_DIR"}'. The output is written \
+        to a temporary directory and swapped in when complete; metrics go to OUT.metrics.json. A training pass keeps its \
+        resumable state in .OUT.work beside the output until it finishes: after a kill or Ctrl-C, the same command with \
+        --resume continues it. An existing OUT is replaced only if it is a previous checkpoint and --force is given.
+        """)
 
     @Argument(help: "Pass name (see `slmrec passes`).") var pass: String
     @Option(help: "Input checkpoint directory.") var input: String
@@ -53,6 +58,11 @@ struct Apply: ParsableCommand {
     @Option(name: .customLong("ref"), help: "A named reference the pass declares: name=DIR (e.g. teacher=runs/teacher, adapter=runs/ft/adapter). Repeatable.")
     var refs: [String] = []
     @Option(help: "Seed.") var seed: UInt64 = 0
+    @Flag(help: "Continue the training state an interrupted run of this command left in .OUTPUT.work.") var resume = false
+    @Flag(help: "Replace an existing checkpoint at --output (and adapter at --adapter-output); nothing else is ever replaced.") var force = false
+
+    /// The file beside the work directory that says which inputs and options its state is for.
+    static let workKeyFile = "apply.json"
 
     func run() throws {
         let p = try registry.pass(named: pass)
@@ -71,9 +81,6 @@ struct Apply: ParsableCommand {
         }
         let where_ = "apply \(p.name)"
         let inURL = fileURL(input), outURL = fileURL(output)
-        if inURL.standardizedFileURL.path == outURL.standardizedFileURL.path {
-            throw ValidationError("--output must differ from --input (inputs are never modified)")
-        }
         let model: ModelSummary
         do { model = try ModelSummary.load(directory: inURL) } catch { throw ToolbenchError(where_, problem: "\(error)", fix: "check --input") }
         let tree = try JSONText.parseJSON5(Data(options.utf8), file: "--options")
@@ -86,20 +93,74 @@ struct Apply: ParsableCommand {
         if plannedOut.adapter && adapterOutput == nil {
             throw ValidationError("\(p.name) produces an adapter: give --adapter-output DIR")
         }
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-apply-\(getpid())")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: work) }
+        let inputs: [(String, URL)] = [("--input", inURL)] + refURLs.sorted { $0.key < $1.key }.map { ("--ref \($0.key)", $0.value) }
+            + opts.inputPaths.map { ("option path", fileURL($0)) }
+        let adapterURL = adapterOutput.map(fileURL)
+        if let adapterURL {
+            let a = OutputGuard.realPath(adapterURL), o = OutputGuard.realPath(outURL)
+            if a == o || a.hasPrefix(o + "/") || o.hasPrefix(a + "/") {
+                throw ValidationError("--adapter-output and --output must be separate directories (neither inside the other)")
+            }
+        }
+        try writingOutput(outURL, kind: Checkpoint.outputKind, force: force, inputs: inputs) {
+            if let adapterURL {
+                try writingOutput(adapterURL, kind: LoRAAdapter.outputKind, force: force, inputs: inputs, flag: "--adapter-output") {
+                    try apply(p, opts: opts, inputs: inputs, references: refURLs, adapterURL: adapterURL)
+                }
+            } else {
+                try apply(p, opts: opts, inputs: inputs, references: refURLs, adapterURL: nil)
+            }
+        }
+    }
+
+    /// Runs the pass with its work directory beside the output (`.NAME.work`): kept when a
+    /// training pass is interrupted or fails with state worth keeping, removed on success.
+    func apply(_ p: AnyPass, opts: any PassOptions, inputs: [(String, URL)], references: [String: URL], adapterURL: URL?) throws {
+        let fm = FileManager.default
+        let inURL = fileURL(input), outURL = fileURL(output), where_ = "apply \(p.name)"
+        let work = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).work")
+        // What the state is for: the pass, its options, the seed and the content of every input.
+        var keyObj: [String: JSONValue] = ["pass": .string(p.name), "options": try AnyPass.effective(opts), "seed": .int(Int(truncatingIfNeeded: seed))]
+        for (label, url) in inputs { keyObj["input " + label] = .string(try ContentHash.of(path: url)) }
+        let key = ContentHash.of(string: JSONText.compact(.object(keyObj)))
+        let keyURL = work.appendingPathComponent(Self.workKeyFile)
+        let held = ((try? fm.contentsOfDirectory(atPath: work.path)) ?? []).filter { $0 != Self.workKeyFile }
+        if !held.isEmpty {
+            guard resume else {
+                throw OutputRefused(work.path, problem: "holds the training state of an interrupted `slmrec apply` to \(output)",
+                                    fix: "add --resume to continue it, or remove that directory to start over")
+            }
+            let saved = (fm.contents(atPath: keyURL.path)).flatMap { try? JSONDecoder().decode(JSONValue.self, from: $0) }
+            guard saved?.objectValue?["key"]?.stringValue == key else {
+                throw OutputRefused(work.path, problem: "holds training state for other inputs, options or seed than this command's",
+                                    fix: "resume with exactly the command that was interrupted, or remove that directory to start over")
+            }
+        } else {
+            try? fm.removeItem(at: work)
+            if resume { logLine("\(where_): nothing to resume in \(work.path); starting from the beginning") }
+        }
+        try fm.createDirectory(at: work, withIntermediateDirectories: true)
+        try AtomicFile.write(JSONText.pretty(.object(["key": .string(key), "command": .string(resumeCommand())])), to: keyURL)
         let start = Date()
-        let ctx = PassContext(input: inURL, references: refURLs, workDirectory: work, seed: seed, stage: p.name)
+        let ctx = PassContext(input: inURL, references: references, workDirectory: work, seed: seed, stage: p.name, resume: resume)
         let result: PassResult
-        do { result = try p.apply(ctx, options: opts) } catch let e as ToolbenchError { throw e.within(where_) }
+        do { result = try p.apply(ctx, options: opts) } catch let e as Interrupted {
+            throw exitAfterInterrupt(e)
+        } catch {
+            let kept = ((try? fm.contentsOfDirectory(atPath: work.path)) ?? []).contains { $0 != Self.workKeyFile }
+            if !kept { try? fm.removeItem(at: work) } else { logLine("\(where_): the training state is kept in \(work.path); after fixing the cause, --resume continues it") }
+            if let e = error as? ToolbenchError { throw e.within(where_) }
+            throw error
+        }
         if let ck = result.checkpoint { try ck.save(to: outURL) }
-        if let ad = result.adapter, let dir = adapterOutput { try ad.save(to: fileURL(dir)) }
+        if let ad = result.adapter, let adapterURL { try ad.save(to: adapterURL) }
         var metrics = result.metrics
         metrics["seconds"] = .number(Date().timeIntervalSince(start))
         metrics["options"] = try AnyPass.effective(opts)
+        metrics["seed"] = .int(Int(truncatingIfNeeded: seed))
         let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
         try AtomicFile.write(JSONText.pretty(.object(metrics)), to: metricsURL)
+        try? fm.removeItem(at: work)
         emit(String(format: "%@: wrote %@ in %.2f s (metrics: %@)", p.name, output, Date().timeIntervalSince(start), metricsURL.path))
     }
 }
@@ -117,6 +178,7 @@ struct Run: ParsableCommand {
     @Flag(help: "Validate and print the plan, run nothing.") var dryRun = false
     @Flag(help: "Write the final comparison report without timing the models (cost columns \"-\").") var skipReportTiming = false
     @Flag(help: "Do not write the comparison report (run `slmrec compare` yourself, e.g. with a SASRec baseline).") var noReport = false
+    @Flag(help: "Replace an existing run directory at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
@@ -131,12 +193,21 @@ struct Run: ParsableCommand {
             emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
             return
         }
-        let evaluator = RecipeEvaluator()
-        let records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume)
-        try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
-        let ran = records.filter { !$0.skipped }.count
-        emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
-        if !noReport { writeRunReport(dir, skipTiming: skipReportTiming) }
+        // Refused targets first (before a lock file is created beside them); then one writer
+        // at a time for the whole run: stages, evaluated inputs and the report.
+        try OutputGuard.check(dir, kind: RecipeRunner.runDirectoryKind, force: force, inputs: RecipeRunner.inputs(of: plan),
+                              resume: resume, resumeFlag: "--resume")
+        try OutputLock.holding(dir) {
+            let evaluator = RecipeEvaluator()
+            let records: [StageRecord]
+            do { records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume, force: force) } catch let e as Interrupted {
+                throw exitAfterInterrupt(e)
+            }
+            try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
+            let ran = records.filter { !$0.skipped }.count
+            emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
+            if !noReport { writeRunReport(dir, skipTiming: skipReportTiming) }
+        }
     }
 }
 

@@ -42,6 +42,12 @@ struct SASRecCommand: ParsableCommand {
     @Option(help: "Wall-time budget in minutes: stop after the epoch that exceeds it.") var maxMinutes: Double?
     @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice).") var threads: Int?
     @Flag(help: "No progress bar.") var quiet = false
+    @Flag(help: "Replace an existing SASRec output at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
+
+    /// What this command writes, for the output guard.
+    static let outputKind = OutputKind(name: "SASRec output directory",
+                                       files: ["item_embeddings.safetensors", "sasrec.safetensors", "config.json", "metrics.json", "log.jsonl"],
+                                       required: ["sasrec.safetensors", "metrics.json"])
 
     mutating func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
@@ -63,6 +69,10 @@ struct SASRecCommand: ParsableCommand {
     }
 
     func run() throws {
+        try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: [("--data", fileURL(data))]) { try train() }
+    }
+
+    func train() throws {
         if let t = threads { BLASThreads.set(t) }
         let dataset = try PreparedDataset.load(directory: fileURL(data))
         let cfg = config(numItems: dataset.numItems)

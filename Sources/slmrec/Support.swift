@@ -100,3 +100,31 @@ func textTable(_ rows: [[String]]) -> String {
         }.joined(separator: "  ")
     }.joined(separator: "\n")
 }
+
+/// The rule for every output (docs/outputs.md): refuse what must never be replaced, then,
+/// holding the output's lock (one writer at a time), clean what interrupted writes left
+/// beside it, check again (a restored output counts), and run `body`.
+func writingOutput<T>(_ url: URL, kind: OutputKind, force: Bool, inputs: [(String, URL)], flag: String = "--output",
+                      _ body: () throws -> T) throws -> T {
+    try OutputGuard.check(url, kind: kind, flag: flag, force: force, inputs: inputs)
+    return try OutputLock.holding(url) {
+        AtomicFile.recover(url)
+        try OutputGuard.check(url, kind: kind, flag: flag, force: force, inputs: inputs)
+        return try body()
+    }
+}
+
+/// This process's command line with `--resume` added: what continues an interrupted run.
+func resumeCommand() -> String {
+    var args = CommandLine.arguments
+    if !args.contains("--resume") { args.append("--resume") }
+    return args.map(shellQuoted).joined(separator: " ")
+}
+
+/// Prints how to continue after SIGINT/SIGTERM stopped training, and the exit status to
+/// end with (130, 143: the shell's 128 + signal).
+func exitAfterInterrupt(_ e: Interrupted) -> ExitCode {
+    logLine("slmrec: \(e).")
+    logLine("Resume with (from \(FileManager.default.currentDirectoryPath)):\n  \(resumeCommand())")
+    return ExitCode(e.exitCode)
+}

@@ -8,6 +8,8 @@ import ModelFormat
 
 extension ComparisonReport {
     public static let files = ["report.md", "report.csv", "report.json", "report.svg"]
+    /// A report directory, for the output guard (a run's `report/`).
+    public static let outputKind = OutputKind(name: "report", files: files, required: [])
 
     /// Writes the four report files into `directory` (created when missing).
     public func write(to directory: URL) throws {

@@ -1,0 +1,19 @@
+#ifndef SLMREC_CSYSTEM_H
+#define SLMREC_CSYSTEM_H
+
+/* Linux system calls that Swift's Glibc module does not expose (they need _GNU_SOURCE),
+   and an async-signal-safe stop flag. Wrapped for Swift in Common (Files.swift, StopSignals.swift). */
+
+/* renameat2(a, b, RENAME_EXCHANGE): swaps two existing paths in one atomic step.
+   Returns 0, or -1 with errno set (EINVAL/ENOSYS where the filesystem cannot do it). */
+int slm_rename_exchange(const char *a, const char *b);
+
+/* SIGINT and SIGTERM set a flag instead of killing the process (SA_RESETHAND: a second
+   signal kills as usual). */
+void slm_stop_signals_catch(void);
+/* Default dispositions again; returns the signal received while catching (0: none). */
+int slm_stop_signals_release(void);
+/* The signal received since slm_stop_signals_catch (0: none). */
+int slm_stop_signal(void);
+
+#endif
