@@ -116,8 +116,9 @@ public enum AtomicFile {
 
     /// Cleans what interrupted writes to `url` left beside it, by processes that are no
     /// longer running: temporary siblings are removed; a `.old` sibling is restored to `url`
-    /// when `url` is missing (a replacement killed between its two renames), else removed.
-    /// Each action is reported (standard error by default) and returned.
+    /// when `url` is missing (a replacement killed between its two renames), else removed; a
+    /// lock file nobody holds is removed (`OutputLock.removeIfStale`). Each action but the
+    /// last is reported (standard error by default) and returned.
     @discardableResult
     public static func recover(_ url: URL, report: (String) -> Void = logLine) -> [String] {
         let parent = url.deletingLastPathComponent(), name = url.lastPathComponent
@@ -140,6 +141,7 @@ public enum AtomicFile {
                 }
             }
         }
+        OutputLock.removeIfStale(url)
         return done
     }
 

@@ -225,6 +225,16 @@ public final class OutputLock {
         throw OutputRefused(output.path, problem: "cannot take the lock \(file.path) (it keeps being replaced)", fix: "retry")
     }
 
+    /// Removes `.NAME.lock` if no process holds it (one killed -9 left it). Safe against a
+    /// concurrent `acquire`: that one notices the file it locked is gone and starts again.
+    public static func removeIfStale(_ output: URL) {
+        let file = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).lock")
+        let fd = open(file.path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(file.path) }
+        close(fd)
+    }
+
     /// Removes the lock file (while still holding the lock), then releases it.
     public func release() {
         guard fd >= 0 else { return }

@@ -291,7 +291,7 @@ public struct RecipeRunner: Sendable {
     /// What a run directory holds (docs/recipes.md), for the output guard: `--force`
     /// replaces a directory like this and nothing else.
     public static let runDirectoryKind: OutputKind = {
-        let stage = OutputKind(name: "stage directory", files: ["metrics.json", "log.txt", stageFile], required: [stageFile],
+        let stage = OutputKind(name: "stage directory", files: ["metrics.json", "log.txt", stageFile], required: [],
                                directories: [ArtifactKind.checkpoint.rawValue: Checkpoint.outputKind,
                                              ArtifactKind.adapter.rawValue: LoRAAdapter.outputKind])
         let evaluatedInput = OutputKind(name: "evaluated input", files: ["metrics.json"], required: ["metrics.json"])

@@ -195,6 +195,7 @@ struct Run: ParsableCommand {
         }
         // Refused targets first (before a lock file is created beside them); then one writer
         // at a time for the whole run: stages, evaluated inputs and the report.
+        AtomicFile.recover(dir)
         try OutputGuard.check(dir, kind: RecipeRunner.runDirectoryKind, force: force, inputs: RecipeRunner.inputs(of: plan),
                               resume: resume, resumeFlag: "--resume")
         try OutputLock.holding(dir) {

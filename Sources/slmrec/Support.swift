@@ -101,11 +101,12 @@ func textTable(_ rows: [[String]]) -> String {
     }.joined(separator: "\n")
 }
 
-/// The rule for every output (docs/outputs.md): refuse what must never be replaced, then,
-/// holding the output's lock (one writer at a time), clean what interrupted writes left
-/// beside it, check again (a restored output counts), and run `body`.
+/// The rule for every output (docs/outputs.md): clean what interrupted writes left beside
+/// it (a restored output counts as existing), refuse what must never be replaced, then,
+/// holding the output's lock (one writer at a time), check again and run `body`.
 func writingOutput<T>(_ url: URL, kind: OutputKind, force: Bool, inputs: [(String, URL)], flag: String = "--output",
                       _ body: () throws -> T) throws -> T {
+    AtomicFile.recover(url)
     try OutputGuard.check(url, kind: kind, flag: flag, force: force, inputs: inputs)
     return try OutputLock.holding(url) {
         AtomicFile.recover(url)

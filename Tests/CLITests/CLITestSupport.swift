@@ -16,8 +16,9 @@ struct CLI {
         var all: String { stdout + stderr }
     }
 
+    /// `env` entries are added to (or replace those of) this process's environment.
     @discardableResult
-    static func run(_ args: [String], cwd: URL? = nil) throws -> Result {
+    static func run(_ args: [String], cwd: URL? = nil, env: [String: String] = [:]) throws -> Result {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("the slmrec binary is not built at \(binary.path): run `swift build --product slmrec` (make test does)")
         }
@@ -25,6 +26,7 @@ struct CLI {
         p.executableURL = binary
         p.arguments = args
         if let cwd { p.currentDirectoryURL = cwd }
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -32,6 +34,41 @@ struct CLI {
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Starts the binary in the background, its standard error going to `stderr` (a file the
+    /// test reads after it ends); the caller waits for it.
+    static func spawn(_ args: [String], stderr: URL, env: [String: String] = [:]) throws -> Process {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw XCTSkip("the slmrec binary is not built at \(binary.path): run `swift build --product slmrec` (make test does)")
+        }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
+        _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: stderr)
+        try p.run()
+        return p
+    }
+
+    /// Polls `condition` every 2 ms until it holds or `seconds` pass (or `process` exits).
+    static func wait(upTo seconds: Double, while process: Process? = nil, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            if let process, !process.isRunning { return condition() }
+            usleep(2000)
+        }
+        return false
+    }
+
+    /// The trainer step saved in a trainer state directory (…/trainer/state/trainer.json).
+    static func savedStep(_ trainerDir: URL) -> Int? {
+        guard let d = FileManager.default.contents(atPath: trainerDir.appendingPathComponent("state/trainer.json").path),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return nil }
+        return o["step"] as? Int
     }
 
     static func tmp(_ name: String = "cli") throws -> URL {

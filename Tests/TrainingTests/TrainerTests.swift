@@ -85,6 +85,46 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// A task that delivers SIGINT to the process during one step (as Ctrl-C would).
+    final class SignalDuringStep: TrainingTask {
+        let inner: FineTuneTask
+        let at: Int
+        init(_ inner: FineTuneTask, at: Int) { self.inner = inner; self.at = at }
+        var groups: [ParamGroup] { inner.groups }
+        var evalModel: ELLMRecModel { inner.evalModel }
+        var dims: ModelDims { inner.dims }
+        func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+            if step == at { raise(SIGINT) }
+            return inner.step(batch, step: step, sampleIndices: sampleIndices, grads: grads, workspace: workspace)
+        }
+    }
+
+    func testSIGINTFinishesTheStepSavesTheStateAndResumesExactly() throws {
+        let o = options { $0.epochs = 3; $0.checkpointEvery = 0; $0.validEvery = 5 }
+        let full = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+        let t1 = try Trainer(task: full, dataset: patternDataset(), options: o, stateDirectory: tmp())
+        t1.quiet = true
+        try t1.run()
+
+        let dir = tmp()
+        let a = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+        let t2 = try Trainer(task: SignalDuringStep(a, at: 7), dataset: patternDataset(), options: o, stateDirectory: dir)
+        t2.quiet = true
+        XCTAssertThrowsError(try t2.run()) { e in
+            let i = e as? Interrupted
+            XCTAssertEqual(i?.signal, SIGINT)
+            XCTAssertEqual(i?.step, 8, "the step in progress completes, then the trainer stops")
+            XCTAssertEqual(i?.stateDirectory, dir)
+        }
+        XCTAssertNil(StopSignals.received, "default signal handling is back after the trainer returns")
+        let b = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+        let t3 = try Trainer(task: b, dataset: patternDataset(), options: o, stateDirectory: dir)
+        t3.quiet = true
+        let r = try t3.run(resume: true)
+        XCTAssertEqual(r.steps, t1.totalSteps)
+        XCTAssertEqual(b.model.params.buffer.array, full.model.params.buffer.array, "checkpoint_every 0: the stop itself saved the state")
+    }
+
     func testResumeWithDifferentOptionsIsRefused() throws {
         let dir = tmp()
         let task = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
