@@ -17,6 +17,9 @@ public final class OutputKind: Sendable {
     public let otherDirectories: OutputKind?
     /// Contents are not checked (a run's `.work` trainer state: only slmrec writes there).
     public let opaque: Bool
+    /// A single-file output (`eval --output`, `embed --output`): whether an existing file is
+    /// a previous output of this kind, judged by its contents. nil for directory kinds.
+    public let recogniseFile: (@Sendable (URL) -> Bool)?
 
     public init(name: String, files: [String], required: [String], directories: [String: OutputKind] = [:],
                 otherDirectories: OutputKind? = nil, opaque: Bool = false) {
@@ -26,6 +29,27 @@ public final class OutputKind: Sendable {
         self.directories = directories
         self.otherDirectories = otherDirectories
         self.opaque = opaque
+        self.recogniseFile = nil
+    }
+
+    /// A file output, recognised by `recognise` (e.g. a JSON object with the keys slmrec writes).
+    public init(file name: String, recognise: @escaping @Sendable (URL) -> Bool) {
+        self.name = name
+        files = []
+        required = []
+        directories = [:]
+        otherDirectories = nil
+        opaque = false
+        recogniseFile = recognise
+    }
+
+    /// A file output that is a JSON object with all of `keys` at the top level.
+    public static func jsonFile(_ name: String, keys: [String]) -> OutputKind {
+        OutputKind(file: name) { url in
+            guard let d = FileManager.default.contents(atPath: url.path),
+                  let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return false }
+            return keys.allSatisfy { o[$0] != nil }
+        }
     }
 
     /// Anything (for directories only slmrec writes, like trainer state).
@@ -98,8 +122,10 @@ public enum OutputGuard {
         let out = realPath(url)
         let shown = url.path
         func refuse(_ problem: String, _ fix: String) -> OutputRefused { OutputRefused(shown, problem: "\(flag) \(problem)", fix: fix) }
-        let other = "choose another \(flag) (a new directory, e.g. \(shown + "-2"))"
-        let below = "choose a new directory as \(flag), e.g. \(url.appendingPathComponent("out").path)"
+        let isFile = kind.recogniseFile != nil
+        let ext = url.pathExtension, fresh = isFile && !ext.isEmpty ? String(shown.dropLast(ext.count + 1)) + "-2." + ext : shown + "-2"
+        let other = "choose another \(flag) (a new \(isFile ? "file" : "directory"), e.g. \(fresh))"
+        let below = "choose a new \(isFile ? "file" : "directory") as \(flag), e.g. \(url.appendingPathComponent("out").path)"
         if out == "/" { throw refuse("is the root directory; slmrec never replaces it, even with \(forceFlag)", below) }
         for home in homeDirectories() where out == home {
             throw refuse("is your home directory; slmrec never replaces it, even with \(forceFlag)", below)
@@ -123,18 +149,29 @@ public enum OutputGuard {
             throw refuse("is a symbolic link; slmrec replaces directories, not links (it would leave the link's target as it was and break the link)",
                          "give the directory the link points to, or another \(flag)")
         }
+        if let recognise = kind.recogniseFile {
+            guard type == .typeRegular else {
+                throw refuse("is \(type == .typeDirectory ? "a directory" : "not a regular file"), not a \(kind.name); slmrec never replaces it, even with \(forceFlag)", other)
+            }
+            if !recognise(url) {
+                throw refuse("exists and is not \(withArticle(kind.name)) written by slmrec; \(forceFlag) never replaces it", "\(other), or move it away yourself")
+            }
+            if resume { return .previousOutput }
+            if !force { throw refuse("already holds \(withArticle(kind.name))", "pass \(forceFlag) to replace it, or \(other)") }
+            return .previousOutput
+        }
         guard type == .typeDirectory else {
             throw refuse("is a file, not a \(kind.name) directory; slmrec never replaces it, even with \(forceFlag)", other)
         }
         let entries = (try? fm.contentsOfDirectory(atPath: url.path)) ?? []
         if entries.allSatisfy(AtomicFile.isOwnSibling) { return .emptyDirectory }
         if let m = kind.mismatch(at: url) {
-            throw refuse("exists and is not a \(kind.name) written by slmrec: \(m); \(forceFlag) never replaces it", "\(other), or move its contents away yourself")
+            throw refuse("exists and is not \(withArticle(kind.name)) written by slmrec: \(m); \(forceFlag) never replaces it", "\(other), or move its contents away yourself")
         }
         if resume { return .previousOutput }
         if !force {
             let keep = resumeFlag.map { "pass \($0) to continue it, " } ?? "pass "
-            throw refuse("already holds a \(kind.name)", "\(keep)\(forceFlag) to replace it (the new one is swapped in only once complete), or \(other)")
+            throw refuse("already holds \(withArticle(kind.name))", "\(keep)\(forceFlag) to replace it (the new one is swapped in only once complete), or \(other)")
         }
         return .previousOutput
     }
@@ -245,6 +282,9 @@ public final class OutputLock {
 
     deinit { release() }
 }
+
+/// "a checkpoint", "an embeddings file".
+func withArticle(_ s: String) -> String { ("aeiou".contains(s.first ?? "x") ? "an " : "a ") + s }
 
 /// A word for a POSIX shell: as it is when safe, else single-quoted.
 public func shellQuoted(_ s: String) -> String {

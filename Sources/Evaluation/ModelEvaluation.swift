@@ -33,6 +33,19 @@ public struct EvalResult: Sendable {
     public var ranks: [(user: Int, sampled: Int?, full: Int?)]
     public var usersPerSecond: Double { Double(users) / max(seconds, 1e-9) }
 
+    /// What `slmrec eval --output` writes (the object below), for the output guard.
+    public static let outputKind = OutputKind.jsonFile("metrics file (slmrec eval)", keys: ["split", "candidates", "tie_rule"])
+
+    /// What `slmrec eval --ranks` writes (`ModelEvaluator.ranksTSV`): lines of 2 or 3
+    /// tab-separated integers.
+    public static let ranksKind = OutputKind(file: "ranks file (slmrec eval --ranks)") { url in
+        guard let d = FileManager.default.contents(atPath: url.path), let text = String(data: d, encoding: .utf8) else { return false }
+        return text.split(separator: "\n").prefix(1000).allSatisfy { line in
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
+            return (2...3).contains(f.count) && f.allSatisfy { Int($0) != nil }
+        }
+    }
+
     /// The METRICS.json object.
     public func json(split: Split, candidates: Candidates, extra: [String: Any] = [:]) -> [String: Any] {
         var o: [String: Any] = ["split": split.rawValue, "candidates": candidates.rawValue, "users": users,

@@ -27,6 +27,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Seconds of throughput timing per model.") var throughputSeconds: Double = 2
     @Flag(help: "Do not time the models (cost columns show \"-\").") var skipTiming = false
     @Flag(help: "Do not print the Markdown report.") var quiet = false
+    @Flag(help: "Replace an existing report at an explicit --output (the default <run>/report is the run's own and is rewritten).") var force = false
 
     func validate() throws {
         if directories.isEmpty { throw ValidationError("give at least one run or stage directory, e.g. slmrec compare runs/quickstart") }
@@ -42,8 +43,15 @@ struct Compare: ParsableCommand {
         var o = CompareOptions(baseline: baseline, timing: TimingOptions(batch: usersPerBatch, throughputSeconds: throughputSeconds, latencyCalls: latencyUsers),
                                skipTiming: skipTiming)
         o.log = { logLine($0) }
+        let own = fileURL((directories[0] as NSString).appendingPathComponent("report"))
+        let out = output.map(fileURL) ?? own
+        // A run's own report/ is regenerated freely (as `slmrec run` does); any other existing
+        // directory must be a previous report, replaced only with --force.
+        let isOwn = OutputGuard.realPath(out) == OutputGuard.realPath(own)
+        if !isOwn {
+            try OutputGuard.check(out, kind: ComparisonReport.outputKind, force: force, inputs: directories.map { ("compared directory", fileURL($0)) })
+        }
         let report = try ComparisonBuilder.build(directories.map(fileURL), options: o)
-        let out = fileURL(output ?? (directories[0] as NSString).appendingPathComponent("report"))
         try report.write(to: out)
         if !quiet { emit(report.markdown()) }
         emit("report: \(ComparisonReport.files.map { out.appendingPathComponent($0).path }.joined(separator: ", "))")

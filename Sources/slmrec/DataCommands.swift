@@ -75,6 +75,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Per-user ranks (TSV).") var ranks: String?
     @Option(help: "Evaluate a fixed, evenly spaced subset of N users.") var users: Int?
     @Option(help: "Users per batch.") var batchSize: Int = 256
+    @Flag(help: "Replace existing --output / --ranks files that slmrec eval wrote (nothing else is ever replaced).") var force = false
 
     mutating func validate() throws {
         if split == .train { throw ValidationError("--split must be valid or test") }
@@ -83,6 +84,17 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        let inputs = [("--checkpoint", fileURL(checkpoint)), ("--data", fileURL(data))] + (adapter.map { [("--adapter", fileURL($0))] } ?? [])
+        if let ranks, OutputGuard.realPath(fileURL(ranks)) == OutputGuard.realPath(fileURL(output)) {
+            throw ValidationError("--ranks and --output must be different files")
+        }
+        try writingOutput(fileURL(output), kind: EvalResult.outputKind, force: force, inputs: inputs) {
+            guard let ranks else { return try evaluate() }
+            try writingOutput(fileURL(ranks), kind: EvalResult.ranksKind, force: force, inputs: inputs, flag: "--ranks") { try evaluate() }
+        }
+    }
+
+    func evaluate() throws {
         let model = try loadEvalModel(checkpoint, adapter: adapter)
         let ds = try PreparedDataset.load(directory: fileURL(data))
         let r = try ModelEvaluator.evaluate(model: model, dataset: ds, options: EvalOptions(

@@ -226,8 +226,17 @@ struct Embed: ParsableCommand {
     @Option(help: "The batch file (JSON).") var sequences: String
     @Option(help: "Output safetensors file.") var output: String
     @Flag(help: "Also write hidden.0 … hidden.L.") var hiddenStates = false
+    @Flag(help: "Replace an existing --output that slmrec embed wrote (nothing else is ever replaced).") var force = false
+
+    /// What this command writes, for the output guard: a safetensors file with these tensors.
+    static let outputKind = safetensorsOutput("embeddings file (slmrec embed)", tensors: ["user", "scores", "last_hidden"])
 
     func run() throws {
+        let inputs = [("--checkpoint", fileURL(checkpoint)), ("--sequences", fileURL(sequences))] + (adapter.map { [("--adapter", fileURL($0))] } ?? [])
+        try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: inputs) { try embed() }
+    }
+
+    func embed() throws {
         let model = try loadEvalModel(checkpoint, adapter: adapter)   // float or int8
         let d = model.dims
         let batch = try BatchFile.load(sequences).packed(dims: d, withTargets: false)
@@ -253,8 +262,16 @@ struct Grads: ParsableCommand {
     @Option(help: "LoRA adapter directory (PEFT layout).") var adapter: String?
     @Option(help: "The batch file (JSON) with sequences and targets.") var batch: String
     @Option(help: "Output safetensors file.") var output: String
+    @Flag(help: "Replace an existing --output that slmrec grads wrote (nothing else is ever replaced).") var force = false
+
+    static let outputKind = safetensorsOutput("gradients file (slmrec grads)", tensors: ["loss"])
 
     func run() throws {
+        let inputs = [("--checkpoint", fileURL(checkpoint)), ("--batch", fileURL(batch))] + (adapter.map { [("--adapter", fileURL($0))] } ?? [])
+        try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: inputs) { try grads() }
+    }
+
+    func grads() throws {
         let (model, _) = try loadModel(checkpoint, adapter: adapter)
         let pb = try BatchFile.load(batch).packed(dims: model.dims, withTargets: true)
         let a = model.forward(pb, training: true)
@@ -270,6 +287,14 @@ struct Grads: ParsableCommand {
         }
         try Safetensors.write(out, to: fileURL(output))
         emit(String(format: "loss %.6f; wrote %d gradients to %@", a.loss, out.count - 1, output))
+    }
+}
+
+/// A safetensors file output recognised by the tensors it holds.
+func safetensorsOutput(_ name: String, tensors: [String]) -> OutputKind {
+    OutputKind(file: name) { url in
+        guard let f = try? SafetensorsFile(url: url) else { return false }
+        return Set(tensors).isSubset(of: Set(f.names))
     }
 }
 

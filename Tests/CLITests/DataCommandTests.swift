@@ -36,11 +36,14 @@ final class DataCommandTests: XCTestCase {
         let cols = lines[0].split(separator: "\t")
         XCTAssertEqual(cols.count, 3)
         XCTAssertLessThanOrEqual(Int(cols[1])!, 1000)
-        // --users: a fixed subset, same numbers twice.
+        // --users: a fixed subset, same numbers twice (the metrics file is ours: --force replaces it).
         r = try CLI.run(["eval", "--checkpoint", ck, "--data", ds, "--candidates", "full", "--users", "100", "--output", metrics])
+        XCTAssertNotEqual(r.status, 0, "an existing metrics file is replaced only with --force")
+        XCTAssertTrue(r.stderr.contains("already holds a metrics file (slmrec eval)"), r.stderr)
+        r = try CLI.run(["eval", "--checkpoint", ck, "--data", ds, "--candidates", "full", "--users", "100", "--output", metrics, "--force"])
         XCTAssertEqual(r.status, 0, r.all)
         let a = try Data(contentsOf: URL(fileURLWithPath: metrics))
-        XCTAssertEqual(try CLI.run(["eval", "--checkpoint", ck, "--data", ds, "--candidates", "full", "--users", "100", "--output", metrics]).status, 0)
+        XCTAssertEqual(try CLI.run(["eval", "--checkpoint", ck, "--data", ds, "--candidates", "full", "--users", "100", "--output", metrics, "--force"]).status, 0)
         let b = try Data(contentsOf: URL(fileURLWithPath: metrics))
         let ma = try JSONSerialization.jsonObject(with: a) as! [String: Any], mb = try JSONSerialization.jsonObject(with: b) as! [String: Any]
         XCTAssertEqual(ma["users"] as? Int, 100)

@@ -66,9 +66,9 @@ final class ModelCommandTests: XCTestCase {
             let (ok, cmp) = closeToMax(try g[n]!.floats(), try golden[n]!.floats(), atol: 1e-6, rtol: 1e-3)
             XCTAssertTrue(ok, "\(n): \(cmp)")
         }
-        // With the adapter: LoRA gradients under PEFT's names.
+        // With the adapter: LoRA gradients under PEFT's names (replacing the previous gradients file).
         r = try CLI.run(["grads", "--checkpoint", f.appendingPathComponent("checkpoint").path, "--adapter", f.appendingPathComponent("adapter").path,
-                         "--batch", f.appendingPathComponent("batch.json").path, "--output", out])
+                         "--batch", f.appendingPathComponent("batch.json").path, "--output", out, "--force"])
         XCTAssertEqual(r.status, 0, r.all)
         g = try Safetensors.read(URL(fileURLWithPath: out))
         XCTAssertEqual(try g["loss"]!.floats()[0], try golden["lora.loss"]!.floats()[0], accuracy: 1e-5)

@@ -178,6 +178,51 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertTrue(r.status != 0 && r.stderr.contains("symbolic link"), r.stderr)
     }
 
+    func testFileOutputsFollowTheSameRule() throws {
+        let batch = dir.appendingPathComponent("batch.json")
+        try #"{"sequences": [[1, 2, 3], [4, 5]], "targets": [4, 6]}"#.write(to: batch, atomically: true, encoding: .utf8)
+        let batchText = try String(contentsOf: batch, encoding: .utf8)
+        let foreign = dir.appendingPathComponent("paper.md")
+        try "my draft".write(to: foreign, atomically: true, encoding: .utf8)
+        // The input itself, a file inside an input directory, a file slmrec did not write.
+        var r = try CLI.run(["embed", "--checkpoint", ck.path, "--sequences", batch.path, "--output", batch.path, "--force"])
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("is an input of this command (--sequences)"), r.stderr)
+        XCTAssertEqual(try String(contentsOf: batch, encoding: .utf8), batchText)
+        r = try CLI.run(["eval", "--checkpoint", ck.path, "--data", data.path, "--output", data.appendingPathComponent("dataset.json").path, "--force"])
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("is inside an input directory of this command (--data"), r.stderr)
+        for args in [["grads", "--checkpoint", ck.path, "--batch", batch.path, "--output", foreign.path, "--force"],
+                     ["eval", "--checkpoint", ck.path, "--data", data.path, "--output", foreign.path, "--force"],
+                     ["eval", "--checkpoint", ck.path, "--data", data.path, "--output", path("m.json"), "--ranks", foreign.path, "--force"]] {
+            r = try CLI.run(args)
+            XCTAssertTrue(r.status != 0 && r.stderr.contains("is not a") && r.stderr.contains("never replaces it"), "\(args[0]): \(r.stderr)")
+            XCTAssertEqual(try String(contentsOf: foreign, encoding: .utf8), "my draft")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("m.json")), "nothing written when one output is refused")
+        // A previous output of the same kind: --force replaces it.
+        let emb = path("emb.safetensors")
+        XCTAssertEqual(try CLI.run(["embed", "--checkpoint", ck.path, "--sequences", batch.path, "--output", emb]).status, 0)
+        r = try CLI.run(["embed", "--checkpoint", ck.path, "--sequences", batch.path, "--output", emb])
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("already holds an embeddings file"), r.stderr)
+        XCTAssertEqual(try CLI.run(["embed", "--checkpoint", ck.path, "--sequences", batch.path, "--output", emb, "--force"]).status, 0)
+        // A grads file is not an embeddings file.
+        r = try CLI.run(["grads", "--checkpoint", ck.path, "--batch", batch.path, "--output", emb, "--force"])
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("is not a gradients file"), r.stderr)
+        // compare: an explicit --output that is not a report.
+        let notes = try makeNotes()
+        let run = dir.appendingPathComponent("run")
+        XCTAssertEqual(try CLI.run(["run", try recipe().path, "--output", run.path, "--no-report"]).status, 0)
+        r = try CLI.run(["compare", run.path, "--skip-timing", "--quiet", "--output", notes.path, "--force"])
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("is not a report written by slmrec"), r.stderr)
+        assertNotesIntact(notes)
+        // The run's own report is rewritten freely; another report needs --force.
+        XCTAssertEqual(try CLI.run(["compare", run.path, "--skip-timing", "--quiet"]).status, 0)
+        XCTAssertEqual(try CLI.run(["compare", run.path, "--skip-timing", "--quiet"]).status, 0)
+        let other = path("other-report")
+        XCTAssertEqual(try CLI.run(["compare", run.path, "--skip-timing", "--quiet", "--output", other]).status, 0)
+        XCTAssertNotEqual(try CLI.run(["compare", run.path, "--skip-timing", "--quiet", "--output", other]).status, 0)
+        XCTAssertEqual(try CLI.run(["compare", run.path, "--skip-timing", "--quiet", "--output", other, "--force"]).status, 0)
+    }
+
     /// A process that has exited: its pid names "stale" debris.
     func deadPID() throws -> Int32 {
         let p = Process()
