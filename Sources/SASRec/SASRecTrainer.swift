@@ -84,71 +84,196 @@ public enum SASRecTrainer {
 
     /// Trains a model from scratch. Deterministic for a seed (initialisation, batch order and
     /// dropout masks each draw from their own SeededRNG stream). `log` receives each JSON line.
+    ///
+    /// With a `stateDirectory`, the resumable state (weights, Adam moments, the best epoch's
+    /// weights, the generators, the log) is saved there after every epoch, and SIGINT/SIGTERM
+    /// stop training at the next step with the state saved mid-epoch, throwing `Interrupted`;
+    /// `resume` continues from that state and ends with the same weights as an uninterrupted run.
     public static func train(dataset: PreparedDataset, config: SASRecConfig, options o: SASRecTrainOptions,
-                             progress: Bool = true, log: (([String: Any]) -> Void)? = nil) throws -> SASRecTrainResult {
+                             progress: Bool = true, stateDirectory: URL? = nil, resume: Bool = false,
+                             log: (([String: Any]) -> Void)? = nil) throws -> SASRecTrainResult {
         try config.validate()
         try o.validate()
         guard config.numItems == dataset.numItems else { throw SASRecError("config has \(config.numItems) items, dataset \(dataset.numItems)") }
+        guard let stateDirectory else { return try loop(dataset: dataset, config: config, options: o, progress: progress, state: nil, resume: false, log: log) }
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        return try StopSignals.catching {
+            try loop(dataset: dataset, config: config, options: o, progress: progress, state: stateDirectory, resume: resume, log: log)
+        }
+    }
+
+    /// Where an interrupted training stands (saved as state/trainer.json beside the tensors).
+    struct Progress: Codable {
+        var config: SASRecConfig
+        var options: SASRecTrainOptions
+        /// The epoch in progress (1-based) and the steps of it already taken.
+        var epoch = 1
+        var stepInEpoch = 0
+        /// The batch-order generator as it was before this epoch's shuffle, and the dropout
+        /// generator as it is now.
+        var dataRNG: SeededRNG
+        var dropRNG: SeededRNG
+        var adamStep = 0
+        var lossSum = 0.0, count = 0, seqs = 0, epochSeconds = 0.0
+        var best = -Double.infinity, bestEpoch = 0, bad = 0, epochsRun = 0
+        var trainSeconds = 0.0, elapsedSeconds = 0.0
+        var finished = false
+    }
+
+    static func loop(dataset: PreparedDataset, config: SASRecConfig, options o: SASRecTrainOptions, progress: Bool,
+                     state: URL?, resume: Bool, log: (([String: Any]) -> Void)?) throws -> SASRecTrainResult {
         let model = SASRecModel(config: config, seed: o.seed)
         let grads = ParamSet(layout: model.layout)
         let adam = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay))
         let wins = windows(dataset: dataset, maxLen: config.maxLen)
         guard !wins.isEmpty else { throw SASRecError("no training sequence has 2 or more items; nothing to train on") }
-        var dataRNG = SeededRNG(seed: o.seed, stream: "sasrec-batches")
-        var dropRNG = SeededRNG(seed: o.seed, stream: "sasrec-dropout")
-        let ws = Workspace(), evalWS = Workspace()
-        var lines: [[String: Any]] = []
-        func emit(_ j: [String: Any]) { lines.append(j); log?(j) }
+        var p = Progress(config: config, options: o, dataRNG: SeededRNG(seed: o.seed, stream: "sasrec-batches"),
+                         dropRNG: SeededRNG(seed: o.seed, stream: "sasrec-dropout"))
         let bestParams = model.params.copy()
-        var best = -Double.infinity, bestEpoch = 0, bad = 0, epochsRun = 0
-        var trainSeconds = 0.0
-        let t0 = nowSeconds()
-        for epoch in 1...o.epochs {
-            let te = nowSeconds()
+        var lines: [[String: Any]] = []
+        if resume, let state, let saved = try loadState(state, model: model, adam: adam, best: bestParams, config: config, options: o) {
+            (p, lines) = saved
+            if progress { logLine("sasrec: resuming at epoch \(p.epoch), step \(p.stepInEpoch) (\(state.path))") }
+        }
+        for l in lines { log?(l) }
+        func emit(_ j: [String: Any]) { lines.append(j); log?(j) }
+        let ws = Workspace(), evalWS = Workspace()
+        let t0 = nowSeconds() - p.elapsedSeconds
+        func save() throws {
+            guard let state else { return }
+            p.adamStep = adam.step
+            p.elapsedSeconds = nowSeconds() - t0
+            try saveState(state, p, lines: lines, model: model, adam: adam, best: bestParams)
+        }
+        while !p.finished && p.epoch <= o.epochs {
+            let epoch = p.epoch
+            let te = nowSeconds() - p.epochSeconds
+            var dataRNG = p.dataRNG
             let batches = lengthGroupedBatches(lengths: wins.map { $0.input.count }, batchSize: o.batchSize, shuffle: true, rng: &dataRNG)
             let bar = ProgressReporter(label: "sasrec epoch \(epoch)", total: batches.count, unit: "steps", quiet: !progress)
-            var lossSum = 0.0, count = 0, seqs = 0
-            for (step, idx) in batches.enumerated() {
+            for step in p.stepInEpoch..<batches.count {
+                if let sig = StopSignals.received {
+                    p.epochSeconds = nowSeconds() - te
+                    try save()
+                    throw Interrupted(signal: sig, step: adam.step, stateDirectory: state)
+                }
+                let idx = batches[step]
                 let b = SASRecBatch(inputs: idx.map { wins[$0].input }, targets: idx.map { wins[$0].target }, maxLen: config.maxLen)
                 grads.zero()
-                let (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &dropRNG, ceChunk: o.ceChunk)
+                let (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &p.dropRNG, ceChunk: o.ceChunk)
                 guard l.isFinite else {
                     throw SASRecError("non-finite loss at epoch \(epoch) step \(step + 1); lower --lr")
                 }
                 adam.update(params: model.params, grads: grads, lr: o.lr)
-                lossSum += l; count += n; seqs += idx.count
+                p.lossSum += l; p.count += n; p.seqs += idx.count; p.stepInEpoch = step + 1
                 let el = nowSeconds() - te
-                bar.update(step + 1, String(format: "loss=%.4f seq/s=%.0f", lossSum / Double(max(count, 1)), Double(seqs) / max(el, 1e-9)))
+                bar.update(step + 1, String(format: "loss=%.4f seq/s=%.0f", p.lossSum / Double(max(p.count, 1)), Double(p.seqs) / max(el, 1e-9)))
             }
             let epochTime = nowSeconds() - te
-            trainSeconds += epochTime
-            epochsRun = epoch
+            p.trainSeconds += epochTime
+            p.epochsRun = epoch
             let v = try SASRecEvaluator.evaluate(model: model, dataset: dataset, split: .valid, candidates: .full,
                                                  users: o.validUsers, workspace: evalWS)
             let score = v.full?[selectionMetric] ?? 0
-            let improved = score > best
-            if improved { best = score; bestEpoch = epoch; bestParams.buffer.copy(from: model.params.buffer); bad = 0 } else { bad += 1 }
+            let improved = score > p.best
+            if improved { p.best = score; p.bestEpoch = epoch; bestParams.buffer.copy(from: model.params.buffer); p.bad = 0 } else { p.bad += 1 }
+            let loss = p.lossSum / Double(max(p.count, 1))
             let line: [String: Any] = [
-                "event": "epoch", "epoch": epoch, "steps": batches.count, "loss": lossSum / Double(max(count, 1)),
-                "targets": count, "train_seconds": epochTime, "seq_per_s": Double(seqs) / max(epochTime, 1e-9),
-                "tokens_per_s": Double(count) / max(epochTime, 1e-9), "valid_seconds": v.seconds,
-                "valid_full": v.full ?? [:], "valid_users": v.users, "best_epoch": bestEpoch, "elapsed_seconds": nowSeconds() - t0,
+                "event": "epoch", "epoch": epoch, "steps": batches.count, "loss": loss,
+                "targets": p.count, "train_seconds": epochTime, "seq_per_s": Double(p.seqs) / max(epochTime, 1e-9),
+                "tokens_per_s": Double(p.count) / max(epochTime, 1e-9), "valid_seconds": v.seconds,
+                "valid_full": v.full ?? [:], "valid_users": v.users, "best_epoch": p.bestEpoch, "elapsed_seconds": nowSeconds() - t0,
             ]
             emit(line)
             if progress {
-                bar.finish(String(format: "loss=%.4f", lossSum / Double(max(count, 1))))
-                logLine(String(format: "epoch %d: loss %.4f, %.1f s (%.0f targets/s), valid %@ %.4f%@", epoch, lossSum / Double(max(count, 1)),
-                               epochTime, Double(count) / max(epochTime, 1e-9), selectionMetric, score, improved ? " (best)" : ""))
+                bar.finish(String(format: "loss=%.4f", loss))
+                logLine(String(format: "epoch %d: loss %.4f, %.1f s (%.0f targets/s), valid %@ %.4f%@", epoch, loss,
+                               epochTime, Double(p.count) / max(epochTime, 1e-9), selectionMetric, score, improved ? " (best)" : ""))
             }
-            if bad >= o.patience { break }
+            // The next epoch starts here: its shuffle continues the batch-order generator.
+            p.epoch = epoch + 1; p.stepInEpoch = 0; p.dataRNG = dataRNG
+            p.lossSum = 0; p.count = 0; p.seqs = 0; p.epochSeconds = 0
+            if p.bad >= o.patience { p.finished = true }
             if let m = o.maxSeconds, nowSeconds() - t0 > m {
                 if progress { logLine("sasrec: time budget of \(Int(m)) s reached after epoch \(epoch)") }
-                break
+                p.finished = true
             }
+            try save()
         }
         model.params.buffer.copy(from: bestParams.buffer)
-        return SASRecTrainResult(model: model, bestEpoch: bestEpoch, epochsRun: epochsRun, bestValid: best,
-                                 trainSeconds: nowSeconds() - t0, stepSeconds: trainSeconds, log: lines)
+        return SASRecTrainResult(model: model, bestEpoch: p.bestEpoch, epochsRun: p.epochsRun, bestValid: p.best,
+                                 trainSeconds: nowSeconds() - t0, stepSeconds: p.trainSeconds, log: lines)
+    }
+
+    /// A log line's value as JSONValue (numbers, strings, booleans, arrays and objects).
+    static func jsonValue(_ v: Any) -> JSONValue {
+        switch v {
+        case let b as Bool: return .bool(b)
+        case let i as Int: return .int(i)
+        case let d as Double: return .double(d)
+        case let s as String: return .string(s)
+        case let a as [Any]: return .array(a.map(jsonValue))
+        case let o as [String: Any]: return .object(o.mapValues(jsonValue))
+        default: return .null
+        }
+    }
+
+    static func anyValue(_ v: JSONValue) -> Any {
+        switch v {
+        case .null: return NSNull()
+        case .bool(let b): return b
+        case .int(let i): return i
+        case .double(let d): return d
+        case .string(let s): return s
+        case .array(let a): return a.map(anyValue)
+        case .object(let o): return o.mapValues(anyValue)
+        }
+    }
+
+    static func saveState(_ dir: URL, _ p: Progress, lines: [[String: Any]], model: SASRecModel, adam: AdamW, best: ParamSet) throws {
+        try AtomicFile.writeDirectory(dir.appendingPathComponent("state")) { tmp in
+            var t: [String: Tensor] = [:]
+            for e in model.layout.entries {
+                t["param/" + e.name] = Tensor(floats: model.params.values(e.name), shape: e.shape)
+                t["m/" + e.name] = Tensor(floats: adam.m.values(e.name), shape: e.shape)
+                t["v/" + e.name] = Tensor(floats: adam.v.values(e.name), shape: e.shape)
+                t["best/" + e.name] = Tensor(floats: best.values(e.name), shape: e.shape)
+            }
+            try Safetensors.write(t, to: tmp.appendingPathComponent("tensors.safetensors"))
+            let enc = JSONEncoder()
+            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            try enc.encode(p).write(to: tmp.appendingPathComponent("trainer.json"))
+            // Codable's doubles round-trip exactly (JSONSerialization's may lose the last bit).
+            try JSONEncoder().encode(JSONValue.array(lines.map(jsonValue))).write(to: tmp.appendingPathComponent("log.json"))
+        }
+    }
+
+    static func loadState(_ dir: URL, model: SASRecModel, adam: AdamW, best: ParamSet, config: SASRecConfig,
+                          options o: SASRecTrainOptions) throws -> (Progress, [[String: Any]])? {
+        let state = dir.appendingPathComponent("state")
+        guard let data = FileManager.default.contents(atPath: state.appendingPathComponent("trainer.json").path) else { return nil }
+        let dec = JSONDecoder()
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let p: Progress
+        do { p = try dec.decode(Progress.self, from: data) } catch {
+            throw SASRecError("\(state.path)/trainer.json: not a SASRec training state (\(error)); remove \(dir.path) to start over")
+        }
+        var budgetless = o, savedBudgetless = p.options
+        budgetless.maxSeconds = nil; savedBudgetless.maxSeconds = nil   // a new time budget may be given on resume
+        guard p.config == config, savedBudgetless == budgetless else {
+            throw SASRecError("\(state.path): this state was written with other model or training options; resume with the same options, or remove \(dir.path) to start over")
+        }
+        let t = try Safetensors.read(state.appendingPathComponent("tensors.safetensors"))
+        for e in model.layout.entries {
+            for (prefix, set) in [("param/", model.params), ("m/", adam.m), ("v/", adam.v), ("best/", best)] {
+                guard let x = t[prefix + e.name] else { throw SASRecError("\(state.path): no saved tensor \(prefix)\(e.name); remove \(dir.path) to start over") }
+                set.set(e.name, try x.floats())
+            }
+        }
+        adam.setStep(p.adamStep)
+        let logValue = try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: state.appendingPathComponent("log.json")))
+        let lines = (logValue?.arrayValue ?? []).compactMap { anyValue($0) as? [String: Any] }
+        return (p, lines)
     }
 
     // MARK: outputs

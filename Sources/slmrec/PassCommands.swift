@@ -61,9 +61,6 @@ struct Apply: ParsableCommand {
     @Flag(help: "Continue the training state an interrupted run of this command left in .OUTPUT.work.") var resume = false
     @Flag(help: "Replace an existing checkpoint at --output (and adapter at --adapter-output); nothing else is ever replaced.") var force = false
 
-    /// The file beside the work directory that says which inputs and options its state is for.
-    static let workKeyFile = "apply.json"
-
     func run() throws {
         let p = try registry.pass(named: pass)
         var refURLs: [String: URL] = [:], planned: [String: PlannedArtifact] = [:]
@@ -116,39 +113,18 @@ struct Apply: ParsableCommand {
     /// Runs the pass with its work directory beside the output (`.NAME.work`): kept when a
     /// training pass is interrupted or fails with state worth keeping, removed on success.
     func apply(_ p: AnyPass, opts: any PassOptions, inputs: [(String, URL)], references: [String: URL], adapterURL: URL?) throws {
-        let fm = FileManager.default
         let inURL = fileURL(input), outURL = fileURL(output), where_ = "apply \(p.name)"
-        let work = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).work")
         // What the state is for: the pass, its options, the seed and the content of every input.
         var keyObj: [String: JSONValue] = ["pass": .string(p.name), "options": try AnyPass.effective(opts), "seed": .int(Int(truncatingIfNeeded: seed))]
         for (label, url) in inputs { keyObj["input " + label] = .string(try ContentHash.of(path: url)) }
-        let key = ContentHash.of(string: JSONText.compact(.object(keyObj)))
-        let keyURL = work.appendingPathComponent(Self.workKeyFile)
-        let held = ((try? fm.contentsOfDirectory(atPath: work.path)) ?? []).filter { $0 != Self.workKeyFile }
-        if !held.isEmpty {
-            guard resume else {
-                throw OutputRefused(work.path, problem: "holds the training state of an interrupted `slmrec apply` to \(output)",
-                                    fix: "add --resume to continue it, or remove that directory to start over")
-            }
-            let saved = (fm.contents(atPath: keyURL.path)).flatMap { try? JSONDecoder().decode(JSONValue.self, from: $0) }
-            guard saved?.objectValue?["key"]?.stringValue == key else {
-                throw OutputRefused(work.path, problem: "holds training state for other inputs, options or seed than this command's",
-                                    fix: "resume with exactly the command that was interrupted, or remove that directory to start over")
-            }
-        } else {
-            try? fm.removeItem(at: work)
-            if resume { logLine("\(where_): nothing to resume in \(work.path); starting from the beginning") }
-        }
-        try fm.createDirectory(at: work, withIntermediateDirectories: true)
-        try AtomicFile.write(JSONText.pretty(.object(["key": .string(key), "command": .string(resumeCommand())])), to: keyURL)
+        let work = try WorkDirectory(beside: outURL, key: ContentHash.of(string: JSONText.compact(.object(keyObj))), resume: resume, what: "slmrec apply")
         let start = Date()
-        let ctx = PassContext(input: inURL, references: references, workDirectory: work, seed: seed, stage: p.name, resume: resume)
+        let ctx = PassContext(input: inURL, references: references, workDirectory: work.url, seed: seed, stage: p.name, resume: resume)
         let result: PassResult
         do { result = try p.apply(ctx, options: opts) } catch let e as Interrupted {
             throw exitAfterInterrupt(e)
         } catch {
-            let kept = ((try? fm.contentsOfDirectory(atPath: work.path)) ?? []).contains { $0 != Self.workKeyFile }
-            if !kept { try? fm.removeItem(at: work) } else { logLine("\(where_): the training state is kept in \(work.path); after fixing the cause, --resume continues it") }
+            work.keepOrRemove(what: where_)
             if let e = error as? ToolbenchError { throw e.within(where_) }
             throw error
         }
@@ -160,7 +136,7 @@ struct Apply: ParsableCommand {
         metrics["seed"] = .int(Int(truncatingIfNeeded: seed))
         let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
         try AtomicFile.write(JSONText.pretty(.object(metrics)), to: metricsURL)
-        try? fm.removeItem(at: work)
+        work.remove()
         emit(String(format: "%@: wrote %@ in %.2f s (metrics: %@)", p.name, output, Date().timeIntervalSince(start), metricsURL.path))
     }
 }

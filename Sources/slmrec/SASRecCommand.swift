@@ -6,6 +6,7 @@ import Evaluation
 import ModelFormat
 import RecData
 import SASRec
+import Toolbench
 
 /// `slmrec sasrec` (the classic baseline and the item-embedding pre-training).
 let sasrecCommands: [any ParsableCommand.Type] = [SASRecCommand.self]
@@ -43,6 +44,7 @@ struct SASRecCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice).") var threads: Int?
     @Flag(help: "No progress bar.") var quiet = false
     @Flag(help: "Replace an existing SASRec output at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
+    @Flag(help: "Continue the training state an interrupted run of this command left in .OUTPUT.work.") var resume = false
 
     /// What this command writes, for the output guard.
     static let outputKind = OutputKind(name: "SASRec output directory",
@@ -78,10 +80,27 @@ struct SASRecCommand: ParsableCommand {
         let cfg = config(numItems: dataset.numItems)
         let opts = options
         logLine("sasrec: \(dataset.numUsers) users, \(dataset.numItems) items; hidden \(hidden), \(layers) layers, \(heads) heads, max len \(maxLen), dropout \(dropout)")
-        let result = try SASRecTrainer.train(dataset: dataset, config: cfg, options: opts, progress: !quiet) { line in
-            if let d = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), let s = String(data: d, encoding: .utf8) {
-                logLine(s)
+        // The state is for this model, these options (a time budget aside) and this dataset's content.
+        var keyOpts = opts
+        keyOpts.maxSeconds = nil
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys   // key order is otherwise not stable across processes
+        let keyText = String(decoding: try enc.encode(cfg), as: UTF8.self) + String(decoding: try enc.encode(keyOpts), as: UTF8.self)
+            + (try ContentHash.of(path: fileURL(data)))
+        let work = try WorkDirectory(beside: fileURL(output), key: ContentHash.of(string: keyText), resume: resume, what: "slmrec sasrec")
+        let result: SASRecTrainResult
+        do {
+            result = try SASRecTrainer.train(dataset: dataset, config: cfg, options: opts, progress: !quiet,
+                                             stateDirectory: work.url, resume: resume) { line in
+                if let d = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), let s = String(data: d, encoding: .utf8) {
+                    logLine(s)
+                }
             }
+        } catch let e as Interrupted {
+            throw exitAfterInterrupt(e)
+        } catch {
+            work.keepOrRemove(what: "slmrec sasrec")
+            throw error
         }
         let model = result.model
         let test = try SASRecEvaluator.evaluate(model: model, dataset: dataset, split: .test, candidates: .both, progress: !quiet)
@@ -114,6 +133,7 @@ struct SASRecCommand: ParsableCommand {
             }
             try AtomicFile.write(Data(text.utf8), to: dir.appendingPathComponent("log.jsonl"))
         }
+        work.remove()
         func fmt(_ m: [String: Double]?) -> String {
             guard let m else { return "-" }
             return ["HR@10", "NDCG@10", "MRR"].map { String(format: "%@ %.4f", $0, m[$0] ?? 0) }.joined(separator: ", ")

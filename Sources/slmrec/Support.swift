@@ -3,6 +3,7 @@ import Common
 import CommandKit
 import ModelFormat
 import Engine
+import Toolbench
 
 let toolVersion = "0.1.0"
 
@@ -128,4 +129,52 @@ func exitAfterInterrupt(_ e: Interrupted) -> ExitCode {
     logLine("slmrec: \(e).")
     logLine("Resume with (from \(FileManager.default.currentDirectoryPath)):\n  \(resumeCommand())")
     return ExitCode(e.exitCode)
+}
+
+/// The resumable state of a command that trains outside a recipe (`apply`, `sasrec`): kept
+/// beside its output as `.NAME.work` (under the output's lock) until the output is written,
+/// so a kill or Ctrl-C loses at most the work since the last save, and the same command with
+/// `--resume` continues. `work.json` records what the state is for (a content key).
+struct WorkDirectory {
+    let url: URL
+    let key: String
+    static let keyFile = "work.json"
+
+    /// Prepares `.NAME.work` beside `output`. Existing state is continued only with `resume`
+    /// and only for the same key; without `resume` it is never discarded silently.
+    init(beside output: URL, key: String, resume: Bool, what: String) throws {
+        url = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).work")
+        self.key = key
+        let fm = FileManager.default
+        let keyURL = url.appendingPathComponent(Self.keyFile)
+        if holdsState {
+            guard resume else {
+                throw OutputRefused(url.path, problem: "holds the training state of an interrupted `\(what)` to \(output.path)",
+                                    fix: "add --resume to continue it, or remove that directory to start over")
+            }
+            let saved = fm.contents(atPath: keyURL.path).flatMap { try? JSONDecoder().decode(JSONValue.self, from: $0) }
+            guard saved?.objectValue?["key"]?.stringValue == key else {
+                throw OutputRefused(url.path, problem: "holds training state for other inputs, options or seed than this command's",
+                                    fix: "resume with exactly the command that was interrupted, or remove that directory to start over")
+            }
+        } else {
+            try? fm.removeItem(at: url)
+            if resume { logLine("\(what): nothing to resume in \(url.path); starting from the beginning") }
+        }
+        try fm.createDirectory(at: url, withIntermediateDirectories: true)
+        try AtomicFile.write(JSONText.pretty(.object(["key": .string(key), "command": .string(resumeCommand())])), to: keyURL)
+    }
+
+    /// Whether anything besides the key file is there (trainer state worth keeping).
+    var holdsState: Bool {
+        ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).contains { $0 != Self.keyFile }
+    }
+
+    /// After a failure: keep the state if there is some (and say so), else remove the directory.
+    func keepOrRemove(what: String) {
+        if holdsState { logLine("\(what): the training state is kept in \(url.path); after fixing the cause, --resume continues it") }
+        else { try? FileManager.default.removeItem(at: url) }
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: url) }
 }

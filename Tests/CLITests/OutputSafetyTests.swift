@@ -348,6 +348,31 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertFalse(fm.fileExists(atPath: path(".b.work")))
     }
 
+    func testSASRecStopsOnSIGINTAndResumesToTheSameWeights() throws {
+        let fm = FileManager.default
+        let common = ["sasrec", "--data", data.path, "--epochs", "60", "--patience", "100", "--batch-size", "4", "--hidden", "16", "--quiet"]
+        let a = path("sa"), b = dir.appendingPathComponent("sb")
+        var r = try CLI.run(common + ["--output", a])
+        XCTAssertEqual(r.status, 0, r.all)
+        let args = common + ["--output", b.path]
+        let errFile = dir.appendingPathComponent("sasrec.err")
+        let p = try CLI.spawn(args, stderr: errFile)
+        let state = dir.appendingPathComponent(".sb.work/state/trainer.json")
+        XCTAssertTrue(CLI.wait(upTo: 120, while: p) { fm.fileExists(atPath: state.path) }, "an epoch's state was saved")
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let err = try String(contentsOf: errFile, encoding: .utf8)
+        XCTAssertEqual(p.terminationStatus, 130, err)
+        XCTAssertTrue(err.contains("interrupted by SIGINT") && err.contains("--quiet --output \(b.path) --resume"), err)
+        XCTAssertFalse(fm.fileExists(atPath: b.path))
+        r = try CLI.run(args)
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("add --resume"), r.stderr)
+        r = try CLI.run(args + ["--resume"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/sasrec.safetensors")), try Data(contentsOf: b.appendingPathComponent("sasrec.safetensors")))
+        XCTAssertFalse(fm.fileExists(atPath: path(".sb.work")))
+    }
+
     /// SIGINT (run) and SIGTERM (apply) stop at a step boundary with the state saved, print
     /// the command that resumes, exit 130 / 143; resuming gives the uninterrupted weights. While
     /// each runs, a second writer of the same output is refused (the lock).

@@ -135,6 +135,29 @@ final class SASRecTests: XCTestCase {
         XCTAssertNotEqual(other.model.params.buffer.array, r.model.params.buffer.array)
     }
 
+    /// SIGINT (raised when epoch 3's log line is written) stops training with the state saved;
+    /// resuming in a fresh trainer ends with the uninterrupted run's weights and log.
+    func testInterruptAndResumeGiveTheUninterruptedWeights() throws {
+        var o = SASRecTrainOptions()
+        o.epochs = 6; o.batchSize = 16; o.lr = 1e-2; o.seed = 5; o.patience = 100
+        let c = SASRecConfig(numItems: 30, hidden: 16, layers: 1, heads: 2, maxLen: 8, dropout: 0.1)
+        let ref = try SASRecTrainer.train(dataset: synthetic(), config: c, options: o, progress: false)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sasrec-resume-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertThrowsError(try SASRecTrainer.train(dataset: synthetic(), config: c, options: o, progress: false, stateDirectory: dir) { line in
+            if line["epoch"] as? Int == 3 { raise(SIGINT) }
+        }) { e in XCTAssertEqual((e as? Interrupted)?.signal, SIGINT, "\(e)") }
+        var other = o
+        other.lr = 2e-2
+        XCTAssertThrowsError(try SASRecTrainer.train(dataset: synthetic(), config: c, options: other, progress: false, stateDirectory: dir, resume: true)) {
+            XCTAssertTrue("\($0)".contains("other model or training options"), "\($0)")
+        }
+        let r = try SASRecTrainer.train(dataset: synthetic(), config: c, options: o, progress: false, stateDirectory: dir, resume: true)
+        XCTAssertEqual(r.model.params.buffer.array, ref.model.params.buffer.array)
+        XCTAssertEqual(r.bestEpoch, ref.bestEpoch)
+        XCTAssertEqual(r.log.compactMap { $0["loss"] as? Double }, ref.log.compactMap { $0["loss"] as? Double })
+    }
+
     func testItemEmbeddingExportLayoutAndRoundTrip() throws {
         let m = SASRecModel(config: tiny, seed: 2)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sasrec-test-\(getpid())")
