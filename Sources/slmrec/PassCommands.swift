@@ -162,6 +162,8 @@ struct Run: ParsableCommand {
         let name = (URL(fileURLWithPath: recipe).lastPathComponent as NSString).deletingPathExtension
         let dir = fileURL(output ?? "runs/\(name)")
         if dryRun {
+            try OutputGuard.check(dir, kind: RecipeRunner.runDirectoryKind, force: force, inputs: RecipeRunner.inputs(of: plan),
+                                  resume: resume, resumeFlag: "--resume")
             for s in plan.stages {
                 let layers = s.output.checkpoint.map { "\($0.numLayers) layers\($0.isQuantized ? ", int8" : "")" } ?? "adapter"
                 emit("\(s.name): \(s.pass.name) on \(s.input) → \(layers)  options \(JSONText.compact(s.effectiveOptions))")

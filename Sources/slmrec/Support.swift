@@ -172,7 +172,7 @@ struct WorkDirectory {
 
     /// After a failure: keep the state if there is some (and say so), else remove the directory.
     func keepOrRemove(what: String) {
-        if holdsState { logLine("\(what): the training state is kept in \(url.path); after fixing the cause, --resume continues it") }
+        if holdsState { logLine("\(what): the training state is kept in \(url.path): the same command with --resume continues it; remove it to start over with other options") }
         else { try? FileManager.default.removeItem(at: url) }
     }
 

@@ -373,6 +373,18 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertFalse(fm.fileExists(atPath: path(".sb.work")))
     }
 
+    /// The non-finite guard names a state directory that still exists after the command exits.
+    func testAFailedApplyKeepsTheStateItsMessageNames() throws {
+        let opts = "{data: \"\(data.path)\", max_steps: 50, batch_size: 8, lr: 1e30, grad_clip: 0, valid_every: 100000, valid_users: 0, patience: 0}"
+        let r = try CLI.run(["apply", "finetune", "--input", ck.path, "--output", path("nan"), "--options", opts])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("is not finite"), r.stderr)
+        let named = try XCTUnwrap(r.stderr.range(of: #"saved in (\S+)\."#, options: .regularExpression).map { String(r.stderr[$0].dropFirst(9).dropLast()) }, r.stderr)
+        XCTAssertEqual(named, path(".nan.work/trainer"))
+        XCTAssertNotNil(CLI.savedStep(URL(fileURLWithPath: named)), "the state the message names is there")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("nan")))
+    }
+
     /// SIGINT (run) and SIGTERM (apply) stop at a step boundary with the state saved, print
     /// the command that resumes, exit 130 / 143; resuming gives the uninterrupted weights. While
     /// each runs, a second writer of the same output is refused (the lock).
