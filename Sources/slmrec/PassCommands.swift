@@ -156,6 +156,10 @@ struct Run: ParsableCommand {
     @Flag(help: "Do not write the comparison report (run `slmrec compare` yourself, e.g. with a SASRec baseline).") var noReport = false
     @Flag(help: "Replace an existing run directory at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
 
+    func validate() throws {
+        if resume && force { throw ValidationError("--resume continues the run directory and --force replaces it: give one of them") }
+    }
+
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
         let plan = try Planner.plan(r, registry: registry)
