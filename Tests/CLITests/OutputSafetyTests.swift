@@ -405,13 +405,17 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertTrue(CLI.wait(upTo: 120, while: p) {
             ((try? fm.contentsOfDirectory(atPath: work.path)) ?? []).contains { fm.fileExists(atPath: work.appendingPathComponent("\($0)/trainer/log.jsonl").path) }
         }, "training started")
+        // Paused while the second writers are tried (so it cannot finish first on a slow
+        // machine); it keeps its lock.
+        kill(p.processIdentifier, SIGSTOP)
         r = try CLI.run(runArgs + ["--resume"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("is being written by another slmrec process (pid \(p.processIdentifier)"), r.stderr)
         r = try CLI.run(runArgs + ["--force"])
         XCTAssertTrue(r.status != 0 && r.stderr.contains("being written by another slmrec process"), r.stderr)
         XCTAssertTrue(p.isRunning, "the first run goes on")
-        kill(p.processIdentifier, SIGINT)
+        kill(p.processIdentifier, SIGINT)   // pending while stopped, handled on SIGCONT
+        kill(p.processIdentifier, SIGCONT)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationReason, .exit)
         XCTAssertEqual(p.terminationStatus, 130)
@@ -433,9 +437,11 @@ final class OutputSafetyTests: XCTestCase {
         let q = try CLI.spawn(applyArgs, stderr: applyErr)
         let log = dir.appendingPathComponent(".b.work/trainer/log.jsonl")
         XCTAssertTrue(CLI.wait(upTo: 120, while: q) { fm.fileExists(atPath: log.path) }, "training started")
+        kill(q.processIdentifier, SIGSTOP)
         r = try CLI.run(applyArgs)
         XCTAssertTrue(r.status != 0 && r.stderr.contains("is being written by another slmrec process (pid \(q.processIdentifier)"), r.stderr)
         kill(q.processIdentifier, SIGTERM)
+        kill(q.processIdentifier, SIGCONT)
         q.waitUntilExit()
         XCTAssertEqual(q.terminationStatus, 143)
         let aerr = try String(contentsOf: applyErr, encoding: .utf8)
