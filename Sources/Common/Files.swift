@@ -174,7 +174,8 @@ public enum AtomicFile {
 /// Fault injection for the tests (SQLite-style): with SLMREC_FAULT_POINT=NAME in the
 /// environment, reaching the point NAME writes this process's id to SLMREC_FAULT_MARKER (if
 /// set) and then waits forever, so a test can kill -9 the process exactly there. Points:
-/// `swap-window` (between the steps of an output replacement).
+/// `swap-window` (between the steps of an output replacement), `stage-evaluation` (a recipe
+/// stage trained, its directory not yet written).
 public enum FaultPoint {
     public static func reach(_ name: String) {
         let env = ProcessInfo.processInfo.environment

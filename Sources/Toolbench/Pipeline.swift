@@ -392,11 +392,11 @@ public struct RecipeRunner: Sendable {
             let log = LogBuffer(echo: !quiet)
             let evaluator = self.evaluator
             let quiet = self.quiet
+            // The work directory (training state) lives outside the stage's temporary
+            // directory, keyed by the stage's inputs+options, so a killed run resumed with
+            // --resume continues a half-trained stage from its last checkpoint.
+            let work = runDirectory.appendingPathComponent(".work").appendingPathComponent("\(s.name)-\(key.prefix(16))")
             do {
-                // The work directory (training state) lives outside the stage's temporary
-                // directory, keyed by the stage's inputs+options, so a killed run resumed with
-                // --resume continues a half-trained stage from its last checkpoint.
-                let work = runDirectory.appendingPathComponent(".work").appendingPathComponent("\(s.name)-\(key.prefix(16))")
                 if !resume { try? fm.removeItem(at: work) }
                 try AtomicFile.writeDirectory(stageDir) { tmp in
                     try fm.createDirectory(at: work, withIntermediateDirectories: true)
@@ -409,17 +409,13 @@ public struct RecipeRunner: Sendable {
                                           baseDirectory: plan.baseDirectory, seed: s.seed, stage: s.name,
                                           log: { log.append($0) }, quiet: quiet, resume: resume)
                     let result = try s.pass.apply(ctx, options: s.options)
-                    try? fm.removeItem(at: work)
-                    // Drop the run's .work directory once no stage has state in it.
-                    if (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path))?.isEmpty ?? false {
-                        try? fm.removeItem(at: work.deletingLastPathComponent())
-                    }
                     var metrics = result.metrics
                     if let ck = result.checkpoint { try ck.save(to: tmp.appendingPathComponent(ArtifactKind.checkpoint.rawValue)) }
                     if let ad = result.adapter { try ad.save(to: tmp.appendingPathComponent(ArtifactKind.adapter.rawValue)) }
                     if (s.output.checkpoint != nil) != (result.checkpoint != nil) || s.output.adapter != (result.adapter != nil) {
                         throw ToolbenchError("stage \(s.name)", problem: "pass \(s.pass.name) produced other artifacts than it planned", fix: "this is a bug in the pass")
                     }
+                    FaultPoint.reach("stage-evaluation")
                     if let spec = plan.recipe.evaluate, s.evaluate, result.checkpoint != nil, spec.stages?.contains(s.name) ?? true {
                         let out = StageOutput(name: s.name, checkpoint: tmp.appendingPathComponent("checkpoint"),
                                               adapter: result.adapter == nil ? nil : tmp.appendingPathComponent("adapter"),
@@ -446,6 +442,13 @@ public struct RecipeRunner: Sendable {
                 throw e   // the CLI prints how to resume and exits 128 + signal
             } catch {
                 throw ToolbenchError("\(plan.recipe.path): stage \"\(s.name)\"", problem: "\(error)", fix: "the stage's output was not written; fix the cause and rerun with --resume")
+            }
+            // The training state goes only once the stage directory is in place: a kill during
+            // the stage's evaluation or while writing it must not cost the training.
+            try? fm.removeItem(at: work)
+            // Drop the run's .work directory once no stage has state in it.
+            if (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path))?.isEmpty ?? false {
+                try? fm.removeItem(at: work.deletingLastPathComponent())
             }
             let secs = Date().timeIntervalSince(start)
             say(String(format: "    done in %.2f s → %@", secs, stageDir.path))

@@ -244,10 +244,15 @@ public final class Trainer {
         var lastLoss = 0.0, history: [[String: Any]] = []
         var stoppedEarly = false
         var epochBatches: (epoch: Int, batches: [[Int]])? = nil
+        var savedStep = -1
+        func save() throws {
+            try saveState(state, groups: groups, opts: opts)
+            savedStep = state.step
+        }
 
         while state.step < total {
             if let sig = StopSignals.received {
-                try saveState(state, groups: groups, opts: opts)
+                try save()
                 progress.update(state.step, "interrupted", force: true)
                 throw Interrupted(signal: sig, step: state.step, stateDirectory: stateDirectory)
             }
@@ -272,7 +277,7 @@ public final class Trainer {
             if !loss.isFinite || !norm.isFinite {
                 try log.write(["step": state.step, "event": "non-finite", "loss": loss.isFinite ? loss : -1, "grad_norm": norm.isFinite ? norm : -1])
                 // Nothing of this step was applied: the state as it stands is the last good one.
-                try saveState(state, groups: groups, opts: opts)
+                try save()
                 throw TrainingError(message: "step \(state.step + 1): the \(loss.isFinite ? "gradient norm" : "loss") is not finite; training stopped without applying it. The state before it (step \(state.step)) is saved in \(stateDirectory.path). Lower lr (now \(o.lr)) or grad_clip and train again (a resume continues only with the same options; with other ones the training starts over).")
             }
             let scale: Float = o.gradClip > 0 && norm > Double(o.gradClip) ? Float(Double(o.gradClip) / norm) : 1
@@ -295,7 +300,7 @@ public final class Trainer {
             progress.update(state.step, String(format: "loss %.4f lr %.2e %.0f seq/s", loss, lr, Double(seen) / max(nowSeconds() - start, 1e-9)))
 
             if let k = simulateKillAfter, state.step >= k {
-                if o.checkpointEvery > 0 && state.step % o.checkpointEvery == 0 { try saveState(state, groups: groups, opts: opts) }
+                if o.checkpointEvery > 0 && state.step % o.checkpointEvery == 0 { try save() }
                 throw TrainingError(message: "simulated kill at step \(state.step)")
             }
             let atEnd = state.step == total
@@ -320,24 +325,27 @@ public final class Trainer {
                 if !quiet { logLine(String(format: "\(label): step %d valid %@ %.4f (best %.4f at step %d)", state.step, o.metric, value, state.bestMetric ?? 0, state.bestStep)) }
                 if o.patience > 0 && state.badValidations >= o.patience && !atEnd {
                     stoppedEarly = true
-                    try saveState(state, groups: groups, opts: opts)
+                    try save()
                     logLine("\(label): early stop after \(state.badValidations) validations without improvement")
                     break
                 }
-                try saveState(state, groups: groups, opts: opts)
+                try save()
             } else if o.checkpointEvery > 0 && state.step % o.checkpointEvery == 0 {
-                try saveState(state, groups: groups, opts: opts)
+                try save()
             }
         }
         if let sig = StopSignals.received {   // arrived during the last step: the state says "done"
-            try saveState(state, groups: groups, opts: opts)
+            try save()
             throw Interrupted(signal: sig, step: state.step, stateDirectory: stateDirectory)
         }
+        let secs = nowSeconds() - start
+        // The finished state too (not timed), so that a kill between here and the caller's
+        // output (its evaluation, its writing) costs no training: --resume then trains nothing.
+        if savedStep != state.step { try save() }
         progress.finish(String(format: "loss %.4f", lastLoss))
         if let best {
             for (g, b) in zip(groups, best) { g.params.buffer.copy(from: b.buffer) }
         }
-        let secs = nowSeconds() - start
         return TrainingResult(steps: state.step, epochsCompleted: Double(state.step) / Double(stepsPerEpoch), bestStep: state.bestStep,
                               bestMetric: state.bestMetric, lastLoss: lastLoss, seconds: secs,
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),

@@ -373,6 +373,30 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertFalse(fm.fileExists(atPath: path(".sb.work")))
     }
 
+    /// Killed after a stage trained but before its directory was written (during its
+    /// evaluation): the training is not lost, --resume only evaluates and writes.
+    func testAKillAfterTrainingKeepsTheTraining() throws {
+        let fm = FileManager.default
+        let recipe = dir.appendingPathComponent("eval.json5")
+        try """
+        { inputs: { init: "\(ck.path)" }, evaluate: { data: "\(data.path)", split: "test", candidates: "full" },
+          stages: [ { name: "ft", pass: "finetune", input: "init",
+                      options: { data: "\(data.path)", max_steps: 40, batch_size: 8, lr: 0.002, valid_every: 100000, valid_users: 0, patience: 0 } } ] }
+        """.write(to: recipe, atomically: true, encoding: .utf8)
+        let run = dir.appendingPathComponent("run"), marker = dir.appendingPathComponent("marker")
+        let p = try CLI.spawn(["run", recipe.path, "--output", run.path, "--no-report"], stderr: dir.appendingPathComponent("eval.err"),
+                              env: ["SLMREC_FAULT_POINT": "stage-evaluation", "SLMREC_FAULT_MARKER": marker.path])
+        XCTAssertTrue(CLI.wait(upTo: 120, while: p) { fm.fileExists(atPath: marker.path) }, "reached the stage's evaluation")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let r = try CLI.run(["run", recipe.path, "--output", run.path, "--no-report", "--resume"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("resuming at step 40 of 40"), "no step is trained again: \(r.stderr)")
+        XCTAssertNoThrow(try Checkpoint.load(directory: run.appendingPathComponent("ft/checkpoint")))
+        XCTAssertFalse(fm.fileExists(atPath: run.appendingPathComponent(".work").path), "the state goes once the stage is written")
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: run.path).filter { $0.hasPrefix(".") }, [], "no debris in the run directory")
+    }
+
     /// The non-finite guard names a state directory that still exists after the command exits.
     func testAFailedApplyKeepsTheStateItsMessageNames() throws {
         let opts = "{data: \"\(data.path)\", max_steps: 50, batch_size: 8, lr: 1e30, grad_clip: 0, valid_every: 100000, valid_users: 0, patience: 0}"
