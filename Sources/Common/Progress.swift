@@ -50,6 +50,13 @@ public final class ProgressReporter: @unchecked Sendable {
 
     public func finish(_ fields: String = "") { update(total, fields, force: true) }
 
+    /// Shows where the work stopped short of `total` and ends the bar's line (a terminal's
+    /// bar is otherwise redrawn in place, and the next message would continue it).
+    public func stop(at done: Int, _ fields: String = "") {
+        update(done, fields, force: true)
+        if isTTY && !quiet && done < total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
     public var elapsed: TimeInterval { Date().timeIntervalSince(start) }
 
     public static func clock(_ s: Double) -> String {

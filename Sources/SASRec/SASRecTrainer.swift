@@ -155,6 +155,7 @@ public enum SASRecTrainer {
                 if let sig = StopSignals.received {
                     p.epochSeconds = nowSeconds() - te
                     try save()
+                    bar.stop(at: step, "interrupted")
                     throw Interrupted(signal: sig, step: adam.step, stateDirectory: state)
                 }
                 let idx = batches[step]

@@ -253,7 +253,7 @@ public final class Trainer {
         while state.step < total {
             if let sig = StopSignals.received {
                 try save()
-                progress.update(state.step, "interrupted", force: true)
+                progress.stop(at: state.step, "interrupted")
                 throw Interrupted(signal: sig, step: state.step, stateDirectory: stateDirectory)
             }
             let epoch = state.step / stepsPerEpoch, inEpoch = state.step % stepsPerEpoch
