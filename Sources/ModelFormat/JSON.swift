@@ -324,3 +324,33 @@ enum JSONWriter {
         return out + "\""
     }
 }
+
+extension JSONValue {
+    /// A JSONSerialization-style value (numbers, strings, arrays, dictionaries) as JSONValue.
+    public static func any(_ v: Any) -> JSONValue {
+        switch v {
+        case let b as Bool: return .bool(b)
+        case let i as Int: return .int(i)
+        case let d as Double: return d.isFinite ? .double(d) : .null
+        case let f as Float: return f.isFinite ? .double(Double(f)) : .null
+        case let s as String: return .string(s)
+        case let a as [Any]: return .array(a.map(any))
+        case let o as [String: Any]: return .object(o.mapValues(any))
+        case let opt as Optional<Any>: return opt.map(any) ?? .null
+        default: return .string("\(v)")
+        }
+    }
+
+    /// The JSONSerialization-style value (the inverse of `any`, for logs kept as [String: Any]).
+    public var anyValue: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let b): return b
+        case .int(let i): return i
+        case .double(let d): return d
+        case .string(let s): return s
+        case .array(let a): return a.map(\.anyValue)
+        case .object(let o): return o.mapValues(\.anyValue)
+        }
+    }
+}

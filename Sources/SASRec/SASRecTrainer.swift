@@ -206,31 +206,6 @@ public enum SASRecTrainer {
                                  trainSeconds: nowSeconds() - t0, stepSeconds: p.trainSeconds, log: lines)
     }
 
-    /// A log line's value as JSONValue (numbers, strings, booleans, arrays and objects).
-    static func jsonValue(_ v: Any) -> JSONValue {
-        switch v {
-        case let b as Bool: return .bool(b)
-        case let i as Int: return .int(i)
-        case let d as Double: return .double(d)
-        case let s as String: return .string(s)
-        case let a as [Any]: return .array(a.map(jsonValue))
-        case let o as [String: Any]: return .object(o.mapValues(jsonValue))
-        default: return .null
-        }
-    }
-
-    static func anyValue(_ v: JSONValue) -> Any {
-        switch v {
-        case .null: return NSNull()
-        case .bool(let b): return b
-        case .int(let i): return i
-        case .double(let d): return d
-        case .string(let s): return s
-        case .array(let a): return a.map(anyValue)
-        case .object(let o): return o.mapValues(anyValue)
-        }
-    }
-
     static func saveState(_ dir: URL, _ p: Progress, lines: [[String: Any]], model: SASRecModel, adam: AdamW, best: ParamSet) throws {
         try AtomicFile.writeDirectory(dir.appendingPathComponent("state")) { tmp in
             var t: [String: Tensor] = [:]
@@ -245,7 +220,7 @@ public enum SASRecTrainer {
             enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             try enc.encode(p).write(to: tmp.appendingPathComponent("trainer.json"))
             // Codable's doubles round-trip exactly (JSONSerialization's may lose the last bit).
-            try JSONEncoder().encode(JSONValue.array(lines.map(jsonValue))).write(to: tmp.appendingPathComponent("log.json"))
+            try JSONEncoder().encode(JSONValue.array(lines.map(JSONValue.any))).write(to: tmp.appendingPathComponent("log.json"))
         }
     }
 
@@ -273,7 +248,7 @@ public enum SASRecTrainer {
         }
         adam.setStep(p.adamStep)
         let logValue = try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: state.appendingPathComponent("log.json")))
-        let lines = (logValue?.arrayValue ?? []).compactMap { anyValue($0) as? [String: Any] }
+        let lines = (logValue?.arrayValue ?? []).compactMap { $0.anyValue as? [String: Any] }
         return (p, lines)
     }
 

@@ -35,23 +35,6 @@ extension TrainerOptions {
 import ModelFormat
 import Foundation
 
-extension JSONValue {
-    /// A JSONSerialization-style value (numbers, strings, arrays, dictionaries) as JSONValue.
-    public static func any(_ v: Any) -> JSONValue {
-        switch v {
-        case let b as Bool: return .bool(b)
-        case let i as Int: return .int(i)
-        case let d as Double: return .number(d)
-        case let f as Float: return .number(Double(f))
-        case let s as String: return .string(s)
-        case let a as [Any]: return .array(a.map(any))
-        case let o as [String: Any]: return .object(o.mapValues(any))
-        case let opt as Optional<Any>: return opt.map(any) ?? .null
-        default: return .string("\(v)")
-        }
-    }
-}
-
 /// What trains in a training pass's model — full or LoRA, and which head/prompt parts —
 /// decoded flat from the pass options (shared by `finetune` and `layerwise-kd`).
 public struct TrainableOptions: Sendable, Equatable {

@@ -195,11 +195,30 @@ public final class Trainer {
         return lengthGroupedBatches(lengths: samples.map { $0.input.count }, batchSize: options.batchSize, shuffle: true, rng: &rng)
     }
 
+    /// Everything a resumed run needs besides the tensors, so that resuming a finished or
+    /// early-stopped state trains nothing and reports what the uninterrupted run reported.
     struct State: Codable {
         var step = 0
         var bestMetric: Double?
         var bestStep = 0
         var badValidations = 0
+        var stoppedEarly = false
+        var lastLoss = 0.0
+        /// The validation records so far (metrics.json's `history`).
+        var history: [JSONValue] = []
+
+        init() {}
+        // States saved before the last three fields existed still load.
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            step = try c.decode(Int.self, forKey: .step)
+            bestMetric = try c.decodeIfPresent(Double.self, forKey: .bestMetric)
+            bestStep = try c.decode(Int.self, forKey: .bestStep)
+            badValidations = try c.decode(Int.self, forKey: .badValidations)
+            stoppedEarly = try c.decodeIfPresent(Bool.self, forKey: .stoppedEarly) ?? false
+            lastLoss = try c.decodeIfPresent(Double.self, forKey: .lastLoss) ?? 0
+            history = try c.decodeIfPresent([JSONValue].self, forKey: .history) ?? []
+        }
     }
 
     /// Runs to the budget (or early stop). With `resume`, continues from the state directory.
@@ -241,8 +260,6 @@ public final class Trainer {
         let ws = Workspace()
         let start = nowSeconds()
         var seen = 0, tokens = 0
-        var lastLoss = 0.0, history: [[String: Any]] = []
-        var stoppedEarly = false
         var epochBatches: (epoch: Int, batches: [[Int]])? = nil
         var savedStep = -1
         func save() throws {
@@ -250,7 +267,7 @@ public final class Trainer {
             savedStep = state.step
         }
 
-        while state.step < total {
+        while state.step < total && !state.stoppedEarly {
             if let sig = StopSignals.received {
                 try save()
                 progress.stop(at: state.step, "interrupted")
@@ -289,7 +306,7 @@ public final class Trainer {
             state.step += 1
             seen += ex.count
             tokens += ex.reduce(0) { $0 + $1.input.count }
-            lastLoss = loss
+            state.lastLoss = loss
             let dt = nowSeconds() - t0
             terms["lr"] = Double(lr)
             terms["grad_norm"] = norm
@@ -312,7 +329,7 @@ public final class Trainer {
                 var vrec: [String: Any] = ["step": state.step, "event": "valid", "candidates": o.validCandidates.rawValue, "users": v.users]
                 for (k, x) in m { vrec["valid_" + k] = x }
                 try log.write(vrec)
-                history.append(vrec)
+                state.history.append(.any(vrec))
                 if state.bestMetric == nil || value > state.bestMetric! {
                     state.bestMetric = value
                     state.bestStep = state.step
@@ -324,7 +341,7 @@ public final class Trainer {
                 }
                 if !quiet { logLine(String(format: "\(label): step %d valid %@ %.4f (best %.4f at step %d)", state.step, o.metric, value, state.bestMetric ?? 0, state.bestStep)) }
                 if o.patience > 0 && state.badValidations >= o.patience && !atEnd {
-                    stoppedEarly = true
+                    state.stoppedEarly = true
                     try save()
                     logLine("\(label): early stop after \(state.badValidations) validations without improvement")
                     break
@@ -342,14 +359,14 @@ public final class Trainer {
         // The finished state too (not timed), so that a kill between here and the caller's
         // output (its evaluation, its writing) costs no training: --resume then trains nothing.
         if savedStep != state.step { try save() }
-        progress.finish(String(format: "loss %.4f", lastLoss))
+        progress.finish(String(format: "loss %.4f", state.lastLoss))
         if let best {
             for (g, b) in zip(groups, best) { g.params.buffer.copy(from: b.buffer) }
         }
         return TrainingResult(steps: state.step, epochsCompleted: Double(state.step) / Double(stepsPerEpoch), bestStep: state.bestStep,
-                              bestMetric: state.bestMetric, lastLoss: lastLoss, seconds: secs,
+                              bestMetric: state.bestMetric, lastLoss: state.lastLoss, seconds: secs,
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
-                              stoppedEarly: stoppedEarly, history: history)
+                              stoppedEarly: state.stoppedEarly, history: state.history.compactMap { $0.anyValue as? [String: Any] })
     }
 
     // MARK: resumable state (atomic: everything is written to a temp dir, then renamed)

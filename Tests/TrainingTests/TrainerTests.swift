@@ -125,6 +125,30 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(b.model.params.buffer.array, full.model.params.buffer.array, "checkpoint_every 0: the stop itself saved the state")
     }
 
+    /// Resuming the state of a run that stopped early (or finished) trains nothing and reports
+    /// what the run reported: the same steps, history, last loss and weights.
+    func testResumingAFinishedOrEarlyStoppedRunTrainsNothing() throws {
+        for patience in [1, 0] {
+            let o = options { $0.epochs = 20; $0.validEvery = 2; $0.patience = patience; $0.lr = 0.05 }
+            let dir = tmp()
+            let a = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+            let t1 = try Trainer(task: a, dataset: patternDataset(), options: o, stateDirectory: dir)
+            t1.quiet = true
+            let r1 = try t1.run()
+            if patience == 1 { XCTAssertTrue(r1.stoppedEarly, "the setting must stop early (steps \(r1.steps) of \(t1.totalSteps))") }
+            let b = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+            let t2 = try Trainer(task: b, dataset: patternDataset(), options: o, stateDirectory: dir)
+            t2.quiet = true
+            let r2 = try t2.run(resume: true)
+            XCTAssertEqual(r2.steps, r1.steps)
+            XCTAssertEqual(r2.stoppedEarly, r1.stoppedEarly)
+            XCTAssertEqual(r2.lastLoss, r1.lastLoss)
+            XCTAssertEqual(r2.history.count, r1.history.count)
+            XCTAssertEqual(r2.bestStep, r1.bestStep)
+            XCTAssertEqual(b.model.params.buffer.array, a.model.params.buffer.array, "patience \(patience)")
+        }
+    }
+
     func testResumeWithDifferentOptionsIsRefused() throws {
         let dir = tmp()
         let task = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
