@@ -111,7 +111,16 @@ public enum AtomicFile {
             try? FileManager.default.moveItem(at: old, to: dst)
             throw error
         }
-        try? FileManager.default.removeItem(at: old)
+        discard(old)
+    }
+
+    /// Deletes a superseded copy: renamed to a temporary name first, so that a kill during the
+    /// (non-atomic) deletion leaves only debris, never a partial `.old` that could be restored.
+    static func discard(_ url: URL) {
+        let owner = debrisOwner(url.lastPathComponent) ?? url.lastPathComponent
+        let tmp = temporarySibling(of: url.deletingLastPathComponent().appendingPathComponent(owner))
+        let victim = rename(url.path, tmp.path) == 0 ? tmp : url
+        try? FileManager.default.removeItem(at: victim)
     }
 
     /// Cleans what interrupted writes to `url` left beside it, by processes that are no
@@ -119,23 +128,30 @@ public enum AtomicFile {
     /// when `url` is missing (a replacement killed between its two renames), else removed; a
     /// lock file nobody holds is removed (`OutputLock.removeIfStale`). Each action but the
     /// last is reported (standard error by default) and returned.
+    ///
+    /// `holdingLock`: the caller holds `url`'s `OutputLock`, so no other writer of `url` is at
+    /// work and every sibling is debris whatever its pid says (a pid may have been reused, or
+    /// be this one's in a container where slmrec always runs as pid 1). Without it, siblings
+    /// of processes that are still alive (and this one's) are left alone.
     @discardableResult
-    public static func recover(_ url: URL, report: (String) -> Void = logLine) -> [String] {
+    public static func recover(_ url: URL, holdingLock: Bool = false, report: (String) -> Void = logLine) -> [String] {
         let parent = url.deletingLastPathComponent(), name = url.lastPathComponent
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return [] }
         let fm = FileManager.default
         var done: [String] = []
         func say(_ s: String) { done.append(s); report("slmrec: " + s) }
-        // Restores first (oldest PID first is as good as any: there is at most one in practice).
+        // A `.old` exists only while complete (it is renamed to a temporary before deletion),
+        // so there is at most one to restore.
         for e in entries.sorted() {
-            guard let (kind, pid) = debris(e, of: name), pid != getpid(), !processIsAlive(pid) else { continue }
+            guard let (kind, pid) = debris(e, of: name), holdingLock || (pid != getpid() && !processIsAlive(pid)) else { continue }
             let path = parent.appendingPathComponent(e)
             switch kind {
             case .temporary:
                 if (try? fm.removeItem(at: path)) != nil { say("removed \(path.path), left by an interrupted write (pid \(pid))") }
             case .old:
                 if fm.fileExists(atPath: url.path) {
-                    if (try? fm.removeItem(at: path)) != nil { say("removed \(path.path), the previous \(name) an interrupted replacement had set aside (pid \(pid))") }
+                    discard(path)
+                    say("removed \(path.path), the previous \(name) an interrupted replacement had set aside (pid \(pid))")
                 } else if rename(path.path, url.path) == 0 {
                     say("restored \(url.path) from \(path.path): a replacement was interrupted between its two renames (pid \(pid))")
                 }
@@ -159,11 +175,19 @@ public enum AtomicFile {
         return nil
     }
 
-    /// Whether a name is one of the siblings this type (or `OutputLock`) creates.
-    public static func isOwnSibling(_ entry: String) -> Bool {
-        guard entry.hasPrefix("."), let dot = entry.dropFirst().lastIndex(of: ".") else { return false }
-        let name = String(entry[entry.index(after: entry.startIndex)..<dot])
-        return debris(entry, of: name) != nil || entry == ".\(name).lock" || entry == ".\(name).work"
+    /// The NAME of a temporary or old sibling (`.NAME.tmp-PID-RAND`, `.NAME.old-PID`) this
+    /// type leaves while writing NAME; nil for any other entry.
+    public static func debrisOwner(_ entry: String) -> String? {
+        guard entry.hasPrefix(".") else { return nil }
+        for marker in [".tmp-", ".old-"] {
+            var search = entry.startIndex..<entry.endIndex
+            while let r = entry.range(of: marker, options: .backwards, range: search), r.lowerBound > entry.startIndex {
+                let name = String(entry[entry.index(after: entry.startIndex)..<r.lowerBound])
+                if !name.isEmpty, debris(entry, of: name) != nil { return name }
+                search = entry.startIndex..<r.lowerBound
+            }
+        }
+        return nil
     }
 
     static func processIsAlive(_ pid: pid_t) -> Bool {

@@ -61,7 +61,7 @@ public final class OutputKind: Sendable {
         if opaque { return nil }
         let fm = FileManager.default
         guard let entries = try? fm.contentsOfDirectory(atPath: url.path) else { return "\(relative.isEmpty ? "it" : relative) cannot be read" }
-        for e in entries.sorted() where !AtomicFile.isOwnSibling(e) {
+        for e in entries.sorted() where !isDebris(e) {
             let path = url.appendingPathComponent(e)
             let attrs = try? fm.attributesOfItem(atPath: path.path)
             let type = attrs?[.type] as? FileAttributeType
@@ -77,6 +77,13 @@ public final class OutputKind: Sendable {
             return "it has no \(relative)\(r), which every \(name) has"
         }
         return nil
+    }
+
+    /// A temporary or old copy of one of this kind's own entries (a swap in progress or
+    /// interrupted inside it, e.g. a run's `.ft.tmp-…` stage); anything else hidden counts.
+    func isDebris(_ entry: String) -> Bool {
+        guard let owner = AtomicFile.debrisOwner(entry) else { return false }
+        return directories[owner] != nil || otherDirectories != nil || files.contains { Self.matches(owner, $0) }
     }
 
     static func matches(_ s: String, _ pattern: String) -> Bool {
@@ -115,10 +122,12 @@ public enum OutputGuard {
     /// Checks `url` as the output `flag` of kind `kind`. `inputs` are the command's inputs
     /// (label, path), e.g. ("--input", …), ("recipe input teacher", …). With `resume` (a
     /// run directory continued in place), a previous output is accepted without `force`.
+    /// `targetOnly`: only the rules that hold whatever is at the path (root, home, current
+    /// directory, inputs), checked before the lock is taken beside it.
     @discardableResult
     public static func check(_ url: URL, kind: OutputKind, flag: String = "--output", force: Bool,
                              inputs: [(String, URL)], forceFlag: String = "--force", resume: Bool = false,
-                             resumeFlag: String? = nil) throws -> Existing {
+                             resumeFlag: String? = nil, targetOnly: Bool = false) throws -> Existing {
         let out = realPath(url)
         let shown = url.path
         func refuse(_ problem: String, _ fix: String) -> OutputRefused { OutputRefused(shown, problem: "\(flag) \(problem)", fix: fix) }
@@ -142,6 +151,7 @@ public enum OutputGuard {
                              "choose a directory outside \(input.path)")
             }
         }
+        if targetOnly { return .nothing }
         let fm = FileManager.default
         guard let attrs = try? fm.attributesOfItem(atPath: url.path) else { return .nothing }
         let type = attrs[.type] as? FileAttributeType
@@ -163,8 +173,7 @@ public enum OutputGuard {
         guard type == .typeDirectory else {
             throw refuse("is a file, not a \(kind.name) directory; slmrec never replaces it, even with \(forceFlag)", other)
         }
-        let entries = (try? fm.contentsOfDirectory(atPath: url.path)) ?? []
-        if entries.allSatisfy(AtomicFile.isOwnSibling) { return .emptyDirectory }
+        if ((try? fm.contentsOfDirectory(atPath: url.path)) ?? [""]).isEmpty { return .emptyDirectory }
         if let m = kind.mismatch(at: url) {
             throw refuse("exists and is not \(withArticle(kind.name)) written by slmrec: \(m); \(forceFlag) never replaces it", "\(other), or move its contents away yourself")
         }
@@ -249,8 +258,7 @@ public final class OutputLock {
             }
             // The holder before us may have removed the file between our open and flock: then
             // we hold a lock on a name nobody else sees, and must start again.
-            var a = stat(), b = stat()
-            if fstat(fd, &a) == 0, stat(file.path, &b) == 0, a.st_ino == b.st_ino, a.st_dev == b.st_dev {
+            if isStillNamed(file, fd) {
                 let args = CommandLine.arguments.map(shellQuoted).joined(separator: " ")
                 let text = "pid \(getpid()): \(args), since \(ISO8601DateFormatter().string(from: Date()))\n"
                 ftruncate(fd, 0)
@@ -268,14 +276,29 @@ public final class OutputLock {
         let file = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).lock")
         let fd = open(file.path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return }
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(file.path) }
+        removeIfStale(file, openedAs: fd)
         close(fd)
     }
 
-    /// Removes the lock file (while still holding the lock), then releases it.
+    /// Unlinks `file` if `fd` (opened on it earlier) can be locked and the name still refers
+    /// to that same file: between the open and the flock its holder may have removed it and a
+    /// new writer created and locked a new file under the name, which must not be unlinked.
+    static func removeIfStale(_ file: URL, openedAs fd: Int32) {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return }
+        if isStillNamed(file, fd) { unlink(file.path) }
+        flock(fd, LOCK_UN)
+    }
+
+    static func isStillNamed(_ file: URL, _ fd: Int32) -> Bool {
+        var a = stat(), b = stat()
+        return fstat(fd, &a) == 0 && stat(file.path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev
+    }
+
+    /// Removes the lock file (while still holding the lock, and only if the name is still
+    /// ours), then releases it.
     public func release() {
         guard fd >= 0 else { return }
-        unlink(file.path)
+        if Self.isStillNamed(file, fd) { unlink(file.path) }
         close(fd)
         fd = -1
     }

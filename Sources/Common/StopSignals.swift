@@ -3,9 +3,10 @@ import Foundation
 
 /// SIGINT and SIGTERM during training: the trainer finishes the step it is in, saves its
 /// resumable state and throws `Interrupted`; the CLI prints the command that resumes and
-/// exits 128 + the signal (130, 143). Outside `catching`, the signals keep their default
-/// action (every output is written atomically, so a kill loses only unsaved work), and a
-/// second signal while catching kills at once.
+/// exits 128 + the signal (130, 143). Outside `catching`, the signals keep their usual
+/// action (every output is written atomically, so a kill loses only unsaved work); a signal
+/// the process ignores (nohup, a background job) stays ignored; and after the first signal
+/// the usual actions are back, so a second one kills at once.
 public enum StopSignals {
     /// Runs `body` with SIGINT/SIGTERM turned into a flag the trainer polls. A signal that
     /// arrived after the trainer's last look is reported as `Interrupted` too.

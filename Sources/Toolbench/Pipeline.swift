@@ -326,16 +326,6 @@ public struct RecipeRunner: Sendable {
         AtomicFile.recover(runDirectory)
         let existing = try OutputGuard.check(runDirectory, kind: Self.runDirectoryKind, force: force, inputs: Self.inputs(of: plan),
                                              resume: resume, resumeFlag: "--resume")
-        if resume {
-            // Stages that are rerun replace their directory: none of them may hold an input.
-            for s in plan.stages {
-                let dir = runDirectory.appendingPathComponent(s.name)
-                for (label, url) in Self.inputs(of: plan) where OutputGuard.realPath(url).hasPrefix(OutputGuard.realPath(dir) + "/") {
-                    throw ToolbenchError(runDirectory.path, problem: "\(label) (\(url.path)) lies inside stage \(s.name)'s directory, which this run may replace",
-                                         fix: "copy that input out of the run directory, or write the run to another --output")
-                }
-            }
-        }
         if existing == .previousOutput && force {
             try AtomicFile.replaceWithEmptyDirectory(runDirectory)
             if !quiet { logLine("replaced the previous run directory \(runDirectory.path) (--force)") }
@@ -396,6 +386,14 @@ public struct RecipeRunner: Sendable {
             // directory, keyed by the stage's inputs+options, so a killed run resumed with
             // --resume continues a half-trained stage from its last checkpoint.
             let work = runDirectory.appendingPathComponent(".work").appendingPathComponent("\(s.name)-\(key.prefix(16))")
+            // State this stage left under an older key (its options or inputs changed since)
+            // can never be resumed: it goes.
+            for old in (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path)) ?? []
+            where old != work.lastPathComponent && old.hasPrefix("\(s.name)-")
+                && old.dropFirst(s.name.count + 1).count == 16 && old.dropFirst(s.name.count + 1).hasPrefix("fnv1a64:") {
+                try? fm.removeItem(at: work.deletingLastPathComponent().appendingPathComponent(old))
+                say("    removed the training state of an earlier version of \(s.name) (.work/\(old)): its options or inputs changed")
+            }
             do {
                 if !resume { try? fm.removeItem(at: work) }
                 try AtomicFile.writeDirectory(stageDir) { tmp in

@@ -295,7 +295,7 @@ public final class Trainer {
                 try log.write(["step": state.step, "event": "non-finite", "loss": loss.isFinite ? loss : -1, "grad_norm": norm.isFinite ? norm : -1])
                 // Nothing of this step was applied: the state as it stands is the last good one.
                 try save()
-                throw TrainingError(message: "step \(state.step + 1): the \(loss.isFinite ? "gradient norm" : "loss") is not finite; training stopped without applying it. The state before it (step \(state.step)) is saved in \(stateDirectory.path). Lower lr (now \(o.lr)) or grad_clip and train again (a resume continues only with the same options; with other ones the training starts over).")
+                throw TrainingError(message: "step \(state.step + 1): the \(loss.isFinite ? "gradient norm" : "loss") is not finite; training stopped without applying it. The state before it (step \(state.step)) is saved in \(stateDirectory.path). Lower lr (now \(o.lr)) or grad_clip and train again: that state resumes only with the same options, so with new ones training starts afresh (a recipe stage whose options changed does so by itself; `slmrec apply` once that directory is removed).")
             }
             let scale: Float = o.gradClip > 0 && norm > Double(o.gradClip) ? Float(Double(o.gradClip) / norm) : 1
             if scale != 1 { for g in grads { for i in 0..<g.buffer.count { g.buffer[i] *= scale } } }

@@ -43,16 +43,22 @@ struct Compare: ParsableCommand {
         var o = CompareOptions(baseline: baseline, timing: TimingOptions(batch: usersPerBatch, throughputSeconds: throughputSeconds, latencyCalls: latencyUsers),
                                skipTiming: skipTiming)
         o.log = { logLine($0) }
-        let own = fileURL((directories[0] as NSString).appendingPathComponent("report"))
+        let first = fileURL(directories[0])
+        let own = first.appendingPathComponent("report")
         let out = output.map(fileURL) ?? own
-        // A run's own report/ is regenerated freely (as `slmrec run` does); any other existing
-        // directory must be a previous report, replaced only with --force.
-        let isOwn = OutputGuard.realPath(out) == OutputGuard.realPath(own)
-        if !isOwn {
+        // A run directory's own report/ belongs to the run and is regenerated freely (as
+        // `slmrec run` does), holding the run's lock. Any other output follows the rule: never
+        // inside a compared directory (a checkpoint, a stage, a SASRec output are inputs), and
+        // an existing report is replaced only with --force.
+        let runsOwn = OutputGuard.realPath(out) == OutputGuard.realPath(own) && RecipeRunner.runDirectoryKind.mismatch(at: first) == nil
+        if !runsOwn {
+            if output == nil {
+                throw ValidationError("\(directories[0]) is not a run directory: its report would be written inside it; give --output REPORT_DIR")
+            }
             try OutputGuard.check(out, kind: ComparisonReport.outputKind, force: force, inputs: directories.map { ("compared directory", fileURL($0)) })
         }
         let report = try ComparisonBuilder.build(directories.map(fileURL), options: o)
-        try report.write(to: out)
+        try OutputLock.holding(runsOwn ? first : out) { try report.write(to: out) }
         if !quiet { emit(report.markdown()) }
         emit("report: \(ComparisonReport.files.map { out.appendingPathComponent($0).path }.joined(separator: ", "))")
     }

@@ -61,6 +61,9 @@ struct Apply: ParsableCommand {
     @Flag(help: "Continue the training state an interrupted run of this command left in .OUTPUT.work.") var resume = false
     @Flag(help: "Replace an existing checkpoint at --output (and adapter at --adapter-output); nothing else is ever replaced.") var force = false
 
+    /// What `apply` writes beside its output (`OUT.metrics.json`).
+    static let metricsKind = OutputKind.jsonFile("apply metrics file", keys: ["options", "seconds"])
+
     func run() throws {
         let p = try registry.pass(named: pass)
         var refURLs: [String: URL] = [:], planned: [String: PlannedArtifact] = [:]
@@ -99,9 +102,12 @@ struct Apply: ParsableCommand {
                 throw ValidationError("--adapter-output and --output must be separate directories (neither inside the other)")
             }
         }
-        try writingOutput(outURL, kind: Checkpoint.outputKind, force: force, inputs: inputs) {
+        // OUT.metrics.json beside the checkpoint is part of the output: the same rule.
+        let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
+        try OutputGuard.check(metricsURL, kind: Self.metricsKind, flag: "--output's metrics file", force: force, inputs: inputs)
+        try writingOutput(outURL, kind: Checkpoint.outputKind, force: force, inputs: inputs, keepsTrainingState: true) {
             if let adapterURL {
-                try writingOutput(adapterURL, kind: LoRAAdapter.outputKind, force: force, inputs: inputs, flag: "--adapter-output") {
+                try writingOutput(adapterURL, kind: LoRAAdapter.outputKind, force: force, inputs: inputs, flag: "--adapter-output", keepsTrainingState: true) {
                     try apply(p, opts: opts, inputs: inputs, references: refURLs, adapterURL: adapterURL)
                 }
             } else {
@@ -181,10 +187,10 @@ struct Run: ParsableCommand {
         }
         // Refused targets first (before a lock file is created beside them); then one writer
         // at a time for the whole run: stages, evaluated inputs and the report.
-        AtomicFile.recover(dir)
         try OutputGuard.check(dir, kind: RecipeRunner.runDirectoryKind, force: force, inputs: RecipeRunner.inputs(of: plan),
-                              resume: resume, resumeFlag: "--resume")
+                              resume: resume, resumeFlag: "--resume", targetOnly: true)
         try OutputLock.holding(dir) {
+            AtomicFile.recover(dir, holdingLock: true)
             let evaluator = RecipeEvaluator()
             let records: [StageRecord]
             do { records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume, force: force) } catch let e as Interrupted {

@@ -71,7 +71,7 @@ struct SASRecCommand: ParsableCommand {
     }
 
     func run() throws {
-        try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: [("--data", fileURL(data))]) { try train() }
+        try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: [("--data", fileURL(data))], keepsTrainingState: true) { try train() }
     }
 
     func train() throws {

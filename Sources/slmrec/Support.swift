@@ -102,23 +102,34 @@ func textTable(_ rows: [[String]]) -> String {
     }.joined(separator: "\n")
 }
 
-/// The rule for every output (docs/outputs.md): clean what interrupted writes left beside
-/// it (a restored output counts as existing), refuse what must never be replaced, then,
-/// holding the output's lock (one writer at a time), check again and run `body`.
+/// The rule for every output (docs/outputs.md): refuse a target that must never be
+/// replaced; then, holding the output's lock (one writer at a time), clean what interrupted
+/// writes left beside it (a restored output counts as existing), check what is there, and
+/// run `body`.
 func writingOutput<T>(_ url: URL, kind: OutputKind, force: Bool, inputs: [(String, URL)], flag: String = "--output",
-                      _ body: () throws -> T) throws -> T {
-    AtomicFile.recover(url)
-    try OutputGuard.check(url, kind: kind, flag: flag, force: force, inputs: inputs)
+                      keepsTrainingState: Bool = false, _ body: () throws -> T) throws -> T {
+    try OutputGuard.check(url, kind: kind, flag: flag, force: force, inputs: inputs, targetOnly: true)
     return try OutputLock.holding(url) {
-        AtomicFile.recover(url)
+        AtomicFile.recover(url, holdingLock: true)
         try OutputGuard.check(url, kind: kind, flag: flag, force: force, inputs: inputs)
+        if !keepsTrainingState { noteTrainingState(beside: url) }
         return try body()
     }
 }
 
+/// An interrupted `apply`/`sasrec` on this output left training state beside it: say so (it
+/// is kept: only that command with --resume, or the user, removes it).
+func noteTrainingState(beside url: URL) {
+    let work = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).work")
+    guard let d = FileManager.default.contents(atPath: work.appendingPathComponent(WorkDirectory.keyFile).path),
+          let v = try? JSONDecoder().decode(JSONValue.self, from: d), let cmd = v.objectValue?["command"]?.stringValue else { return }
+    logLine("slmrec: note: \(work.path) holds the training state of an interrupted command on this output; it resumes with: \(cmd)")
+}
+
 /// This process's command line with `--resume` added: what continues an interrupted run.
+/// `--force` goes: what it replaced is gone already, and the new output is being continued.
 func resumeCommand() -> String {
-    var args = CommandLine.arguments
+    var args = CommandLine.arguments.filter { $0 != "--force" }
     if !args.contains("--resume") { args.append("--resume") }
     return args.map(shellQuoted).joined(separator: " ")
 }

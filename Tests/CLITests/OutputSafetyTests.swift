@@ -214,6 +214,12 @@ final class OutputSafetyTests: XCTestCase {
         r = try CLI.run(["compare", run.path, "--skip-timing", "--quiet", "--output", notes.path, "--force"])
         XCTAssertTrue(r.status != 0 && r.stderr.contains("is not a report written by slmrec"), r.stderr)
         assertNotesIntact(notes)
+        // Without --output, the report goes into the first directory only when it is a run.
+        r = try CLI.run(["compare", ck.path, "--skip-timing", "--quiet"])
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("is not a run directory"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: ck.path).sorted(), ["config.json", "model.safetensors"])
+        r = try CLI.run(["compare", run.appendingPathComponent("ft").path, "--skip-timing", "--quiet"])
+        XCTAssertTrue(r.status != 0 && r.stderr.contains("is not a run directory"), r.stderr)
         // The run's own report is rewritten freely; another report needs --force.
         XCTAssertEqual(try CLI.run(["compare", run.path, "--skip-timing", "--quiet"]).status, 0)
         XCTAssertEqual(try CLI.run(["compare", run.path, "--skip-timing", "--quiet"]).status, 0)
@@ -282,7 +288,7 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertEqual(try debris(), [])
     }
 
-    func testStaleDebrisIsCleanedAndLiveDebrisIsKept() throws {
+    func testStaleDebrisIsCleaned() throws {
         let fm = FileManager.default
         let out = dir.appendingPathComponent("out")
         XCTAssertEqual(try CLI.run(["init", "--output", out.path, "--items", "11"]).status, 0)
@@ -297,7 +303,10 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.all)
         XCTAssertFalse(fm.fileExists(atPath: staleTmp.path), "a dead process's temporary is removed")
         XCTAssertFalse(fm.fileExists(atPath: staleOld.path), "a dead process's old copy is removed (the output exists)")
-        XCTAssertTrue(fm.fileExists(atPath: live.path), "a running process's temporary is left alone")
+        // Holding the output's lock, no other writer of it can be at work: a sibling whose pid
+        // is alive (reused, or this test's) is debris too. (Without the lock, AtomicFile spares
+        // live pids: OutputSafetyUnitTests.)
+        XCTAssertFalse(fm.fileExists(atPath: live.path), "under the lock every temporary of the output is debris")
         XCTAssertTrue(r.stderr.contains(staleTmp.path) && r.stderr.contains(staleOld.path), r.stderr)
 
         // A pass that fails before training leaves no state anywhere: not beside the output,
@@ -395,6 +404,33 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertNoThrow(try Checkpoint.load(directory: run.appendingPathComponent("ft/checkpoint")))
         XCTAssertFalse(fm.fileExists(atPath: run.appendingPathComponent(".work").path), "the state goes once the stage is written")
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: run.path).filter { $0.hasPrefix(".") }, [], "no debris in the run directory")
+    }
+
+    /// `run --force` replaced the previous run; interrupted, it is continued with --resume
+    /// (the printed command drops --force, which cannot be combined with --resume).
+    func testAnInterruptedForcedRunResumesWithoutForce() throws {
+        let fm = FileManager.default
+        let run = dir.appendingPathComponent("run")
+        XCTAssertEqual(try CLI.run(["run", try recipe().path, "--output", run.path, "--no-report"]).status, 0)
+        let long = try recipe(steps: 1500)
+        let errFile = dir.appendingPathComponent("force.err")
+        let p = try CLI.spawn(["run", long.path, "--output", run.path, "--no-report", "--force"], stderr: errFile)
+        let work = run.appendingPathComponent(".work")
+        XCTAssertTrue(CLI.wait(upTo: 120, while: p) {
+            ((try? fm.contentsOfDirectory(atPath: work.path)) ?? []).contains { fm.fileExists(atPath: work.appendingPathComponent("\($0)/trainer/log.jsonl").path) }
+        }, "training started")
+        kill(p.processIdentifier, SIGSTOP)
+        kill(p.processIdentifier, SIGINT)
+        kill(p.processIdentifier, SIGCONT)
+        p.waitUntilExit()
+        let err = try String(contentsOf: errFile, encoding: .utf8)
+        XCTAssertEqual(p.terminationStatus, 130, err)
+        let line = try XCTUnwrap(err.split(separator: "\n").last { $0.hasSuffix("--resume") }, err)
+        XCTAssertFalse(line.contains("--force"), String(line))
+        XCTAssertTrue(line.hasSuffix("--output \(run.path) --no-report --resume"), String(line))
+        let r = try CLI.run(["run", long.path, "--output", run.path, "--no-report", "--resume"])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertTrue(r.stderr.contains("resuming at step"), r.stderr)
     }
 
     /// The non-finite guard names a state directory that still exists after the command exits.

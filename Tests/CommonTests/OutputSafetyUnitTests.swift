@@ -30,8 +30,12 @@ final class OutputSafetyUnitTests: XCTestCase {
 
     func testKindsRecogniseExactlyWhatTheyWrite() throws {
         XCTAssertNil(checkpoint.mismatch(at: try make("a", files: ["config.json", "model.safetensors"])))
-        XCTAssertNil(checkpoint.mismatch(at: try make("b", files: ["config.json", "model.safetensors", ".x.tmp-1-2/f", ".x.lock"])),
-                     "slmrec's own hidden siblings do not count")
+        XCTAssertNil(checkpoint.mismatch(at: try make("b", files: ["config.json", "model.safetensors", ".model.safetensors.tmp-1-2"])),
+                     "a temporary of one of its own files does not count")
+        XCTAssertEqual(checkpoint.mismatch(at: try make("b2", files: ["config.json", "model.safetensors", ".notes.work/x"])),
+                       "it holds the directory .notes.work/, which slmrec never writes in a checkpoint")
+        XCTAssertEqual(checkpoint.mismatch(at: try make("b3", files: ["config.json", "model.safetensors", ".ft.tmp-1-2"])),
+                       "it holds .ft.tmp-1-2, which slmrec never writes in a checkpoint")
         XCTAssertEqual(checkpoint.mismatch(at: try make("c", files: ["config.json", "model.safetensors", "notes.txt"])),
                        "it holds notes.txt, which slmrec never writes in a checkpoint")
         XCTAssertEqual(checkpoint.mismatch(at: try make("d", files: ["config.json"])), "it has no model.safetensors, which every checkpoint has")
@@ -57,6 +61,11 @@ final class OutputSafetyUnitTests: XCTestCase {
         }
         XCTAssertEqual(try OutputGuard.check(dir.appendingPathComponent("new"), kind: checkpoint, force: false, inputs: []), .nothing)
         XCTAssertEqual(try OutputGuard.check(try make("empty", files: []), kind: checkpoint, force: false, inputs: []), .emptyDirectory)
+        // Only hidden entries (another output's training state): not empty, not a checkpoint.
+        let hidden = try make("hidden", files: [".ft.work/trainer/state/trainer.json"])
+        XCTAssertThrowsError(try OutputGuard.check(hidden, kind: checkpoint, force: true, inputs: [])) {
+            XCTAssertTrue("\($0)".contains(".ft.work"), "\($0)")
+        }
         XCTAssertEqual(try OutputGuard.check(ck, kind: checkpoint, force: true, inputs: []), .previousOutput)
         XCTAssertTrue(refusal(ck, force: false)?.contains("already holds a checkpoint. Fix: pass --force") ?? false)
         XCTAssertTrue(refusal(notes)?.contains("is not a checkpoint written by slmrec: it holds notes.txt") ?? false)
@@ -114,13 +123,27 @@ final class OutputSafetyUnitTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("f"), encoding: .utf8), "f", "restored")
         XCTAssertTrue(said.contains { $0.contains("restored \(out.path)") })
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir.path).sorted(), [".out.tmp-\(getpid())-8", ".outer.tmp-\(dead)-9", "out"])
+        try fm.removeItem(at: dir.appendingPathComponent(".outer.tmp-\(dead)-9"))
         // With the output present, an old copy is removed instead.
         _ = try make(".out.old-\(dead)", files: ["stale"])
         AtomicFile.recover(out) { _ in }
         XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("f"), encoding: .utf8), "f")
         XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent(".out.old-\(dead)").path))
-        XCTAssertTrue(AtomicFile.isOwnSibling(".out.tmp-1-2") && AtomicFile.isOwnSibling(".a.b.old-3") && AtomicFile.isOwnSibling(".x.lock"))
-        XCTAssertFalse(AtomicFile.isOwnSibling(".git") || AtomicFile.isOwnSibling(".out.tmp-x-2") || AtomicFile.isOwnSibling("out.lock"))
+        XCTAssertEqual(AtomicFile.debrisOwner(".out.tmp-1-2"), "out")
+        XCTAssertEqual(AtomicFile.debrisOwner(".a.b.old-3"), "a.b")
+        XCTAssertEqual(AtomicFile.debrisOwner(".x.tmp-y.tmp-4-5"), "x.tmp-y")
+        for other in [".git", ".out.tmp-x-2", "out.tmp-1-2", ".x.lock", ".x.work", ".old-3"] { XCTAssertNil(AtomicFile.debrisOwner(other), other) }
+
+        // Killed during the deletion of an old copy: what is left is a temporary, never restored.
+        let out2 = dir.appendingPathComponent("out2")
+        _ = try make(".out2.old-\(dead)", files: ["partial"])
+        AtomicFile.discard(dir.appendingPathComponent(".out2.old-\(dead)"))
+        XCTAssertFalse(try fm.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix(".out2.") })
+        XCTAssertFalse(fm.fileExists(atPath: out2.path))
+        // Holding the lock, a sibling whose pid looks alive (this process's) is debris too.
+        _ = try make(".out.tmp-\(getpid())-1", files: ["x"])
+        AtomicFile.recover(out, holdingLock: true) { _ in }
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".out.") }, [])
     }
 
     func testLockAdmitsOneWriterAndIsGoneAfterwards() throws {
@@ -134,6 +157,18 @@ final class OutputSafetyUnitTests: XCTestCase {
         lock.release()
         XCTAssertFalse(fm.fileExists(atPath: lock.file.path))
         XCTAssertEqual(try OutputLock.holding(out) { 7 }, 7)
+        // The race: B opened the lock file before its holder released (and removed) it, and a
+        // new writer C then locked a new file under the name. B's stale check must not unlink
+        // C's file, or a third writer could lock a fresh one next to C.
+        let a = try OutputLock.acquire(out)
+        let staleFD = open(a.file.path, O_RDWR)
+        a.release()
+        let c = try OutputLock.acquire(out)
+        OutputLock.removeIfStale(c.file, openedAs: staleFD)
+        close(staleFD)
+        XCTAssertTrue(fm.fileExists(atPath: c.file.path), "the live lock file stays")
+        XCTAssertThrowsError(try OutputLock.acquire(out), "still one writer")
+        c.release()
         // A lock file left by a killed process is reused, then removed.
         try Data("pid 1: gone".utf8).write(to: lock.file)
         XCTAssertEqual(try OutputLock.holding(out) { 8 }, 8)
@@ -152,6 +187,15 @@ final class OutputSafetyUnitTests: XCTestCase {
         }
         XCTAssertNil(StopSignals.received)
         XCTAssertEqual(try StopSignals.catching { 5 }, 5)
+        // A signal the process was told to ignore (nohup, a background job) stays ignored.
+        signal(SIGTERM, SIG_IGN)
+        defer { signal(SIGTERM, SIG_DFL) }
+        XCTAssertEqual(try StopSignals.catching { () -> Int in
+            raise(SIGTERM)
+            XCTAssertNil(StopSignals.received)
+            return 6
+        }, 6)
+        raise(SIGTERM)   // still ignored after release, or this process would end here
         XCTAssertEqual(Interrupted(signal: SIGTERM, step: 3, stateDirectory: nil).exitCode, 143)
         XCTAssertEqual(shellQuoted("a b"), "'a b'")
         XCTAssertEqual(shellQuoted("{x: \"it's\"}"), "'{x: \"it'\\''s\"}'")

@@ -8,10 +8,10 @@
    Returns 0, or -1 with errno set (EINVAL/ENOSYS where the filesystem cannot do it). */
 int slm_rename_exchange(const char *a, const char *b);
 
-/* SIGINT and SIGTERM set a flag instead of killing the process (SA_RESETHAND: a second
-   signal kills as usual). */
+/* SIGINT and SIGTERM set a flag instead of their action (unless they were ignored); the
+   first one restores the previous dispositions, so a second signal acts as usual. */
 void slm_stop_signals_catch(void);
-/* Default dispositions again; returns the signal received while catching (0: none). */
+/* The previous dispositions again; returns the signal received while catching (0: none). */
 int slm_stop_signals_release(void);
 /* The signal received since slm_stop_signals_catch (0: none). */
 int slm_stop_signal(void);
