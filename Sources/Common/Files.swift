@@ -104,7 +104,7 @@ public enum AtomicFile {
             }
         }
         let old = dst.deletingLastPathComponent().appendingPathComponent(".\(dst.lastPathComponent).old-\(getpid())")
-        try? FileManager.default.removeItem(at: old)
+        if FileManager.default.fileExists(atPath: old.path) { discard(old) }
         try FileManager.default.moveItem(at: dst, to: old)
         FaultPoint.reach("swap-window")
         do { try FileManager.default.moveItem(at: src, to: dst) } catch {
@@ -159,6 +159,20 @@ public enum AtomicFile {
         }
         OutputLock.removeIfStale(url)
         return done
+    }
+
+    /// `recover(holdingLock: true)` for every output inside `dir` (at any depth) that has
+    /// debris beside it: for the holder of an enclosing output's lock (a run directory, a
+    /// `.NAME.work` directory), inside which no other writer can be at work.
+    public static func recoverTree(_ dir: URL, report: (String) -> Void = logLine) {
+        var owners = Set<URL>()
+        let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)
+        while let u = e?.nextObject() as? URL {
+            guard let owner = debrisOwner(u.lastPathComponent) else { continue }
+            e?.skipDescendants()
+            owners.insert(u.deletingLastPathComponent().appendingPathComponent(owner))
+        }
+        for o in owners.sorted(by: { $0.path < $1.path }) { recover(o, holdingLock: true, report: report) }
     }
 
     enum Debris { case temporary, old }

@@ -127,13 +127,13 @@ public enum OutputGuard {
     @discardableResult
     public static func check(_ url: URL, kind: OutputKind, flag: String = "--output", force: Bool,
                              inputs: [(String, URL)], forceFlag: String = "--force", resume: Bool = false,
-                             resumeFlag: String? = nil, targetOnly: Bool = false) throws -> Existing {
+                             resumeFlag: String? = nil, targetOnly: Bool = false, alternative: String? = nil) throws -> Existing {
         let out = realPath(url)
         let shown = url.path
         func refuse(_ problem: String, _ fix: String) -> OutputRefused { OutputRefused(shown, problem: "\(flag) \(problem)", fix: fix) }
         let isFile = kind.recogniseFile != nil
         let ext = url.pathExtension, fresh = isFile && !ext.isEmpty ? String(shown.dropLast(ext.count + 1)) + "-2." + ext : shown + "-2"
-        let other = "choose another \(flag) (a new \(isFile ? "file" : "directory"), e.g. \(fresh))"
+        let other = alternative ?? "choose another \(flag) (a new \(isFile ? "file" : "directory"), e.g. \(fresh))"
         let below = "choose a new \(isFile ? "file" : "directory") as \(flag), e.g. \(url.appendingPathComponent("out").path)"
         if out == "/" { throw refuse("is the root directory; slmrec never replaces it, even with \(forceFlag)", below) }
         for home in homeDirectories() where out == home {
@@ -173,7 +173,8 @@ public enum OutputGuard {
         guard type == .typeDirectory else {
             throw refuse("is a file, not a \(kind.name) directory; slmrec never replaces it, even with \(forceFlag)", other)
         }
-        if ((try? fm.contentsOfDirectory(atPath: url.path)) ?? [""]).isEmpty { return .emptyDirectory }
+        // Nothing, or only temporaries of its own entries (a first write into it was killed).
+        if ((try? fm.contentsOfDirectory(atPath: url.path)) ?? [""]).allSatisfy(kind.isDebris) { return .emptyDirectory }
         if let m = kind.mismatch(at: url) {
             throw refuse("exists and is not \(withArticle(kind.name)) written by slmrec: \(m); \(forceFlag) never replaces it", "\(other), or move its contents away yourself")
         }

@@ -58,7 +58,14 @@ struct Compare: ParsableCommand {
             try OutputGuard.check(out, kind: ComparisonReport.outputKind, force: force, inputs: directories.map { ("compared directory", fileURL($0)) })
         }
         let report = try ComparisonBuilder.build(directories.map(fileURL), options: o)
-        try OutputLock.holding(runsOwn ? first : out) { try report.write(to: out) }
+        if runsOwn {
+            try OutputLock.holding(first) { try report.write(to: out) }
+        } else {
+            // Checked again under the lock: the timing above can take a while.
+            try writingOutput(out, kind: ComparisonReport.outputKind, force: force, inputs: directories.map { ("compared directory", fileURL($0)) }) {
+                try report.write(to: out)
+            }
+        }
         if !quiet { emit(report.markdown()) }
         emit("report: \(ComparisonReport.files.map { out.appendingPathComponent($0).path }.joined(separator: ", "))")
     }

@@ -104,8 +104,13 @@ struct Apply: ParsableCommand {
         }
         // OUT.metrics.json beside the checkpoint is part of the output: the same rule.
         let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
-        try OutputGuard.check(metricsURL, kind: Self.metricsKind, flag: "--output's metrics file", force: force, inputs: inputs)
+        func checkMetrics() throws {
+            try OutputGuard.check(metricsURL, kind: Self.metricsKind, flag: "the metrics file beside --output", force: force, inputs: inputs,
+                                  alternative: "choose another --output")
+        }
+        try checkMetrics()
         try writingOutput(outURL, kind: Checkpoint.outputKind, force: force, inputs: inputs, keepsTrainingState: true) {
+            try checkMetrics()   // again, under the output's lock
             if let adapterURL {
                 try writingOutput(adapterURL, kind: LoRAAdapter.outputKind, force: force, inputs: inputs, flag: "--adapter-output", keepsTrainingState: true) {
                     try apply(p, opts: opts, inputs: inputs, references: refURLs, adapterURL: adapterURL)
@@ -191,10 +196,11 @@ struct Run: ParsableCommand {
                               resume: resume, resumeFlag: "--resume", targetOnly: true)
         try OutputLock.holding(dir) {
             AtomicFile.recover(dir, holdingLock: true)
+            AtomicFile.recoverTree(dir)   // stages, state and files inside it
             let evaluator = RecipeEvaluator()
             let records: [StageRecord]
             do { records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume, force: force) } catch let e as Interrupted {
-                throw exitAfterInterrupt(e)
+                throw exitAfterInterrupt(e, dropForce: true)
             }
             try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
             let ran = records.filter { !$0.skipped }.count

@@ -127,18 +127,20 @@ func noteTrainingState(beside url: URL) {
 }
 
 /// This process's command line with `--resume` added: what continues an interrupted run.
-/// `--force` goes: what it replaced is gone already, and the new output is being continued.
-func resumeCommand() -> String {
-    var args = CommandLine.arguments.filter { $0 != "--force" }
+/// `dropForce` (`slmrec run`, whose --force emptied the run directory at the start): what it
+/// replaced is gone already and the new run is continued in place. `apply` and `sasrec` swap
+/// their output in only at the end, so their --force is still needed.
+func resumeCommand(dropForce: Bool = false) -> String {
+    var args = CommandLine.arguments.filter { !dropForce || $0 != "--force" }
     if !args.contains("--resume") { args.append("--resume") }
     return args.map(shellQuoted).joined(separator: " ")
 }
 
 /// Prints how to continue after SIGINT/SIGTERM stopped training, and the exit status to
 /// end with (130, 143: the shell's 128 + signal).
-func exitAfterInterrupt(_ e: Interrupted) -> ExitCode {
+func exitAfterInterrupt(_ e: Interrupted, dropForce: Bool = false) -> ExitCode {
     logLine("slmrec: \(e).")
-    logLine("Resume with (from \(FileManager.default.currentDirectoryPath)):\n  \(resumeCommand())")
+    logLine("Resume with (from \(FileManager.default.currentDirectoryPath)):\n  \(resumeCommand(dropForce: dropForce))")
     return ExitCode(e.exitCode)
 }
 
@@ -158,6 +160,7 @@ struct WorkDirectory {
         self.key = key
         let fm = FileManager.default
         let keyURL = url.appendingPathComponent(Self.keyFile)
+        AtomicFile.recoverTree(url)   // under the output's lock: whatever a killed save left
         if holdsState {
             guard resume else {
                 throw OutputRefused(url.path, problem: "holds the training state of an interrupted `\(what)` to \(output.path)",

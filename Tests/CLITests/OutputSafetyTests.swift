@@ -483,7 +483,10 @@ final class OutputSafetyTests: XCTestCase {
         let opts = finetuneOptions(steps: 1500)
         let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
         XCTAssertEqual(try CLI.run(["apply", "finetune", "--input", ck.path, "--output", a.path, "--options", opts]).status, 0)
-        let applyArgs = ["apply", "finetune", "--input", ck.path, "--output", b.path, "--options", opts]
+        // b holds a previous checkpoint: this apply replaces it (--force), and its output is
+        // swapped in only at the end, so the resume needs --force too.
+        XCTAssertEqual(try CLI.run(["convert", "--input", ck.path, "--output", b.path]).status, 0)
+        let applyArgs = ["apply", "finetune", "--input", ck.path, "--output", b.path, "--options", opts, "--force"]
         let applyErr = dir.appendingPathComponent("apply.err")
         let q = try CLI.spawn(applyArgs, stderr: applyErr)
         let log = dir.appendingPathComponent(".b.work/trainer/log.jsonl")
@@ -496,7 +499,8 @@ final class OutputSafetyTests: XCTestCase {
         q.waitUntilExit()
         XCTAssertEqual(q.terminationStatus, 143)
         let aerr = try String(contentsOf: applyErr, encoding: .utf8)
-        XCTAssertTrue(aerr.contains("interrupted by SIGTERM after step") && aerr.contains("--resume"), aerr)
+        XCTAssertTrue(aerr.contains("interrupted by SIGTERM after step") && aerr.contains("--force --resume"), aerr)
+        XCTAssertNoThrow(try Checkpoint.load(directory: b), "the previous checkpoint is still there")
         XCTAssertNotNil(CLI.savedStep(dir.appendingPathComponent(".b.work/trainer")), "the state was saved at the stop")
         r = try CLI.run(applyArgs + ["--resume"])
         XCTAssertEqual(r.status, 0, r.all)

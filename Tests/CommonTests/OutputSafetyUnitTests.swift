@@ -61,6 +61,9 @@ final class OutputSafetyUnitTests: XCTestCase {
         }
         XCTAssertEqual(try OutputGuard.check(dir.appendingPathComponent("new"), kind: checkpoint, force: false, inputs: []), .nothing)
         XCTAssertEqual(try OutputGuard.check(try make("empty", files: []), kind: checkpoint, force: false, inputs: []), .emptyDirectory)
+        // Only temporaries of its own files (a first write into it was killed): empty.
+        XCTAssertEqual(try OutputGuard.check(try make("killed-first", files: [".config.json.tmp-1-2"]), kind: checkpoint, force: false, inputs: []),
+                       .emptyDirectory)
         // Only hidden entries (another output's training state): not empty, not a checkpoint.
         let hidden = try make("hidden", files: [".ft.work/trainer/state/trainer.json"])
         XCTAssertThrowsError(try OutputGuard.check(hidden, kind: checkpoint, force: true, inputs: [])) {
@@ -140,6 +143,13 @@ final class OutputSafetyUnitTests: XCTestCase {
         AtomicFile.discard(dir.appendingPathComponent(".out2.old-\(dead)"))
         XCTAssertFalse(try fm.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix(".out2.") })
         XCTAssertFalse(fm.fileExists(atPath: out2.path))
+        // Inside an output whose lock is held (a run directory), debris at any depth goes,
+        // whatever its pid (here this process's, as for pid 1 in every container).
+        let run = try make("run", files: ["recipe.effective.json", "ft/stage.json", ".ft.tmp-\(getpid())-3/x",
+                                          ".work/ft-k/trainer/.state.tmp-\(getpid())-4/t", ".inputs.json.tmp-\(getpid())-5"])
+        AtomicFile.recoverTree(run) { _ in }
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: run.path).sorted(), [".work", "ft", "recipe.effective.json"])
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: run.appendingPathComponent(".work/ft-k/trainer").path), [])
         // Holding the lock, a sibling whose pid looks alive (this process's) is debris too.
         _ = try make(".out.tmp-\(getpid())-1", files: ["x"])
         AtomicFile.recover(out, holdingLock: true) { _ in }
