@@ -6,7 +6,9 @@ import Foundation
 /// a half-written checkpoint where a good one was, and there is no moment at which the
 /// output path holds nothing (see `replace`).
 ///
-/// Sibling names (the debris an interrupted write can leave, cleaned by `recover`):
+/// Sibling names (the debris an interrupted write can leave). They are cleaned by `recover`,
+/// once per command, by the holder of the output's lock (`OutputLock`), not on every write:
+/// a write that lists its directory each time would cost I/O in every trainer checkpoint.
 /// - `.NAME.tmp-PID-RAND`: the new output being built, or (after the swap) the old one
 ///   waiting to be deleted. The complete output is always at NAME, so these are removable.
 /// - `.NAME.old-PID`: only on filesystems without RENAME_EXCHANGE, the previous output moved
@@ -23,7 +25,6 @@ public enum AtomicFile {
             ])
         }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        recover(url)
         let tmp = temporarySibling(of: url)
         do {
             try data.write(to: tmp)
@@ -39,7 +40,6 @@ public enum AtomicFile {
     public static func writeDirectory(_ url: URL, _ body: (URL) throws -> Void) throws {
         let parent = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
-        recover(url)
         let tmp = temporarySibling(of: url)
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         do {
@@ -54,7 +54,6 @@ public enum AtomicFile {
     /// Replaces the directory at `url` (which must exist) by a new empty one, atomically; the
     /// old contents are deleted afterwards. `slmrec run --force` starts a run this way.
     public static func replaceWithEmptyDirectory(_ url: URL) throws {
-        recover(url)
         let tmp = temporarySibling(of: url)
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         do { try replace(url, with: tmp) } catch {

@@ -121,13 +121,15 @@ public enum OutputGuard {
 
     /// Checks `url` as the output `flag` of kind `kind`. `inputs` are the command's inputs
     /// (label, path), e.g. ("--input", …), ("recipe input teacher", …). With `resume` (a
-    /// run directory continued in place), a previous output is accepted without `force`.
+    /// run directory continued in place), a previous output is accepted without `force`;
+    /// `resumable` says so in the refusal (`--resume` to continue it).
     /// `targetOnly`: only the rules that hold whatever is at the path (root, home, current
     /// directory, inputs), checked before the lock is taken beside it.
     @discardableResult
     public static func check(_ url: URL, kind: OutputKind, flag: String = "--output", force: Bool,
-                             inputs: [(String, URL)], forceFlag: String = "--force", resume: Bool = false,
-                             resumeFlag: String? = nil, targetOnly: Bool = false, alternative: String? = nil) throws -> Existing {
+                             inputs: [(String, URL)], resume: Bool = false, resumable: Bool = false,
+                             targetOnly: Bool = false, alternative: String? = nil) throws -> Existing {
+        let forceFlag = "--force"
         let out = realPath(url)
         let shown = url.path
         func refuse(_ problem: String, _ fix: String) -> OutputRefused { OutputRefused(shown, problem: "\(flag) \(problem)", fix: fix) }
@@ -180,7 +182,7 @@ public enum OutputGuard {
         }
         if resume { return .previousOutput }
         if !force {
-            let keep = resumeFlag.map { "pass \($0) to continue it, " } ?? "pass "
+            let keep = resumable ? "pass --resume to continue it, " : "pass "
             throw refuse("already holds \(withArticle(kind.name))", "\(keep)\(forceFlag) to replace it (the new one is swapped in only once complete), or \(other)")
         }
         return .previousOutput

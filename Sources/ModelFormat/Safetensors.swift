@@ -259,8 +259,8 @@ public enum Safetensors {
     /// Atomic write: the bytes go to a temporary file in the same directory, then rename(2).
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = ["format": "pt"], to url: URL) throws {
         let data = try encode(tensors, metadata: metadata, path: url.path)
-        // Common's AtomicFile replaces an existing *directory* at the target (it moves it aside
-        // and deletes it); a tensor file must never clobber a directory, so refuse up front.
+        // A tensor file never replaces a directory (AtomicFile refuses too); refused here first
+        // so that the error names the safetensors file and the fix.
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
             throw ModelFormatError(file: url.path, problem: "cannot write a safetensors file: the path is an existing directory",

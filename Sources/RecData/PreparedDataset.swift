@@ -38,14 +38,14 @@ public struct PreparedDataset: Sendable {
         self.sequences = sequences
     }
 
-    /// Reads `sequences.txt` and the item count from `items.tsv`. Checks that users are
-    /// numbered 1…N in order and every item id is in 1…numItems.
     /// What `slmrec data prepare` writes (`DataPrepare.run`), for the output guard.
     public static let outputKind = OutputKind(
         name: "prepared dataset",
         files: ["dataset.json", "sequences.txt", "items.tsv", "users.tsv", "negatives-valid.txt", "negatives-test.txt"],
         required: ["dataset.json", "sequences.txt", "items.tsv"])
 
+    /// Reads `sequences.txt` and the item count from `items.tsv`. Checks that users are
+    /// numbered 1…N in order and every item id is in 1…numItems.
     public static func load(directory: URL) throws -> PreparedDataset {
         let itemsURL = directory.appendingPathComponent("items.tsv")
         guard FileManager.default.fileExists(atPath: itemsURL.path) else {

@@ -103,7 +103,7 @@ public enum SASRecTrainer {
     }
 
     /// Where an interrupted training stands (saved as state/trainer.json beside the tensors).
-    struct Progress: Codable {
+    struct State: Codable {
         var config: SASRecConfig
         var options: SASRecTrainOptions
         /// The epoch in progress (1-based) and the steps of it already taken.
@@ -127,7 +127,7 @@ public enum SASRecTrainer {
         let adam = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay))
         let wins = windows(dataset: dataset, maxLen: config.maxLen)
         guard !wins.isEmpty else { throw SASRecError("no training sequence has 2 or more items; nothing to train on") }
-        var p = Progress(config: config, options: o, dataRNG: SeededRNG(seed: o.seed, stream: "sasrec-batches"),
+        var p = State(config: config, options: o, dataRNG: SeededRNG(seed: o.seed, stream: "sasrec-batches"),
                          dropRNG: SeededRNG(seed: o.seed, stream: "sasrec-dropout"))
         let bestParams = model.params.copy()
         var lines: [[String: Any]] = []
@@ -206,7 +206,7 @@ public enum SASRecTrainer {
                                  trainSeconds: nowSeconds() - t0, stepSeconds: p.trainSeconds, log: lines)
     }
 
-    static func saveState(_ dir: URL, _ p: Progress, lines: [[String: Any]], model: SASRecModel, adam: AdamW, best: ParamSet) throws {
+    static func saveState(_ dir: URL, _ p: State, lines: [[String: Any]], model: SASRecModel, adam: AdamW, best: ParamSet) throws {
         try AtomicFile.writeDirectory(dir.appendingPathComponent("state")) { tmp in
             var t: [String: Tensor] = [:]
             for e in model.layout.entries {
@@ -225,13 +225,13 @@ public enum SASRecTrainer {
     }
 
     static func loadState(_ dir: URL, model: SASRecModel, adam: AdamW, best: ParamSet, config: SASRecConfig,
-                          options o: SASRecTrainOptions) throws -> (Progress, [[String: Any]])? {
+                          options o: SASRecTrainOptions) throws -> (State, [[String: Any]])? {
         let state = dir.appendingPathComponent("state")
         guard let data = FileManager.default.contents(atPath: state.appendingPathComponent("trainer.json").path) else { return nil }
         let dec = JSONDecoder()
         dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let p: Progress
-        do { p = try dec.decode(Progress.self, from: data) } catch {
+        let p: State
+        do { p = try dec.decode(State.self, from: data) } catch {
             throw SASRecError("\(state.path)/trainer.json: not a SASRec training state (\(error)); remove \(dir.path) to start over")
         }
         var budgetless = o, savedBudgetless = p.options

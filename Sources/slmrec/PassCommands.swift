@@ -125,10 +125,10 @@ struct Apply: ParsableCommand {
     /// training pass is interrupted or fails with state worth keeping, removed on success.
     func apply(_ p: AnyPass, opts: any PassOptions, inputs: [(String, URL)], references: [String: URL], adapterURL: URL?) throws {
         let inURL = fileURL(input), outURL = fileURL(output), where_ = "apply \(p.name)"
-        // What the state is for: the pass, its options, the seed and the content of every input.
+        // What the state is for: the pass, its options, the seed and every input.
         var keyObj: [String: JSONValue] = ["pass": .string(p.name), "options": try AnyPass.effective(opts), "seed": .int(Int(truncatingIfNeeded: seed))]
-        for (label, url) in inputs { keyObj["input " + label] = .string(try ContentHash.of(path: url)) }
-        let work = try WorkDirectory(beside: outURL, key: ContentHash.of(string: JSONText.compact(.object(keyObj))), resume: resume, what: "slmrec apply")
+        for (label, url) in inputs { keyObj["input " + label] = .string(try ContentHash.identity(of: url)) }
+        let work = try WorkDirectory(beside: outURL, keyParts: keyObj, resume: resume, what: "slmrec apply")
         let start = Date()
         let ctx = PassContext(input: inURL, references: references, workDirectory: work.url, seed: seed, stage: p.name, resume: resume)
         let result: PassResult
@@ -179,10 +179,9 @@ struct Run: ParsableCommand {
         if dryRun {
             // The plan is what a dry run checks; whether the run directory may be written is
             // said, not enforced (it can change before the real run).
-            do {
-                try OutputGuard.check(dir, kind: RecipeRunner.runDirectoryKind, force: force, inputs: RecipeRunner.inputs(of: plan),
-                                      resume: resume, resumeFlag: "--resume")
-            } catch { emit("note: the run as given would stop here: \(error)") }
+            do { try RecipeRunner.checkRunDirectory(dir, plan: plan, resume: resume, force: force) } catch {
+                emit("note: the run as given would stop here: \(error)")
+            }
             for s in plan.stages {
                 let layers = s.output.checkpoint.map { "\($0.numLayers) layers\($0.isQuantized ? ", int8" : "")" } ?? "adapter"
                 emit("\(s.name): \(s.pass.name) on \(s.input) → \(layers)  options \(JSONText.compact(s.effectiveOptions))")
@@ -192,8 +191,7 @@ struct Run: ParsableCommand {
         }
         // Refused targets first (before a lock file is created beside them); then one writer
         // at a time for the whole run: stages, evaluated inputs and the report.
-        try OutputGuard.check(dir, kind: RecipeRunner.runDirectoryKind, force: force, inputs: RecipeRunner.inputs(of: plan),
-                              resume: resume, resumeFlag: "--resume", targetOnly: true)
+        try RecipeRunner.checkRunDirectory(dir, plan: plan, resume: resume, force: force, targetOnly: true)
         try OutputLock.holding(dir) {
             AtomicFile.recover(dir, holdingLock: true)
             AtomicFile.recoverTree(dir)   // stages, state and files inside it

@@ -80,14 +80,12 @@ struct SASRecCommand: ParsableCommand {
         let cfg = config(numItems: dataset.numItems)
         let opts = options
         logLine("sasrec: \(dataset.numUsers) users, \(dataset.numItems) items; hidden \(hidden), \(layers) layers, \(heads) heads, max len \(maxLen), dropout \(dropout)")
-        // The state is for this model, these options (a time budget aside) and this dataset's content.
+        // The state is for this model, these options (a time budget aside) and this dataset.
         var keyOpts = opts
         keyOpts.maxSeconds = nil
-        let enc = JSONEncoder()
-        enc.outputFormatting = .sortedKeys   // key order is otherwise not stable across processes
-        let keyText = String(decoding: try enc.encode(cfg), as: UTF8.self) + String(decoding: try enc.encode(keyOpts), as: UTF8.self)
-            + (try ContentHash.of(path: fileURL(data)))
-        let work = try WorkDirectory(beside: fileURL(output), key: ContentHash.of(string: keyText), resume: resume, what: "slmrec sasrec")
+        let work = try WorkDirectory(beside: fileURL(output), keyParts: ["model": try JSONValue.encoding(cfg), "training": try JSONValue.encoding(keyOpts),
+                                                                          "data": .string(try ContentHash.identity(of: fileURL(data)))],
+                                     resume: resume, what: "slmrec sasrec")
         let result: SASRecTrainResult
         do {
             result = try SASRecTrainer.train(dataset: dataset, config: cfg, options: opts, progress: !quiet,

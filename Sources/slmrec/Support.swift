@@ -153,11 +153,12 @@ struct WorkDirectory {
     let key: String
     static let keyFile = "work.json"
 
-    /// Prepares `.NAME.work` beside `output`. Existing state is continued only with `resume`
-    /// and only for the same key; without `resume` it is never discarded silently.
-    init(beside output: URL, key: String, resume: Bool, what: String) throws {
+    /// Prepares `.NAME.work` beside `output`. `keyParts` say what the state is for (options,
+    /// seed, and each input's `ContentHash.identity`); existing state is continued only with
+    /// `resume` and only for the same parts; without `resume` it is never discarded silently.
+    init(beside output: URL, keyParts: [String: JSONValue], resume: Bool, what: String) throws {
         url = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).work")
-        self.key = key
+        key = ContentHash.of(string: JSONText.compact(.object(keyParts)))   // compact sorts keys
         let fm = FileManager.default
         let keyURL = url.appendingPathComponent(Self.keyFile)
         AtomicFile.recoverTree(url)   // under the output's lock: whatever a killed save left

@@ -98,7 +98,8 @@ final class OutputSafetyTests: XCTestCase {
             let before = try snapshot(URL(fileURLWithPath: out))
             r = try CLI.run(args)
             XCTAssertNotEqual(r.status, 0, "\(name) without --force must refuse")
-            XCTAssertTrue(r.stderr.contains("--force"), "\(name) says which flag replaces it: \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("already holds") && r.stderr.contains("pass --") && r.stderr.contains("--force to replace it"),
+                          "\(name) refuses because it is a previous output, and says which flag replaces it: \(r.stderr)")
             XCTAssertEqual(try snapshot(URL(fileURLWithPath: out)), before, "\(name): the previous output is untouched")
             r = try CLI.run(args + ["--force"])
             XCTAssertEqual(r.status, 0, "\(name) --force replaces a previous output of its kind: \(r.all)")

@@ -58,27 +58,34 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try train(), try train())
     }
 
+    /// A fresh fine-tuning task on the tiny model: each run of a resume test gets new objects,
+    /// as a new process would.
+    func freshTask(lora: LoRAOptions? = nil) throws -> FineTuneTask {
+        try FineTuneTask(model: tinyModel(), lora: lora, parts: TrainableParts(), seed: 1)
+    }
+
+    func quietTrainer(_ task: TrainingTask, _ o: TrainerOptions, _ dir: URL) throws -> Trainer {
+        let t = try Trainer(task: task, dataset: patternDataset(), options: o, stateDirectory: dir)
+        t.quiet = true
+        return t
+    }
+
     /// kill -9 after step k, resume: the same final weights as an uninterrupted run.
     func testResumeAfterInterruptGivesTheSameWeights() throws {
         for lora in [false, true] {
             let o = options { $0.epochs = 3; $0.checkpointEvery = 4; $0.validEvery = 5 }
             let loraOpts = lora ? LoRAOptions(rank: 2, alpha: 4, targets: ["q_proj", "v_proj", "down_proj"], dropout: 0.1) : nil
-            let full = try FineTuneTask(model: tinyModel(), lora: loraOpts, parts: TrainableParts(), seed: 1)
-            let t1 = try Trainer(task: full, dataset: patternDataset(), options: o, stateDirectory: tmp())
-            t1.quiet = true
+            let full = try freshTask(lora: loraOpts)
+            let t1 = try quietTrainer(full, o, tmp())
             try t1.run()
 
             let dir = tmp()
-            let a = try FineTuneTask(model: tinyModel(), lora: loraOpts, parts: TrainableParts(), seed: 1)
-            let t2 = try Trainer(task: a, dataset: patternDataset(), options: o, stateDirectory: dir)
-            t2.quiet = true
+            let t2 = try quietTrainer(try freshTask(lora: loraOpts), o, dir)
             t2.simulateKillAfter = 11   // state was saved at step 10: step 11 is lost and redone
             XCTAssertThrowsError(try t2.run())
             // A fresh process: new model objects, state from disk.
-            let b = try FineTuneTask(model: tinyModel(), lora: loraOpts, parts: TrainableParts(), seed: 1)
-            let t3 = try Trainer(task: b, dataset: patternDataset(), options: o, stateDirectory: dir)
-            t3.quiet = true
-            let r = try t3.run(resume: true)
+            let b = try freshTask(lora: loraOpts)
+            let r = try quietTrainer(b, o, dir).run(resume: true)
             XCTAssertEqual(r.steps, t1.totalSteps)
             XCTAssertEqual(b.model.params.buffer.array, full.model.params.buffer.array, "lora=\(lora)")
             if lora { XCTAssertEqual(b.model.lora!.params.buffer.array, full.model.lora!.params.buffer.array) }
@@ -101,15 +108,12 @@ final class TrainerTests: XCTestCase {
 
     func testSIGINTFinishesTheStepSavesTheStateAndResumesExactly() throws {
         let o = options { $0.epochs = 3; $0.checkpointEvery = 0; $0.validEvery = 5 }
-        let full = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
-        let t1 = try Trainer(task: full, dataset: patternDataset(), options: o, stateDirectory: tmp())
-        t1.quiet = true
+        let full = try freshTask()
+        let t1 = try quietTrainer(full, o, tmp())
         try t1.run()
 
         let dir = tmp()
-        let a = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
-        let t2 = try Trainer(task: SignalDuringStep(a, at: 7), dataset: patternDataset(), options: o, stateDirectory: dir)
-        t2.quiet = true
+        let t2 = try quietTrainer(SignalDuringStep(try freshTask(), at: 7), o, dir)
         XCTAssertThrowsError(try t2.run()) { e in
             let i = e as? Interrupted
             XCTAssertEqual(i?.signal, SIGINT)
@@ -117,10 +121,8 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(i?.stateDirectory, dir)
         }
         XCTAssertNil(StopSignals.received, "default signal handling is back after the trainer returns")
-        let b = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
-        let t3 = try Trainer(task: b, dataset: patternDataset(), options: o, stateDirectory: dir)
-        t3.quiet = true
-        let r = try t3.run(resume: true)
+        let b = try freshTask()
+        let r = try quietTrainer(b, o, dir).run(resume: true)
         XCTAssertEqual(r.steps, t1.totalSteps)
         XCTAssertEqual(b.model.params.buffer.array, full.model.params.buffer.array, "checkpoint_every 0: the stop itself saved the state")
     }
@@ -131,15 +133,12 @@ final class TrainerTests: XCTestCase {
         for patience in [1, 0] {
             let o = options { $0.epochs = 20; $0.validEvery = 2; $0.patience = patience; $0.lr = 0.05 }
             let dir = tmp()
-            let a = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
-            let t1 = try Trainer(task: a, dataset: patternDataset(), options: o, stateDirectory: dir)
-            t1.quiet = true
+            let a = try freshTask()
+            let t1 = try quietTrainer(a, o, dir)
             let r1 = try t1.run()
             if patience == 1 { XCTAssertTrue(r1.stoppedEarly, "the setting must stop early (steps \(r1.steps) of \(t1.totalSteps))") }
-            let b = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
-            let t2 = try Trainer(task: b, dataset: patternDataset(), options: o, stateDirectory: dir)
-            t2.quiet = true
-            let r2 = try t2.run(resume: true)
+            let b = try freshTask()
+            let r2 = try quietTrainer(b, o, dir).run(resume: true)
             XCTAssertEqual(r2.steps, r1.steps)
             XCTAssertEqual(r2.stoppedEarly, r1.stoppedEarly)
             XCTAssertEqual(r2.lastLoss, r1.lastLoss)
