@@ -1,23 +1,31 @@
 // swift-tools-version:6.0
 // The SLMRec toolbench. Reads like a table: system libraries, the core targets
-// (dependencies point one way: ModelFormat ← Engine ← RecData/Evaluation ← Toolbench ←
-// passes ← the CLI), the pass plugins, and one test target per source target.
+// (dependencies point one way: ModelFormat ← Engine ← ModelEvaluation ← Training ←
+// TrainingKit ← training passes; the host Toolbench needs only ModelFormat, RecData and
+// Evaluation's vocabulary; Reports and the CLI compose everything), the pass plugins, and
+// one test target per source target.
 import PackageDescription
 
-/// A compression pass lives in `Plugins/<name>/` and depends only on the host (and the
-/// core targets the host re-uses); its tests run the shared conformance kit.
-func pass(_ name: String) -> [Target] {
+/// A compression pass lives in `Plugins/<name>/` and depends on the host and on the core
+/// targets it really imports (listed per pass below); its tests run the shared conformance kit.
+func pass(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
     [
-        .target(name: name, dependencies: ["Toolbench", "Training", "Engine", "ModelFormat", "RecData", "Evaluation", "Common"],
-                path: "Plugins/\(name)"),
-        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench", "Training", "Engine", "ModelFormat", "RecData", "Common"],
+        .target(name: name, dependencies: ["Toolbench"] + dependencies, path: "Plugins/\(name)"),
+        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench"] + dependencies,
                     path: "Tests/Plugins/\(name)Tests"),
     ]
 }
 
 /// The passes, in the order `slmrec passes` lists them (the CLI's registry is the one place
-/// that names them in code).
-let passes = ["LayerPruning", "LoRAMerge", "Int8Quantization", "FineTune", "LayerwiseKD"]
+/// that names them in code), each with what it imports besides the host. A training pass
+/// uses the kit (`TrainingKit`: shared options, `train(…)`); the others use the engine only.
+let passes: [(name: String, dependencies: [Target.Dependency])] = [
+    ("LayerPruning", ["Common", "Engine", "ModelFormat"]),
+    ("LoRAMerge", ["Engine", "ModelFormat"]),
+    ("Int8Quantization", ["Engine", "ModelFormat"]),
+    ("FineTune", ["TrainingKit", "Training", "Engine", "ModelFormat", "RecData"]),
+    ("LayerwiseKD", ["TrainingKit", "Training", "Common", "Engine", "ModelFormat", "RecData"]),
+]
 
 let package = Package(
     name: "SLMRecToolbench",
@@ -45,17 +53,27 @@ let package = Package(
         .target(name: "ModelFormat", dependencies: ["Common"]),
         .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
-        .target(name: "Evaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat"]),
-        .target(name: "Training", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
-        .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation"]),
+        // Ranking metrics and their vocabulary (protocols, metric names): pure, no model.
+        .target(name: "Evaluation", dependencies: ["RecData"]),
+        // Ranking a model's users (float or int8), and loading a runnable model.
+        .target(name: "ModelEvaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat", "Evaluation"]),
+        .target(name: "Training", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation"]),
+        .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation"]),
         .target(name: "CommandKit"),
-        .target(name: "Toolbench", dependencies: ["Common", "Training", "ModelFormat", "Engine", "RecData", "Evaluation"]),
+        // The plugin host: the pass protocol, strict options, recipes, planner and runner. It
+        // runs no model (evaluation is plugged in), so it needs only formats and vocabulary.
+        .target(name: "Toolbench", dependencies: ["Common", "ModelFormat", "RecData", "Evaluation"]),
+        // The kit every training pass uses: one options type, one `train` helper.
+        .target(name: "TrainingKit", dependencies: ["Toolbench", "Training", "Engine", "ModelFormat", "RecData", "Common"]),
+        // The comparison report and the recipe's stage evaluator (they run models).
+        .target(name: "Reports", dependencies: ["Toolbench", "ModelEvaluation", "Evaluation", "Engine", "ModelFormat", "RecData", "Common"]),
         .target(name: "TestKit", dependencies: ["ModelFormat", "Engine", "Toolbench", "RecData", "Common"]),
 
         // The CLI: the composition root, and the one place that lists the passes.
         .executableTarget(name: "slmrec", dependencies: [
-            "Common", "CommandKit", "ModelFormat", "Engine", "RecData", "Evaluation", "Toolbench", "Training", "SASRec",
-        ] + passes.map { .target(name: $0) }),
+            "Common", "CommandKit", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
+            "SASRec", "Reports",
+        ] + passes.map { .target(name: $0.name) }),
 
         // Tests.
         .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat"]),
@@ -63,12 +81,13 @@ let package = Package(
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"]),
         .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"], exclude: ["Fixtures"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RecData", "Common"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelEvaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestKit", "Engine", "RecData", "Common", "ModelFormat"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TrainingKit", "TestKit", "Engine", "RecData", "Common", "ModelFormat"]),
         .testTarget(name: "SASRecTests", dependencies: ["SASRec", "TestKit", "Engine", "RecData", "Evaluation", "Common", "ModelFormat"]),
         .testTarget(name: "ToolbenchTests", dependencies: ["Toolbench", "TestKit", "ModelFormat", "Common"]),
-    ] + passes.flatMap(pass),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Toolbench", "TestKit", "Engine", "ModelFormat", "Common"]),
+    ] + passes.flatMap { pass($0.name, $0.dependencies) },
     swiftLanguageModes: [.v6]
 )

@@ -3,9 +3,11 @@ import Common
 import Engine
 import Training
 import Toolbench
+import TrainingKit
 
-/// How the distillation is set up (the pass options minus the trainer's).
-public struct KDSettings: Codable, Sendable, Equatable {
+/// How the distillation is set up (the pass's settings; the trainer's and what trains are
+/// TrainingKit's).
+public struct KDSettings: TrainingSettings {
     public enum Align: String, OptionEnum { case last, all }
     public enum LastBlock: String, OptionEnum { case preNorm = "pre-norm", postNorm = "post-norm" }
     public enum TeacherMode: String, OptionEnum { case offline, online }
@@ -23,31 +25,33 @@ public struct KDSettings: Codable, Sendable, Equatable {
     var cachesTeacher: Bool { teacherMode == .offline && (cacheTeacher ?? true) }
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
-        case blocks, lambdaCos = "lambda_cos", lambdaNorm = "lambda_norm", lambdaMS = "lambda_ms", align
-        case lastBlock = "last_block", teacherMode = "teacher_mode", cacheTeacher = "cache_teacher"
-    }
+    public static let table = OptionTable<KDSettings>([
+        .option("blocks", \.blocks, "B: teacher layer k·M/B pairs with student layer k·N/B, k = 1…B."),
+        .option("lambda_cos", \.lambdaCos, "λ1, weight of D_cos (mean over blocks of 1 − cosine)."),
+        .option("lambda_norm", \.lambdaNorm, "λ2, weight of D_norm (mean over blocks of ‖h_t − h_s‖²)."),
+        .option("lambda_ms", \.lambdaMS, "λ3, weight of L_ms (mean CE of the B−1 intermediate heads)."),
+        .option("align", \.align, "Align the last position (the paper) or every scored position."),
+        .option("last_block", \.lastBlock, "Compare the last block before or after model.norm."),
+        .option("teacher_mode", \.teacherMode, "Frozen teacher, or trained jointly (the paper's RQ4)."),
+        // Written back as the effective value (true/false), so the resume key and the
+        // effective recipe say what ran.
+        .option("cache_teacher", \.cacheTeacher, defaultText: "true offline", encoded: { .some($0.cachesTeacher) },
+                "Cache the frozen teacher's states per example after their first use (offline only)."),
+    ])
 
-    /// Decoded flat from the pass options (the keys above), defaults where absent.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = KDSettings()
-        blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? d.blocks
-        lambdaCos = try c.decodeIfPresent(Float.self, forKey: .lambdaCos) ?? d.lambdaCos
-        lambdaNorm = try c.decodeIfPresent(Float.self, forKey: .lambdaNorm) ?? d.lambdaNorm
-        lambdaMS = try c.decodeIfPresent(Float.self, forKey: .lambdaMS) ?? d.lambdaMS
-        align = try c.decodeIfPresent(Align.self, forKey: .align) ?? d.align
-        lastBlock = try c.decodeIfPresent(LastBlock.self, forKey: .lastBlock) ?? d.lastBlock
-        teacherMode = try c.decodeIfPresent(TeacherMode.self, forKey: .teacherMode) ?? d.teacherMode
-        cacheTeacher = try c.decodeIfPresent(Bool.self, forKey: .cacheTeacher)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(blocks, forKey: .blocks); try c.encode(lambdaCos, forKey: .lambdaCos)
-        try c.encode(lambdaNorm, forKey: .lambdaNorm); try c.encode(lambdaMS, forKey: .lambdaMS)
-        try c.encode(align, forKey: .align); try c.encode(lastBlock, forKey: .lastBlock)
-        try c.encode(teacherMode, forKey: .teacherMode); try c.encode(cachesTeacher, forKey: .cacheTeacher)   // the effective value
+    public func problems(with model: TrainableOptions) -> [String] {
+        var p: [String] = []
+        if blocks < 1 { p.append("blocks must be at least 1 (a divisor of both depths)") }
+        for (n, v) in [("lambda_cos", lambdaCos), ("lambda_norm", lambdaNorm), ("lambda_ms", lambdaMS)] where v < 0 || !v.isFinite {
+            p.append("\(n) must be a finite number >= 0 (got \(v)), e.g. 0.1")
+        }
+        if teacherMode == .online && cacheTeacher == true {
+            p.append("cache_teacher is true but teacher_mode is online (a teacher that trains cannot be cached): drop cache_teacher, or use teacher_mode offline")
+        }
+        if model.mode == .lora && teacherMode == .online {
+            p.append("online distillation with a LoRA student is not supported: use mode full, or teacher_mode offline")
+        }
+        return p
     }
 }
 
@@ -101,15 +105,17 @@ public final class LayerwiseKDTask: TrainingTask {
         heads = ParamSet(layout: layout)
         // Each extra head starts as the student's output projection (a sensible map d1 → d0).
         for k in 1..<max(settings.blocks, 1) { heads.set("head.\(k)", student.params.values(ParamName.outputProj)) }
-        let ft = try FineTuneTask(model: student, lora: lora, parts: parts, seed: seed)
-        studentTrainable = ft.groups[0].trainable
-        var g = ft.groups
-        g.append(ParamGroup(name: "kd-heads", params: heads, trainable: Set(layout.names)))
+        var g = try FineTuneTask.groups(model: student, lora: lora, parts: parts, seed: seed)
+        studentTrainable = g[0].trainable
+        g.append(ParamGroup(name: Self.headsGroup, params: heads, trainable: Set(layout.names), role: .auxiliary))
         if settings.teacherMode == .online {
-            g.append(ParamGroup(name: "teacher", params: teacher.params, trainable: Set(teacher.params.layout.names)))
+            g.append(ParamGroup(name: Self.teacherGroup, params: teacher.params, trainable: Set(teacher.params.layout.names), role: .teacher))
         }
         groups = g
     }
+
+    /// Group names (also the tensors' prefix in the resumable state).
+    public static let headsGroup = "kd-heads", teacherGroup = "teacher"
 
     /// Rows of the scored rows that are aligned: every scored row, or the last of each sequence.
     static func alignedRows(_ b: PackedBatch, _ align: KDSettings.Align) -> [Int] {
@@ -117,17 +123,17 @@ public final class LayerwiseKDTask: TrainingTask {
         return (0..<b.rows).filter { $0 == b.rows - 1 || b.rowSeq[$0 + 1] != b.rowSeq[$0] }
     }
 
-    public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+    public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: Gradients, workspace: Workspace) -> [String: Double] {
         student.lora?.dropoutSeed = FineTuneTask.stepSeed(seed, step)
         let s = settings, C = dims.hidden, B = s.blocks
         let pairs = Self.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: B)
         let rows = Self.alignedRows(batch, s.align)
-        let nr = rows.count
+        let nr = rows.count, R = batch.rows
         let online = s.teacherMode == .online
         let postNormLast = s.lastBlock == .postNorm
 
         // Teacher states at the aligned rows, (B, nr, C): cached per example when frozen.
-        var tStates = [Float](repeating: 0, count: B * nr * C)
+        let tStates = headWorkspace.get("kd.tStates", B * nr * C).ptr
         var tActs: Activations? = nil
         let cacheable = s.cachesTeacher
         var perSampleRows: [Int] = []
@@ -137,19 +143,19 @@ public final class LayerwiseKDTask: TrainingTask {
             for r in rows { counts[batch.rowSeq[r]] += 1 }
             perSampleRows = counts
         }
-        if cacheable && sampleIndices.allSatisfy({ cache[$0] != nil }) {
+        let cached = cacheable ? sampleIndices.compactMap { cache[$0] } : []
+        if cacheable && cached.count == sampleIndices.count {
             var off = 0
-            for (b, idx) in sampleIndices.enumerated() {
-                let cached = cache[idx]!, n = perSampleRows[b]
-                for k in 0..<B { for r in 0..<n { for j in 0..<C { tStates[(k * nr + off + r) * C + j] = cached[(k * n + r) * C + j] } } }
+            for (b, v) in cached.enumerated() {
+                let n = perSampleRows[b]
+                for k in 0..<B { for r in 0..<n { for j in 0..<C { tStates[(k * nr + off + r) * C + j] = v[(k * n + r) * C + j] } } }
                 off += n
             }
         } else {
             let ta = teacher.forward(batch, training: online, workspace: teacherWorkspace)
             tActs = ta
             for (k, p) in pairs.enumerated() {
-                let src = (k == B - 1 && postNormLast) ? Array(UnsafeBufferPointer(start: ta.lastHidden.ptr, count: batch.rows * C))
-                                                       : ta.hiddenState(p.teacher, dims: teacher.dims)
+                let src = (k == B - 1 && postNormLast) ? UnsafePointer(ta.lastHidden.ptr) : ta.hiddenStatePointer(p.teacher, dims: teacher.dims)
                 for (i, r) in rows.enumerated() { for j in 0..<C { tStates[(k * nr + i) * C + j] = src[r * C + j] } }
             }
             if cacheable {
@@ -164,53 +170,52 @@ public final class LayerwiseKDTask: TrainingTask {
             }
         }
 
-        // Student forward, then the distillation terms at each block boundary.
+        // Student forward, then the distillation terms at each block boundary. The per-block
+        // scratch (aligned rows, their gradients) is the workspace's, reused every step.
         let sa = student.forward(batch, training: true, workspace: workspace)
-        var req = BackwardRequest(grads: grads[0], trainable: studentTrainable)
-        if student.lora != nil { req.loraGrads = grads[1] }
-        let headGrads = grads[student.lora != nil ? 2 : 1]
-        let teacherGrads = online ? grads.last : nil
+        guard let studentGrads = grads[ParamGroup.model], let headGrads = grads[Self.headsGroup] else {
+            preconditionFailure("LayerwiseKDTask.step: the trainer passed gradients without the model or kd-heads group")
+        }
+        var req = BackwardRequest(grads: studentGrads, trainable: studentTrainable)
+        req.loraGrads = grads[ParamGroup.lora]
+        let teacherGrads = online ? grads[Self.teacherGroup] : nil
+        let sRows = headWorkspace.get("kd.sRows", nr * C).ptr
+        let ds = headWorkspace.get("kd.ds", nr * C).ptr
+        let dt = headWorkspace.get("kd.dt", nr * C).ptr
+        let scratch = headWorkspace.get("kd.scratch", nr * C).ptr
+        let dh = headWorkspace.get("kd.dh", R * C).ptr
         var dTeacher: [Int: [Float]] = [:], dTeacherLast: [Float]? = nil
         var dCos = 0.0, dNorm = 0.0, lms = 0.0
         for (k, p) in pairs.enumerated() {
             let lastPost = k == B - 1 && postNormLast
-            let full = lastPost ? Array(UnsafeBufferPointer(start: sa.lastHidden.ptr, count: batch.rows * C)) : sa.hiddenState(p.student, dims: student.dims)
-            var sRows = [Float](repeating: 0, count: nr * C)
+            let full = lastPost ? UnsafePointer(sa.lastHidden.ptr) : sa.hiddenStatePointer(p.student, dims: student.dims)
             for (i, r) in rows.enumerated() { for j in 0..<C { sRows[i * C + j] = full[r * C + j] } }
-            var ds = [Float](repeating: 0, count: nr * C)
-            var dt: [Float]? = online ? [Float](repeating: 0, count: nr * C) : nil
-            tStates.withUnsafeBufferPointer { tb in
-                let t = tb.baseAddress! + k * nr * C
-                dCos += cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: &ds, dt: nil, scale: s.lambdaCos / Float(B))
-                dNorm += squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: &ds, dt: nil, scale: s.lambdaNorm / Float(B))
-                if dt != nil {
-                    dt!.withUnsafeMutableBufferPointer { dtb in
-                        var scratch = [Float](repeating: 0, count: nr * C)
-                        _ = cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: &scratch, dt: dtb.baseAddress, scale: s.lambdaCos / Float(B))
-                        _ = squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: &scratch, dt: dtb.baseAddress, scale: s.lambdaNorm / Float(B))
-                    }
-                }
-            }
+            ds.update(repeating: 0, count: nr * C)
+            let t = UnsafePointer(tStates + k * nr * C)
+            dCos += cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: ds, dt: nil, scale: s.lambdaCos / Float(B))
+            dNorm += squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: ds, dt: nil, scale: s.lambdaNorm / Float(B))
             // Scatter the aligned-row gradients back to all scored rows.
-            var dFull = [Float](repeating: 0, count: batch.rows * C)
-            for (i, r) in rows.enumerated() { for j in 0..<C { dFull[r * C + j] += ds[i * C + j] } }
-            if lastPost { req.dLastHidden = add(req.dLastHidden, dFull) } else { req.dHidden[p.student] = add(req.dHidden[p.student], dFull) }
-            if let dt {
-                var tFull = [Float](repeating: 0, count: batch.rows * C)
-                for (i, r) in rows.enumerated() { for j in 0..<C { tFull[r * C + j] += dt[i * C + j] } }
-                if lastPost { dTeacherLast = add(dTeacherLast, tFull) } else { dTeacher[p.teacher] = add(dTeacher[p.teacher], tFull) }
+            func scatter(_ g: UnsafeMutablePointer<Float>, into acc: [Float]?) -> [Float] {
+                var out = acc ?? [Float](repeating: 0, count: R * C)
+                for (i, r) in rows.enumerated() { for j in 0..<C { out[r * C + j] += g[i * C + j] } }
+                return out
+            }
+            if lastPost { req.dLastHidden = scatter(ds, into: req.dLastHidden) } else { req.dHidden[p.student] = scatter(ds, into: req.dHidden[p.student]) }
+            if online {
+                dt.update(repeating: 0, count: nr * C)
+                _ = cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: scratch, dt: dt, scale: s.lambdaCos / Float(B))
+                _ = squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: scratch, dt: dt, scale: s.lambdaNorm / Float(B))
+                if lastPost { dTeacherLast = scatter(dt, into: dTeacherLast) } else { dTeacher[p.teacher] = scatter(dt, into: dTeacher[p.teacher]) }
             }
             // L_ms on the intermediate blocks (k < B), over every scored row with its target.
             if k < B - 1 && s.lambdaMS > 0 && !batch.targets.isEmpty {
                 let scale = s.lambdaMS / Float(B - 1)
-                var dh = [Float](repeating: 0, count: batch.rows * C)
-                let dTable = grads[0].ptr(ParamName.itemEmbedding).flatMap { studentTrainable.contains(ParamName.itemEmbedding) ? $0 : nil }
-                lms += full.withUnsafeBufferPointer { hb in
-                    supervisionHeadLoss(h: hb.baseAddress!, rows: batch.rows, c: C, a: heads.req("head.\(k + 1)"), d0: dims.itemDim,
-                                        table: student.params.req(ParamName.itemEmbedding), numItems: dims.numItems, targets: batch.targets,
-                                        dh: &dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale, workspace: headWorkspace)
-                } / Double(B - 1)
-                req.dHidden[p.student] = add(req.dHidden[p.student], dh)
+                dh.update(repeating: 0, count: R * C)
+                let dTable = studentTrainable.contains(ParamName.itemEmbedding) ? studentGrads.ptr(ParamName.itemEmbedding) : nil
+                lms += supervisionHeadLoss(h: full, rows: R, c: C, a: heads.req("head.\(k + 1)"), d0: dims.itemDim,
+                                           table: student.params.req(ParamName.itemEmbedding), numItems: dims.numItems, targets: batch.targets,
+                                           dh: dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale, workspace: headWorkspace) / Double(B - 1)
+                req.dHidden[p.student] = scatterAll(dh, count: R * C, into: req.dHidden[p.student])
             }
         }
         student.backward(sa, req, workspace: workspace)
@@ -229,9 +234,10 @@ public final class LayerwiseKDTask: TrainingTask {
         return out
     }
 
-    private func add(_ a: [Float]?, _ b: [Float]) -> [Float] {
-        guard var a else { return b }
-        for i in 0..<a.count { a[i] += b[i] }
+    /// acc + g over all R·C values (acc nil: a copy of g).
+    private func scatterAll(_ g: UnsafeMutablePointer<Float>, count: Int, into acc: [Float]?) -> [Float] {
+        guard var a = acc else { return Array(UnsafeBufferPointer(start: g, count: count)) }
+        for i in 0..<count { a[i] += g[i] }
         return a
     }
 }

@@ -235,3 +235,11 @@ public enum JSONOut {
         try AtomicFile.write(d, to: url)
     }
 }
+
+/// A path as the user wrote it: `~` expanded, a relative path resolved against `base` (the
+/// current directory when nil). The one resolver: recipes, pass options and the CLI use it.
+public func resolvePath(_ path: String, relativeTo base: URL? = nil) -> URL {
+    let p = (path as NSString).expandingTildeInPath
+    if p.hasPrefix("/") { return URL(fileURLWithPath: p) }
+    return (base ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(p)
+}

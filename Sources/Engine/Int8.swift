@@ -93,12 +93,6 @@ extension ELLMRecModel {
         return model
     }
 
-    /// Loads a float or an int8 checkpoint directory.
-    public static func loadAny(directory: URL) throws -> ELLMRecModel {
-        let ck = try Checkpoint.load(directory: directory)
-        return ck.config.quantization != nil ? try loadQuantized(checkpoint: ck) : try ELLMRecModel(checkpoint: ck)
-    }
-
     /// Quantizes this model's decoder linears in memory (for `bench --int8` and tests).
     public func quantizedCopyForInference() -> ELLMRecModel {
         let m = ELLMRecModel(dims: dims, params: params.copy())

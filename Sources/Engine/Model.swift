@@ -115,8 +115,12 @@ public final class Activations: @unchecked Sendable {
 
     /// hidden.k as a flat (R, C) array.
     public func hiddenState(_ k: Int, dims d: ModelDims) -> [Float] {
-        let n = batch.rows * d.hidden
-        return Array(UnsafeBufferPointer(start: hidden.ptr + k * n, count: n))
+        Array(UnsafeBufferPointer(start: hiddenStatePointer(k, dims: d), count: batch.rows * d.hidden))
+    }
+
+    /// hidden.k in place, (R, C) (valid while these activations are).
+    public func hiddenStatePointer(_ k: Int, dims d: ModelDims) -> UnsafePointer<Float> {
+        UnsafePointer(hidden.ptr + k * batch.rows * d.hidden)
     }
 }
 

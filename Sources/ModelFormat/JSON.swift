@@ -354,3 +354,10 @@ extension JSONValue {
         }
     }
 }
+
+/// Numbers for results: a non-finite value (no JSON number) is written as null.
+extension JSONValue {
+    public static func number(_ d: Double) -> JSONValue { d.isFinite ? .double(d) : .null }
+    public static func numbers(_ a: [Double]) -> JSONValue { .array(a.map { .number($0) }) }
+    public static func ints(_ a: [Int]) -> JSONValue { .array(a.map { .int($0) }) }
+}

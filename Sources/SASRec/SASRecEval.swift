@@ -2,6 +2,7 @@ import Foundation
 import Common
 import Engine
 import Evaluation
+import ModelEvaluation
 import RecData
 
 /// SASRec is ranked by the same protocol as E-LLMRec checkpoints

@@ -2,6 +2,7 @@ import Foundation
 import Common
 import Engine
 import Evaluation
+import ModelEvaluation
 import ModelFormat
 import RecData
 

@@ -47,11 +47,15 @@ public protocol PassOptions: Codable, Sendable {
     /// Option values naming files or directories whose content is an input of the pass
     /// (a dataset, an adapter): hashed into the run's provenance and the resume key.
     var inputPaths: [String] { get }
+    /// Keys people put here that belong elsewhere, with where they go (said instead of
+    /// "unknown option").
+    static var misplacedKeys: [String: String] { get }
 }
 
 extension PassOptions {
     public func validate() throws {}
     public var inputPaths: [String] { [] }
+    public static var misplacedKeys: [String: String] { [:] }
 }
 
 /// One option as `slmrec passes` lists it.
@@ -158,7 +162,9 @@ public struct PassContext: Sendable {
     public var workDirectory: URL
     /// Relative paths in options resolve against this (the current directory).
     public var baseDirectory: URL
-    /// The stage's seed (recipe `seed`, or the stage's own).
+    /// The stage's seed: the stage's own `seed`, else derived from the recipe's seed and the
+    /// stage's name (`StageSeed.derive`); `slmrec apply --seed` as given. Every random choice
+    /// of the pass draws from it, and the host records it in the stage's metrics.json.
     public var seed: UInt64
     /// "prune-layers" for `slmrec apply`, the stage name in a recipe.
     public var stage: String
@@ -184,10 +190,7 @@ public struct PassContext: Sendable {
     }
 
     /// An option's path, relative to `baseDirectory` unless absolute.
-    public func resolve(_ path: String) -> URL {
-        let p = (path as NSString).expandingTildeInPath
-        return p.hasPrefix("/") ? URL(fileURLWithPath: p) : baseDirectory.appendingPathComponent(p)
-    }
+    public func resolve(_ path: String) -> URL { resolvePath(path, relativeTo: baseDirectory) }
 
     public func loadInput() throws -> Checkpoint { try Checkpoint.load(directory: input) }
 
@@ -209,10 +212,4 @@ public struct PassResult: Sendable {
         self.adapter = adapter
         self.metrics = metrics
     }
-}
-
-extension JSONValue {
-    public static func number(_ d: Double) -> JSONValue { d.isFinite ? .double(d) : .null }
-    public static func numbers(_ a: [Double]) -> JSONValue { .array(a.map { .number($0) }) }
-    public static func ints(_ a: [Int]) -> JSONValue { .array(a.map { .int($0) }) }
 }

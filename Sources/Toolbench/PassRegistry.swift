@@ -18,7 +18,8 @@ public struct AnyPass: Sendable {
         fields = P.Options.fields
         references = P.references
         _decode = { value, path in
-            let o = try StrictDecoding.decode(P.Options.self, from: value, path: path, documented: P.Options.fields.map(\.name))
+            let o = try StrictDecoding.decode(P.Options.self, from: value, path: path, documented: P.Options.fields.map(\.name),
+                                             misplaced: P.Options.misplacedKeys)
             do { try o.validate() } catch let e as ToolbenchError { throw e.within(path) }
             return o
         }

@@ -68,9 +68,21 @@ public struct Plan: Sendable {
     }
 }
 
-public enum Planner {
-    static let reservedNames: Set<String> = []
+/// The one seed derivation of a recipe's stages (docs/recipes.md#seeds). A stage without its
+/// own `seed` gets one drawn from the recipe's seed and its name, so two stages never share a
+/// seed by accident (a pass that combined a recipe seed with a default of the same value once
+/// trained every stage with seed 0), and renaming or adding a stage leaves the others' seeds.
+public enum StageSeed {
+    public static func derive(recipeSeed: UInt64, stage: String) -> UInt64 {
+        var rng = SeededRNG(seed: recipeSeed, stream: "stage/\(stage)")
+        return rng.next() >> 11   // 53 bits: exact in every JSON reader
+    }
 
+    /// The seed stage `s` runs with.
+    public static func of(_ s: RecipeStage, in recipe: Recipe) -> UInt64 { s.seed ?? derive(recipeSeed: recipe.seed, stage: s.name) }
+}
+
+public enum Planner {
     static func validName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 64 && s.first != "." && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
     }
@@ -80,10 +92,7 @@ public enum Planner {
     public static func plan(_ recipe: Recipe, registry: PassRegistry, baseDirectory: URL? = nil) throws -> Plan {
         let base = baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         let file = recipe.path
-        func resolve(_ p: String) -> URL {
-            let e = (p as NSString).expandingTildeInPath
-            return e.hasPrefix("/") ? URL(fileURLWithPath: e) : base.appendingPathComponent(e)
-        }
+        func resolve(_ p: String) -> URL { resolvePath(p, relativeTo: base) }
         // What each name refers to: kind, planned model (checkpoints), existing path (inputs).
         var known: [String: PlannedArtifact] = [:], adapters: Set<String> = []
         var inputs: [String: (kind: ArtifactKind, url: URL)] = [:]
@@ -172,7 +181,7 @@ public enum Planner {
             if out.adapter { adapters.insert(s.name) }
             if out.checkpoint != nil { lastCheckpoint = s.name }
             stages.append(PlannedStage(index: i, name: s.name, pass: pass, options: options, effectiveOptions: effective,
-                                       input: inputName, references: s.references, seed: s.seed ?? recipe.seed,
+                                       input: inputName, references: s.references, seed: StageSeed.of(s, in: recipe),
                                        evaluate: s.evaluate ?? true, inputModel: inModel, output: out))
         }
         // evaluate.stages and compare name outputs that exist and are checkpoints.
@@ -202,8 +211,9 @@ public enum Planner {
     }
 }
 
-/// FNV-1a 64 over a file's or a directory's bytes: a content hash for provenance and resume
-/// (not cryptographic; the lead may swap in Common's SHA-256 when it lands).
+/// FNV-1a 64 over a file's or a directory's bytes: a content hash for provenance and resume.
+/// It detects change, not tampering (nobody forges a checkpoint to collide with a resume key),
+/// and costs a third of what Common's SHA-256 does per byte.
 public enum ContentHash {
     static let offset: UInt64 = 0xCBF2_9CE4_8422_2325
     static let prime: UInt64 = 0x0000_0100_0000_01B3
@@ -301,6 +311,12 @@ public struct RecipeRunner: Sendable {
 
     public static let stageFile = "stage.json"
 
+    /// A run ends with its comparison report in `report/` (written by the CLI's `Reports`);
+    /// the run directory's layout, and so what the report directory holds, is the host's.
+    public static let reportDirectory = "report"
+    public static let reportFiles = ["report.md", "report.csv", "report.json", "report.svg"]
+    public static let reportKind = OutputKind(name: "report", files: reportFiles, required: [])
+
     /// What a run directory holds (docs/recipes.md), for the output guard: `--force`
     /// replaces a directory like this and nothing else.
     public static let runDirectoryKind: OutputKind = {
@@ -309,7 +325,7 @@ public struct RecipeRunner: Sendable {
                                              ArtifactKind.adapter.rawValue: LoRAAdapter.outputKind])
         let evaluatedInput = OutputKind(name: "evaluated input", files: ["metrics.json"], required: ["metrics.json"])
         return OutputKind(name: "run directory", files: ["recipe.effective.json", "inputs.json"], required: ["recipe.effective.json"],
-                          directories: ["report": ComparisonReport.outputKind,
+                          directories: [reportDirectory: reportKind,
                                         "inputs": OutputKind(name: "run directory", files: [], required: [], otherDirectories: evaluatedInput),
                                         ".work": .opaque("run directory")],
                           otherDirectories: stage)
@@ -327,8 +343,8 @@ public struct RecipeRunner: Sendable {
     public static func inputs(of plan: Plan) -> [(String, URL)] {
         var out: [(String, URL)] = [("the recipe", URL(fileURLWithPath: plan.recipe.path))]
         for (n, a) in plan.inputs.sorted(by: { $0.key < $1.key }) { out.append(("recipe input \(n)", a.url)) }
-        for s in plan.stages { for p in s.options.inputPaths { out.append(("stage \(s.name)'s option path", resolvePath(p, plan.baseDirectory))) } }
-        if let e = plan.recipe.evaluate { out.append(("evaluate.data", resolvePath(e.data, plan.baseDirectory))) }
+        for s in plan.stages { for p in s.options.inputPaths { out.append(("stage \(s.name)'s option path", resolvePath(p, relativeTo: plan.baseDirectory))) } }
+        if let e = plan.recipe.evaluate { out.append(("evaluate.data", resolvePath(e.data, relativeTo: plan.baseDirectory))) }
         return out
     }
 
@@ -448,6 +464,7 @@ public struct RecipeRunner: Sendable {
                     }
                     let secs = Date().timeIntervalSince(start)
                     metrics["seconds"] = .number(secs)
+                    metrics["seed"] = .int(Int(truncatingIfNeeded: s.seed))   // the one it ran with
                     try JSONText.pretty(.object(metrics)).write(to: tmp.appendingPathComponent("metrics.json"))
                     try Data(log.text.utf8).write(to: tmp.appendingPathComponent("log.txt"))
                     let record: JSONValue = .object(["key": .string(key), "pass": .string(s.pass.name), "input": .string(s.input),
@@ -475,10 +492,5 @@ public struct RecipeRunner: Sendable {
         return records
     }
 
-    func resolve(_ p: String, _ base: URL) -> URL { Self.resolvePath(p, base) }
-
-    static func resolvePath(_ p: String, _ base: URL) -> URL {
-        let e = (p as NSString).expandingTildeInPath
-        return e.hasPrefix("/") ? URL(fileURLWithPath: e) : base.appendingPathComponent(e)
-    }
+    func resolve(_ p: String, _ base: URL) -> URL { resolvePath(p, relativeTo: base) }
 }

@@ -1,19 +1,22 @@
 import Foundation
 import ModelFormat
+import RecData
+import Evaluation
 
 // A recipe: named starting checkpoints, an ordered list of stages (each one pass with its
 // options and a named output), an `evaluate` block and a `compare` list. JSON5 so people can
 // comment it. See docs/recipes.md.
 
-public enum EvalSplit: String, OptionEnum { case valid, test }
-public enum EvalCandidates: String, OptionEnum { case sampled, full, both }
+extension Split: OptionChoice {}
+extension Candidates: OptionChoice {}
 
 /// What to measure after each stage (the evaluator itself is plugged in by the CLI).
 public struct EvaluateSpec: Codable, Sendable, Equatable {
     /// A prepared dataset directory.
     public var data: String
-    public var split: EvalSplit
-    public var candidates: EvalCandidates
+    /// valid or test (the dataset's held-out parts).
+    public var split: Split
+    public var candidates: Candidates
     /// Evaluate on the first N users (nil: all).
     public var users: Int?
     /// Stages to evaluate (nil: every stage that produces a checkpoint).
@@ -21,7 +24,7 @@ public struct EvaluateSpec: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case data, split, candidates, users, stages }
 
-    public init(data: String, split: EvalSplit = .valid, candidates: EvalCandidates = .sampled, users: Int? = nil, stages: [String]? = nil) {
+    public init(data: String, split: Split = .valid, candidates: Candidates = .sampled, users: Int? = nil, stages: [String]? = nil) {
         self.data = data
         self.split = split
         self.candidates = candidates
@@ -32,8 +35,8 @@ public struct EvaluateSpec: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         data = try c.decode(String.self, forKey: .data)
-        split = try c.decodeIfPresent(EvalSplit.self, forKey: .split) ?? .valid
-        candidates = try c.decodeIfPresent(EvalCandidates.self, forKey: .candidates) ?? .sampled
+        split = try c.decodeChoiceIfPresent(Split.self, forKey: .split, among: [.valid, .test]) ?? .valid
+        candidates = try c.decodeChoiceIfPresent(Candidates.self, forKey: .candidates) ?? .sampled
         users = try c.decodeIfPresent(Int.self, forKey: .users)
         stages = try c.decodeIfPresent([String].self, forKey: .stages)
     }

@@ -12,9 +12,12 @@ public enum StrictDecoding {
     /// Decodes `T` from `value`; `path` prefixes every error (e.g. "stages[2].options").
     /// `documented` joins the top-level keys the type asked for when suggesting a name (a
     /// decode that stops early has not asked for every key yet).
-    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, path: String, documented: [String] = []) throws -> T {
+    /// `misplaced` says where keys that belong elsewhere go (top level only).
+    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, path: String, documented: [String] = [],
+                                            misplaced: [String: String] = [:]) throws -> T {
         let log = KeyLog()
         log.documented = Set(documented)
+        log.misplaced = misplaced
         let result: T
         do {
             result = try T(from: TreeDecoder(value: value, codingPath: [], log: log))
@@ -67,6 +70,7 @@ final class KeyLog: @unchecked Sendable {
     /// Objects decoded as dictionaries (every key accepted).
     var open: Set<String> = []
     var documented: Set<String> = []
+    var misplaced: [String: String] = [:]
 
     func note(_ path: [CodingKey], _ key: String) { asked[pathString("", path), default: []].insert(key) }
 
@@ -82,6 +86,9 @@ final class KeyLog: @unchecked Sendable {
                 if here.isEmpty { known.formUnion(documented) }
                 for k in o.keys.sorted() where !known.contains(k) {
                     let full = pathString(base, rel + [AnyKey(k)])
+                    if here.isEmpty, let whereTo = misplaced[k] {
+                        throw ToolbenchError(full, problem: "\"\(k)\" is not an option here: \(whereTo)", fix: "move it there")
+                    }
                     throw ToolbenchError(full, problem: "unknown option \"\(k)\"\(suggestion(k, Array(known)))",
                                          fix: "known options here: \(known.sorted().joined(separator: ", "))")
                 }
@@ -94,13 +101,14 @@ final class KeyLog: @unchecked Sendable {
     }
 }
 
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int?
-    init(_ s: String) { stringValue = s; intValue = nil }
-    init(index: Int) { stringValue = "\(index)"; intValue = index }
-    init?(stringValue: String) { self.init(stringValue) }
-    init?(intValue: Int) { self.init(index: intValue) }
+/// A key by name (option tables) or by index (paths into lists).
+public struct AnyKey: CodingKey, Sendable {
+    public var stringValue: String
+    public var intValue: Int?
+    public init(_ s: String) { stringValue = s; intValue = nil }
+    public init(index: Int) { stringValue = "\(index)"; intValue = index }
+    public init?(stringValue: String) { self.init(stringValue) }
+    public init?(intValue: Int) { self.init(index: intValue) }
 }
 
 struct TreeDecoder: Decoder, SingleValueDecodingContainer {
@@ -243,9 +251,9 @@ extension JSONValue {
     }
 }
 
-/// A string-valued option with a fixed set of values: decoding an unknown value lists the
-/// valid ones and suggests the nearest.
-public protocol OptionEnum: Codable, CaseIterable, RawRepresentable, Sendable where RawValue == String {}
+/// A string-valued option with a fixed set of values, declared in an options type: decoding an
+/// unknown value lists the valid ones and suggests the nearest, whoever decodes it.
+public protocol OptionEnum: OptionChoice {}
 
 extension OptionEnum {
     public init(from decoder: Decoder) throws {

@@ -48,31 +48,23 @@ public final class FineTuneTask: TrainingTask {
     public init(model: ELLMRecModel, lora: LoRAOptions?, parts: TrainableParts, seed: UInt64) throws {
         self.model = model
         self.seed = seed
-        var g = [ParamGroup(name: "model", params: model.params, trainable: parts.names(model.params.layout, decoder: lora == nil))]
-        if let lora {
-            let kinds = try lora.targets.map { t -> LinearKind in
-                guard let k = LinearKind(module: t) else {
-                    throw TrainingError(message: "lora target \"\(t)\" is not one of \(LinearKind.allCases.map(\.module).joined(separator: ", "))")
-                }
-                return k
-            }
-            if lora.rank < 1 { throw TrainingError(message: "lora rank must be at least 1") }
-            if !(lora.dropout >= 0 && lora.dropout < 1) { throw TrainingError(message: "lora dropout must be in [0, 1)") }
-            let w = LoRAWeights(dims: model.dims, rank: lora.rank, alpha: lora.alpha, targets: kinds)
-            w.dropout = lora.dropout
-            var rng = SeededRNG(seed: seed, stream: "lora-init")
-            w.initialise(rng: &rng)
-            model.lora = w
-            g.append(ParamGroup(name: "lora", params: w.params, trainable: Set(w.params.layout.names)))
-        }
-        groups = g
+        groups = try Self.groups(model: model, lora: lora, parts: parts, seed: seed)
     }
 
-    public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+    /// The groups that train `model`: its base tensors (the chosen parts, the decoder too when
+    /// full), and fresh LoRA adapters attached to it when `lora` is given. Every task that
+    /// trains an E-LLMRec model (fine-tuning, a distillation student) builds them here.
+    public static func groups(model: ELLMRecModel, lora: LoRAOptions?, parts: TrainableParts, seed: UInt64) throws -> [ParamGroup] {
+        var g = [ParamGroup(name: ParamGroup.model, params: model.params, trainable: parts.names(model.params.layout, decoder: lora == nil), role: .model)]
+        if let lora { g.append(try model.attachLoRA(lora, seed: seed)) }
+        return g
+    }
+
+    public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: Gradients, workspace: Workspace) -> [String: Double] {
         model.lora?.dropoutSeed = Self.stepSeed(seed, step)
         let a = model.forward(batch, training: true, workspace: workspace)
-        var req = BackwardRequest(grads: grads[0], trainable: groups[0].trainable)
-        if grads.count > 1 { req.loraGrads = grads[1] }
+        var req = BackwardRequest(grads: grads[ParamGroup.model]!, trainable: groups[0].trainable)
+        req.loraGrads = grads[ParamGroup.lora]
         model.backward(a, req, workspace: workspace)
         return ["loss": Double(a.loss), "ce": Double(a.loss)]
     }
@@ -81,5 +73,26 @@ public final class FineTuneTask: TrainingTask {
     public static func stepSeed(_ seed: UInt64, _ step: Int) -> UInt64 {
         var r = SeededRNG(seed: seed ^ (UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15), stream: "step")
         return r.next()
+    }
+}
+
+extension ELLMRecModel {
+    /// Attaches fresh LoRA adapters to this model (A from the seed's "lora-init" stream, B zero:
+    /// the model's function is unchanged until they train) and returns their group.
+    public func attachLoRA(_ lora: LoRAOptions, seed: UInt64) throws -> ParamGroup {
+        let kinds = try lora.targets.map { t -> LinearKind in
+            guard let k = LinearKind(module: t) else {
+                throw TrainingError(message: "lora target \"\(t)\" is not one of \(LinearKind.allCases.map(\.module).joined(separator: ", "))")
+            }
+            return k
+        }
+        if lora.rank < 1 { throw TrainingError(message: "lora rank must be at least 1") }
+        if !(lora.dropout >= 0 && lora.dropout < 1) { throw TrainingError(message: "lora dropout must be in [0, 1)") }
+        let w = LoRAWeights(dims: dims, rank: lora.rank, alpha: lora.alpha, targets: kinds)
+        w.dropout = lora.dropout
+        var rng = SeededRNG(seed: seed, stream: "lora-init")
+        w.initialise(rng: &rng)
+        self.lora = w
+        return ParamGroup(name: ParamGroup.lora, params: w.params, trainable: Set(w.params.layout.names), role: .adapter)
     }
 }

@@ -2,10 +2,12 @@ import Foundation
 import Common
 import Engine
 import Evaluation
+import ModelEvaluation
 import ModelFormat
 import RecData
 
-/// The shared trainer's options (every training pass embeds these).
+/// The shared trainer's options (every training pass embeds these; TrainingKit's option table
+/// names them for recipes). Codable as Swift synthesizes it, for the resumable state only.
 public struct TrainerOptions: Codable, Sendable, Equatable {
     public var lr: Float = 1e-3
     public var warmupSteps: Int = 0
@@ -35,63 +37,20 @@ public struct TrainerOptions: Codable, Sendable, Equatable {
     public var patience: Int = 3
     /// Write a resumable checkpoint every N steps (0: only at validations and the end).
     public var checkpointEvery: Int = 0
+    /// Data order, initialisation and dropout. Not an option of a pass: a pass trains with its
+    /// stage's seed (`PassContext.seed`, derived once by the host).
     public var seed: UInt64 = 42
 
     public init() {}
 
-    public enum CodingKeys: String, CodingKey, CaseIterable {
-        case lr, warmupSteps = "warmup_steps", warmupFraction = "warmup_fraction", minLRRatio = "min_lr_ratio"
-        case weightDecay = "weight_decay", beta1, beta2, eps, gradClip = "grad_clip", batchSize = "batch_size"
-        case epochs, maxSteps = "max_steps", objective, prefixAugmentation = "prefix_augmentation"
-        case validEvery = "valid_every", validUsers = "valid_users", validCandidates = "valid_candidates"
-        case metric, patience, checkpointEvery = "checkpoint_every", seed
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = TrainerOptions()
-        lr = try c.decodeIfPresent(Float.self, forKey: .lr) ?? d.lr
-        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
-        warmupFraction = try c.decodeIfPresent(Float.self, forKey: .warmupFraction) ?? d.warmupFraction
-        minLRRatio = try c.decodeIfPresent(Float.self, forKey: .minLRRatio) ?? d.minLRRatio
-        weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? d.weightDecay
-        beta1 = try c.decodeIfPresent(Float.self, forKey: .beta1) ?? d.beta1
-        beta2 = try c.decodeIfPresent(Float.self, forKey: .beta2) ?? d.beta2
-        eps = try c.decodeIfPresent(Float.self, forKey: .eps) ?? d.eps
-        gradClip = try c.decodeIfPresent(Float.self, forKey: .gradClip) ?? d.gradClip
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-        epochs = try c.decodeIfPresent(Double.self, forKey: .epochs) ?? d.epochs
-        maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps) ?? d.maxSteps
-        objective = try c.decodeIfPresent(Objective.self, forKey: .objective) ?? d.objective
-        prefixAugmentation = try c.decodeIfPresent(Bool.self, forKey: .prefixAugmentation) ?? d.prefixAugmentation
-        validEvery = try c.decodeIfPresent(Int.self, forKey: .validEvery) ?? d.validEvery
-        validUsers = try c.decodeIfPresent(Int.self, forKey: .validUsers) ?? d.validUsers
-        validCandidates = try c.decodeIfPresent(Candidates.self, forKey: .validCandidates) ?? d.validCandidates
-        metric = try c.decodeIfPresent(String.self, forKey: .metric) ?? d.metric
-        patience = try c.decodeIfPresent(Int.self, forKey: .patience) ?? d.patience
-        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
-    }
-
-    /// Writes the trainer's keys into `encoder`'s keyed container (pass options embed them flat).
-    public func encodeFields(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(lr, forKey: .lr); try c.encode(warmupSteps, forKey: .warmupSteps)
-        try c.encode(warmupFraction, forKey: .warmupFraction); try c.encode(minLRRatio, forKey: .minLRRatio)
-        try c.encode(weightDecay, forKey: .weightDecay); try c.encode(beta1, forKey: .beta1); try c.encode(beta2, forKey: .beta2)
-        try c.encode(eps, forKey: .eps); try c.encode(gradClip, forKey: .gradClip); try c.encode(batchSize, forKey: .batchSize)
-        try c.encode(epochs, forKey: .epochs); try c.encode(maxSteps, forKey: .maxSteps); try c.encode(objective, forKey: .objective)
-        try c.encode(prefixAugmentation, forKey: .prefixAugmentation); try c.encode(validEvery, forKey: .validEvery)
-        try c.encode(validUsers, forKey: .validUsers); try c.encode(validCandidates, forKey: .validCandidates)
-        try c.encode(metric, forKey: .metric); try c.encode(patience, forKey: .patience)
-        try c.encode(checkpointEvery, forKey: .checkpointEvery); try c.encode(seed, forKey: .seed)
-    }
-
-    public func encode(to encoder: Encoder) throws { try encodeFields(to: encoder) }
-
-    /// Problems that make the options unusable, each phrased as what to change.
-    public func problems() -> [String] {
+    /// Problems that make the options unusable, each phrased as what to change; with `dims`,
+    /// also those of these options on that model. The one rule check: a pass's plan-time
+    /// `check` and `Trainer.init` both call it.
+    public func problems(for dims: ModelDims? = nil) -> [String] {
         var p: [String] = []
+        if let dims, objective == .allPositions && dims.suffixLength > 0 {
+            p.append("objective all-positions needs a model without a prompt suffix (suffix_length \(dims.suffixLength)): set objective \"last\"")
+        }
         if !(lr > 0) { p.append("lr must be positive (got \(lr))") }
         if batchSize < 1 { p.append("batch_size must be at least 1") }
         if epochs <= 0 && maxSteps <= 0 { p.append("give epochs > 0 or max_steps > 0") }
@@ -103,24 +62,57 @@ public struct TrainerOptions: Codable, Sendable, Equatable {
     }
 }
 
-/// A set of tensors the optimizer updates.
+/// A set of tensors the optimizer updates, named (its gradients are looked up by name, and
+/// its tensors are saved under it in the resumable state).
 public struct ParamGroup {
+    /// What a group is to the pass's output.
+    public enum Role: Sendable {
+        /// The output model's base tensors.
+        case model
+        /// The output's LoRA adapter.
+        case adapter
+        /// Training aids that are not in the output (KD's L_ms heads).
+        case auxiliary
+        /// A teacher trained jointly (online distillation), not in the output.
+        case teacher
+    }
     public let name: String
     public let params: ParamSet
     public let trainable: Set<String>
-    public init(name: String, params: ParamSet, trainable: Set<String>) {
-        self.name = name; self.params = params; self.trainable = trainable
+    public let role: Role
+    public init(name: String, params: ParamSet, trainable: Set<String>, role: Role) {
+        self.name = name; self.params = params; self.trainable = trainable; self.role = role
     }
+
+    public static let model = "model", lora = "lora"
+
+    /// Trainable values in this group.
+    public var trainableCount: Int { params.layout.entries.reduce(0) { $0 + (trainable.contains($1.name) ? $1.count : 0) } }
+}
+
+/// One step's gradient buffers, one per group, by the group's name.
+public struct Gradients {
+    public let sets: [ParamSet]
+    let index: [String: Int]
+    public init(groups: [ParamGroup]) {
+        sets = groups.map { ParamSet(layout: $0.params.layout) }
+        var ix: [String: Int] = [:]
+        for (i, g) in groups.enumerated() { ix[g.name] = i }
+        index = ix
+    }
+    /// The gradients of the group named `name` (nil: no such group, e.g. no LoRA).
+    public subscript(_ name: String) -> ParamSet? { index[name].map { sets[$0] } }
+    public func zero() { for g in sets { g.zero() } }
 }
 
 /// What a training pass plugs into the trainer: its parameters, one step's loss and
 /// gradients, and the model that validation scores.
 public protocol TrainingTask: AnyObject {
     var groups: [ParamGroup] { get }
-    /// Forward + backward on `batch`, accumulating into `grads` (one per group, zeroed by the
-    /// trainer). Returns the named loss terms; "loss" is the total being minimised.
+    /// Forward + backward on `batch`, accumulating into `grads` (one per group, by name, zeroed
+    /// by the trainer). Returns the named loss terms; "loss" is the total being minimised.
     /// `step` (0-based, counted across resumes) seeds anything random in the step (LoRA dropout).
-    func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double]
+    func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: Gradients, workspace: Workspace) -> [String: Double]
     var evalModel: ELLMRecModel { get }
     var dims: ModelDims { get }
 }
@@ -142,11 +134,22 @@ public struct TrainingResult {
     public var samplesPerSecond: Double
     public var tokensPerSecond: Double
     public var stoppedEarly: Bool
-    public var history: [[String: Any]]
-    public var json: [String: Any] {
-        ["steps": steps, "epochs": epochsCompleted, "best_step": bestStep, "best_valid_metric": bestMetric as Any,
-         "last_loss": lastLoss, "train_seconds": seconds, "samples_per_second": samplesPerSecond,
-         "tokens_per_second": tokensPerSecond, "stopped_early": stoppedEarly]
+    /// The validation records (`step`, `valid_MRR`, …), in order.
+    public var history: [JSONValue]
+    /// The mean of each loss term the task returned ("loss", "ce", "d_cos", …) over every step
+    /// of the run, resumed parts included.
+    public var meanTerms: [String: Double]
+    /// The seed the run used.
+    public var seed: UInt64
+
+    /// What a training pass's `metrics.json` records of the run.
+    public var metrics: [String: JSONValue] {
+        ["steps": .int(steps), "epochs": .number(epochsCompleted), "best_step": .int(bestStep),
+         "best_valid_metric": bestMetric.map { .number($0) } ?? .null, "last_loss": .number(lastLoss),
+         "train_seconds": .number(seconds), "samples_per_second": .number(samplesPerSecond),
+         "tokens_per_second": .number(tokensPerSecond), "stopped_early": .bool(stoppedEarly),
+         "history": .array(history), "loss_terms": .object(meanTerms.mapValues { .number($0) }),
+         "seed": .int(Int(truncatingIfNeeded: seed))]
     }
 }
 
@@ -168,13 +171,10 @@ public final class Trainer {
     public var skipValidation = false
 
     public init(task: TrainingTask, dataset: PreparedDataset, options: TrainerOptions, stateDirectory: URL) throws {
-        let p = options.problems()
+        let p = options.problems(for: task.dims)
         if !p.isEmpty { throw TrainingError(message: "trainer options: " + p.joined(separator: "; ")) }
         if dataset.numItems != task.dims.numItems {
             throw TrainingError(message: "\(dataset.directory.path): the dataset has \(dataset.numItems) items but the model scores \(task.dims.numItems) (ellmrec.num_items); train on the dataset the checkpoint was built for")
-        }
-        if options.objective == .allPositions && task.dims.suffixLength > 0 {
-            throw TrainingError(message: "objective all-positions needs a model without a prompt suffix (suffix_length \(task.dims.suffixLength)): use objective \"last\"")
         }
         self.task = task
         self.dataset = dataset
@@ -206,9 +206,11 @@ public final class Trainer {
         var lastLoss = 0.0
         /// The validation records so far (metrics.json's `history`).
         var history: [JSONValue] = []
+        /// Sums of each loss term over the steps so far (for their means).
+        var termSums: [String: Double] = [:]
 
         init() {}
-        // States saved before the last three fields existed still load.
+        // States saved before the last four fields existed still load.
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             step = try c.decode(Int.self, forKey: .step)
@@ -218,6 +220,7 @@ public final class Trainer {
             stoppedEarly = try c.decodeIfPresent(Bool.self, forKey: .stoppedEarly) ?? false
             lastLoss = try c.decodeIfPresent(Double.self, forKey: .lastLoss) ?? 0
             history = try c.decodeIfPresent([JSONValue].self, forKey: .history) ?? []
+            termSums = try c.decodeIfPresent([String: Double].self, forKey: .termSums) ?? [:]
         }
     }
 
@@ -237,7 +240,8 @@ public final class Trainer {
         try fm.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
         let o = options
         let groups = task.groups
-        let grads = groups.map { ParamSet(layout: $0.params.layout) }
+        let gradients = Gradients(groups: groups)
+        let grads = gradients.sets
         let adam = AdamWConfig(beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay)
         let opts = groups.map { AdamW(layout: $0.params.layout, config: adam) }
         var state = State()
@@ -278,9 +282,9 @@ public final class Trainer {
             let idx = epochBatches!.batches[inEpoch]
             let ex = idx.map { samples[$0] }
             let batch = try PackedBatch(sequences: ex.map(\.input), targets: ex.map(\.target), dims: task.dims, objective: o.objective)
-            for g in grads { g.zero() }
+            gradients.zero()
             let t0 = nowSeconds()
-            var terms = task.step(batch, step: state.step, sampleIndices: idx, grads: grads, workspace: ws)
+            var terms = task.step(batch, step: state.step, sampleIndices: idx, grads: gradients, workspace: ws)
             // Global-norm clipping over every trainable tensor of every group.
             var sq = 0.0
             for (g, grp) in zip(grads, groups) {
@@ -304,6 +308,7 @@ public final class Trainer {
                 opts[k].update(params: grp.params, grads: grads[k], lr: lr, names: grp.trainable, noDecay: noDecay)
             }
             state.step += 1
+            for (k, v) in terms { state.termSums[k, default: 0] += v }
             seen += ex.count
             tokens += ex.reduce(0) { $0 + $1.input.count }
             state.lastLoss = loss
@@ -366,7 +371,8 @@ public final class Trainer {
         return TrainingResult(steps: state.step, epochsCompleted: Double(state.step) / Double(stepsPerEpoch), bestStep: state.bestStep,
                               bestMetric: state.bestMetric, lastLoss: state.lastLoss, seconds: secs,
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
-                              stoppedEarly: state.stoppedEarly, history: state.history.compactMap { $0.anyValue as? [String: Any] })
+                              stoppedEarly: state.stoppedEarly, history: state.history,
+                              meanTerms: state.termSums.mapValues { $0 / Double(max(state.step, 1)) }, seed: o.seed)
     }
 
     // MARK: resumable state (atomic: everything is written to a temp dir, then renamed)

@@ -2,6 +2,7 @@ import Foundation
 import Common
 import CommandKit
 import Toolbench
+import Reports
 
 /// `slmrec compare` (the side-by-side report; `slmrec run` writes one at the end too).
 let compareCommands: [any ParsableCommand.Type] = [Compare.self]

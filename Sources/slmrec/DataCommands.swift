@@ -1,4 +1,5 @@
 import Foundation
+import ModelEvaluation
 import Common
 import CommandKit
 import Engine
@@ -95,7 +96,7 @@ struct Eval: ParsableCommand {
     }
 
     func evaluate() throws {
-        let model = try loadEvalModel(checkpoint, adapter: adapter)
+        let model = try RunnableModel.load(checkpoint: fileURL(checkpoint), adapter: adapter.map(fileURL))
         let ds = try PreparedDataset.load(directory: fileURL(data))
         let r = try ModelEvaluator.evaluate(model: model, dataset: ds, options: EvalOptions(
             split: split, candidates: candidates, users: users, batchSize: batchSize, progress: true))
@@ -113,14 +114,4 @@ struct Eval: ParsableCommand {
         emit(textTable(rows))
         emit("wrote \(output)")
     }
-}
-
-/// Float or int8 checkpoint, optionally with a LoRA adapter (float only).
-func loadEvalModel(_ checkpoint: String, adapter: String?) throws -> ELLMRecModel {
-    let ck = try Checkpoint.load(directory: fileURL(checkpoint))
-    if ck.config.quantization != nil {
-        if adapter != nil { throw ValidationError("--adapter: merge the adapter (slmrec apply lora-merge) before quantizing; an int8 checkpoint takes no adapter") }
-        return try ELLMRecModel.loadQuantized(checkpoint: ck)
-    }
-    return try loadModel(checkpoint, adapter: adapter).0
 }

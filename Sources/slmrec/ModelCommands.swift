@@ -1,4 +1,5 @@
 import Foundation
+import ModelEvaluation
 import Common
 import CommandKit
 import ModelFormat
@@ -237,7 +238,7 @@ struct Embed: ParsableCommand {
     }
 
     func embed() throws {
-        let model = try loadEvalModel(checkpoint, adapter: adapter)   // float or int8
+        let model = try RunnableModel.load(checkpoint: fileURL(checkpoint), adapter: adapter.map(fileURL))   // float or int8
         let d = model.dims
         let batch = try BatchFile.load(sequences).packed(dims: d, withTargets: false)
         let a = model.infer(batch)
@@ -272,7 +273,7 @@ struct Grads: ParsableCommand {
     }
 
     func grads() throws {
-        let (model, _) = try loadModel(checkpoint, adapter: adapter)
+        let model = try RunnableModel.load(checkpoint: fileURL(checkpoint), adapter: adapter.map(fileURL), requireFloat: true)
         let pb = try BatchFile.load(batch).packed(dims: model.dims, withTargets: true)
         let a = model.forward(pb, training: true)
         var out: [String: Tensor] = ["loss": Tensor(floats: [a.loss], shape: [])]

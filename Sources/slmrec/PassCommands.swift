@@ -1,8 +1,10 @@
 import Foundation
+import ModelEvaluation
 import Common
 import CommandKit
 import ModelFormat
 import Toolbench
+import Reports
 
 /// `slmrec passes`, `slmrec apply`, `slmrec run` (the plugin host's commands).
 let passCommands: [any ParsableCommand.Type] = [Passes.self, Apply.self, Run.self]

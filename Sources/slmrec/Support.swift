@@ -8,7 +8,7 @@ import Toolbench
 let toolVersion = "0.1.0"
 
 /// Resolves a path argument relative to the current directory.
-func fileURL(_ path: String) -> URL { URL(fileURLWithPath: (path as NSString).expandingTildeInPath) }
+func fileURL(_ path: String) -> URL { resolvePath(path) }
 
 /// A BATCH.json: {"sequences": [[item ids, oldest first], …], "targets": [...]}.
 struct BatchFile {
@@ -69,18 +69,6 @@ struct BatchFile {
         }
         return BatchFile(path: path, sequences: seqs, targets: targets)
     }
-}
-
-/// Loads a float checkpoint and, optionally, a LoRA adapter attached to it.
-func loadModel(_ checkpoint: String, adapter: String?) throws -> (ELLMRecModel, Checkpoint) {
-    let ck = try Checkpoint.load(directory: fileURL(checkpoint))
-    let model = try ELLMRecModel(checkpoint: ck)
-    if let adapter {
-        let a = try LoRAAdapter.load(directory: fileURL(adapter))
-        try a.validate(against: ck.config, source: adapter)
-        model.lora = try LoRAWeights(adapter: a, dims: model.dims)
-    }
-    return (model, ck)
 }
 
 /// Standard output for results (the CLI keeps standard error for progress and logs).

@@ -100,7 +100,7 @@ final class TrainerTests: XCTestCase {
         var groups: [ParamGroup] { inner.groups }
         var evalModel: ELLMRecModel { inner.evalModel }
         var dims: ModelDims { inner.dims }
-        func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: [ParamSet], workspace: Workspace) -> [String: Double] {
+        func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: Gradients, workspace: Workspace) -> [String: Double] {
             if step == at { raise(SIGINT) }
             return inner.step(batch, step: step, sampleIndices: sampleIndices, grads: grads, workspace: workspace)
         }

@@ -80,4 +80,90 @@ final class FineTuneTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("suffix"))
         }
     }
+
+    func testSeedIsAStageSettingNotAnOption() throws {
+        XCTAssertThrowsError(try AnyPass(FineTune.self).decodeOptions(JSONText.parseJSON5(Data("{data: 'x', seed: 3}".utf8), file: "t"), path: "options")) {
+            XCTAssertTrue("\($0)".contains("stages[i].seed"), "\($0)")
+        }
+        XCTAssertFalse(FineTune.Options.fields.map(\.name).contains("seed"))
+    }
 }
+
+/// Seeds of recipe stages (docs/recipes.md#seeds): one derivation, recorded where it is used.
+/// Once, every training stage of a `seed: 42` recipe trained with seed 42 ^ 42 = 0.
+final class StageSeedTests: XCTestCase {
+    var tmp: URL!
+    var data: URL!
+    var base: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("seeds-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        data = try TinyModels.preparePatternDataset(in: tmp)
+        base = tmp.appendingPathComponent("base")
+        try PassConformance.tinyCheckpoint(layers: 2).save(to: base)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
+
+    func plan(seed: UInt64, secondSeed: String = "") throws -> Plan {
+        // LoRA: the stage's seed draws the adapter's initialisation and the batch order.
+        let options = "{data: '\(data.path)', mode: 'lora', lora_rank: 2, objective: 'last', epochs: 2, batch_size: 8, valid_users: 0, patience: 0}"
+        let text = """
+            { inputs: { base: '\(base.path)' }, seed: \(seed),
+              stages: [{name: 'first', pass: 'finetune', options: \(options)},
+                       {name: 'second', pass: 'finetune', input: 'base', \(secondSeed) options: \(options)}] }
+            """
+        return try Planner.plan(Recipe.parse(Data(text.utf8), path: "r.json5"), registry: PassRegistry([FineTune.self]))
+    }
+
+    func run(_ plan: Plan, _ name: String) throws -> URL {
+        let dir = tmp.appendingPathComponent(name)
+        try RecipeRunner(evaluator: nil, quiet: true).run(plan, runDirectory: dir, resume: false)
+        return dir
+    }
+
+    func json(_ url: URL) throws -> [String: JSONValue] {
+        try XCTUnwrap(JSONText.parseJSON5(Data(contentsOf: url), file: url.path).objectValue)
+    }
+
+    func testTwoStagesGetDifferentSeedsAndEveryRecordSaysWhichOne() throws {
+        let p = try plan(seed: 42)
+        let seeds = p.stages.map(\.seed)
+        XCTAssertEqual(seeds, [StageSeed.derive(recipeSeed: 42, stage: "first"), StageSeed.derive(recipeSeed: 42, stage: "second")])
+        XCTAssertNotEqual(seeds[0], seeds[1])
+        XCTAssertFalse(seeds.contains(0))
+        XCTAssertFalse(seeds.contains(42), "a stage's seed is derived from the recipe's, not the recipe's itself")
+        XCTAssertLessThan(seeds.max()!, 1 << 53, "exact in any JSON reader")
+        // A stage's own seed is used as given.
+        XCTAssertEqual(try plan(seed: 42, secondSeed: "seed: 5,").stages.map(\.seed), [seeds[0], 5])
+
+        let dir = try run(p, "run")
+        let effective = try XCTUnwrap(json(dir.appendingPathComponent("recipe.effective.json"))["stages"]?.arrayValue)
+        for (i, name) in ["first", "second"].enumerated() {
+            XCTAssertEqual(effective[i].objectValue?["seed"]?.intValue, Int(seeds[i]), "recipe.effective.json")
+            let metrics = try json(dir.appendingPathComponent("\(name)/metrics.json"))
+            XCTAssertEqual(metrics["seed"]?.intValue, Int(seeds[i]), "\(name)/metrics.json")
+        }
+        // Same options, same input, different seeds: the two stages trained differently.
+        let a = try Checkpoint.load(directory: dir.appendingPathComponent("first/checkpoint"))
+        let b = try Checkpoint.load(directory: dir.appendingPathComponent("second/checkpoint"))
+        XCTAssertNotEqual(a.tensors[ParamName.prompt], b.tensors[ParamName.prompt])
+    }
+
+    func testTheRecipeSeedChangesTheResultAndTheSameSeedReproducesIt() throws {
+        func weights(_ dir: URL) throws -> ([String: Tensor], [String: Tensor]) {
+            let ck = try Checkpoint.load(directory: dir.appendingPathComponent("first/checkpoint"))
+            let ad = try Safetensors.read(dir.appendingPathComponent("first/adapter/adapter_model.safetensors"))
+            return (ck.tensors, ad)
+        }
+        let one = try weights(run(try plan(seed: 42), "a"))
+        let again = try weights(run(try plan(seed: 42), "b"))
+        let other = try weights(run(try plan(seed: 43), "c"))
+        XCTAssertEqual(one.0, again.0, "same seed: the same checkpoint")
+        XCTAssertEqual(one.1, again.1, "same seed: the same adapter")
+        XCTAssertNotEqual(one.1, other.1, "another recipe seed: another adapter")
+        XCTAssertNotEqual(one.0[ParamName.prompt], other.0[ParamName.prompt], "another recipe seed: other trained weights")
+    }
+}
+

@@ -86,22 +86,23 @@ final class KDLossTests: XCTestCase {
             let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
                                         dims: student.dims, objective: .allPositions)
             let idx = Array(0..<batch.count)
-            let grads = task.groups.map { ParamSet(layout: $0.params.layout) }
+            let grads = Gradients(groups: task.groups)
             let ws = Workspace()
             let terms = task.step(batch, step: 0, sampleIndices: idx, grads: grads, workspace: ws)
             XCTAssertGreaterThan(terms["d_cos"]!, 0); XCTAssertGreaterThan(terms["d_norm"]!, 0); XCTAssertGreaterThan(terms["l_ms"]!, 0)
             func total() -> Double {
-                let scratch = task.groups.map { ParamSet(layout: $0.params.layout) }
+                let scratch = Gradients(groups: task.groups)
                 return task.step(batch, step: 0, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
             }
-            for (gi, name) in [(0, ParamName.weight(0, .q)), (0, ParamName.weight(1, .down)), (0, ParamName.itemEmbedding),
-                               (0, ParamName.finalNorm), (1, "head.1")] {
-                let ps = task.groups[gi].params
+            for (group, name) in [(ParamGroup.model, ParamName.weight(0, .q)), (ParamGroup.model, ParamName.weight(1, .down)),
+                                  (ParamGroup.model, ParamName.itemEmbedding), (ParamGroup.model, ParamName.finalNorm),
+                                  (LayerwiseKDTask.headsGroup, "head.1")] {
+                let ps = try XCTUnwrap(task.groups.first { $0.name == group }).params
                 var x = ps.values(name)
                 let sample = (0..<12).map { ($0 * 7919) % x.count }
                 let numeric = numericGradient(&x, eps: 3e-3, indices: sample) { v in ps.set(name, v); return total() }
                 ps.set(name, x)
-                let analytic = grads[gi].values(name)
+                let analytic = try XCTUnwrap(grads[group]).values(name)
                 let (ok, cmp) = closeToMax(sample.map { analytic[$0] }, sample.map { numeric[$0] }, atol: 3e-4, rtol: 3e-2)
                 XCTAssertTrue(ok, "\(align) \(last) \(name): \(cmp)")
             }

@@ -6,6 +6,7 @@ import FoundationXML
 import ModelFormat
 import Engine
 import Toolbench
+import Reports
 import TestKit
 
 /// A synthetic run directory as `slmrec run` writes it: tiny random checkpoints and

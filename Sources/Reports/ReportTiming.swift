@@ -1,3 +1,4 @@
+import Toolbench
 import Foundation
 import Common
 import ModelFormat
@@ -52,13 +53,10 @@ public struct TimingInputs: Sendable {
 public enum ReportTiming {
     /// Loads a row's model as it runs: float or int8 checkpoint, plus the stage's adapter.
     public static func loadModel(_ row: ReportRow) throws -> ELLMRecModel {
-        guard let ck = row.checkpoint else { throw ToolbenchError(row.directory.path, problem: "no checkpoint", fix: "") }
-        let model = try ELLMRecModel.loadAny(directory: ck)
-        if let ad = row.adapter {
-            let a = try LoRAAdapter.load(directory: ad)
-            model.lora = try LoRAWeights(adapter: a, dims: model.dims)
+        guard let ck = row.checkpoint else {
+            throw ToolbenchError(row.directory.path, problem: "no checkpoint", fix: "compare stages that produce a checkpoint")
         }
-        return model
+        return try RunnableModel.load(checkpoint: ck, adapter: row.adapter)
     }
 
     /// (all parameters the model runs with, the item table's) — adapter included; an int8

@@ -1,3 +1,6 @@
+import Common
+import ModelFormat
+import Toolbench
 import Foundation
 
 // report.svg: quality (NDCG@10, full ranking) against inference cost (ms per user at batch

@@ -1,3 +1,5 @@
+import Common
+import Toolbench
 import Foundation
 import ModelFormat
 

@@ -1,3 +1,4 @@
+import Toolbench
 import Foundation
 import Common
 import ModelFormat
@@ -7,9 +8,9 @@ import ModelFormat
 // was not measured"; "†" marks quality numbers that are not comparable with the teacher's.
 
 extension ComparisonReport {
-    public static let files = ["report.md", "report.csv", "report.json", "report.svg"]
+    public static let files = RecipeRunner.reportFiles
     /// A report directory, for the output guard (a run's `report/`).
-    public static let outputKind = OutputKind(name: "report", files: files, required: [])
+    public static let outputKind = RecipeRunner.reportKind
 
     /// Writes the four report files into `directory` (created when missing).
     public func write(to directory: URL) throws {

@@ -2,15 +2,8 @@ import Foundation
 import Common
 import Engine
 import RecData
-
-/// Which candidate set ranks the held-out item (see docs/evaluation.md).
-public enum Candidates: String, CaseIterable, Sendable, Codable {
-    /// Against the dataset's fixed 999 sampled negatives (the SLMRec / E4SRec protocol).
-    case sampled
-    /// Against every item except padding and the user's history (Krichene & Rendle 2020).
-    case full
-    case both
-}
+import ModelFormat
+import Evaluation
 
 public struct EvalOptions: Sendable {
     public var split: Split = .test

@@ -1,0 +1,46 @@
+import RecData
+
+// The words every result is written in, defined once: which candidate set ranks the held-out
+// item, and the names of the metrics (`NDCG@10`, and `full.NDCG@10` once the protocol is part
+// of the name). Recipes, reports, validation and `slmrec eval` all use these.
+
+/// Which candidate set ranks the held-out item (see docs/evaluation.md).
+public enum Candidates: String, CaseIterable, Sendable, Codable {
+    /// Against the dataset's fixed 999 sampled negatives (the SLMRec / E4SRec protocol).
+    case sampled
+    /// Against every item except padding and the user's history (Krichene & Rendle 2020).
+    case full
+    case both
+
+    /// The protocols this choice runs (`both` runs sampled and full).
+    public var protocols: [Candidates] { self == .both ? [.sampled, .full] : [self] }
+}
+
+extension Split: Codable {}
+
+/// Metric names.
+public enum MetricName {
+    /// Every per-protocol metric, in report order (`HR@1` … `MRR@10`).
+    public static var keys: [String] { MetricAccumulator.keys }
+
+    /// "full.NDCG@10": a metric with the protocol that measured it.
+    public static func qualified(_ protocol: Candidates, _ key: String) -> String { "\(`protocol`.rawValue).\(key)" }
+
+    /// Every qualified name, sampled first, in report order.
+    public static var qualifiedKeys: [String] { [Candidates.sampled, .full].flatMap { p in keys.map { qualified(p, $0) } } }
+
+    /// ("full", "NDCG@10") from "full.NDCG@10"; nil for a name that is not qualified.
+    public static func split(_ name: String) -> (protocol: Candidates, key: String)? {
+        guard let dot = name.firstIndex(of: "."), let p = Candidates(rawValue: String(name[..<dot])), p != .both else { return nil }
+        let key = String(name[name.index(after: dot)...])
+        return keys.contains(key) ? (p, key) : nil
+    }
+
+    /// Both protocols' metrics under qualified names.
+    public static func qualifiedMetrics(sampled: [String: Double]?, full: [String: Double]?) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for (k, v) in sampled ?? [:] { out[qualified(.sampled, k)] = v }
+        for (k, v) in full ?? [:] { out[qualified(.full, k)] = v }
+        return out
+    }
+}
