@@ -1,7 +1,6 @@
 // The backward pass of ELLMRecModel, the forward in reverse, op by op. Parameter gradients
 // accumulate (+=) into `grads` (zero them once per step); activation gradients live in
 // buffers local to this call (or in the caller's Workspace).
-import CKernels
 
 
 /// What to differentiate and which extra gradients flow in.
@@ -132,13 +131,13 @@ extension ELLMRecModel {
         // MLP: out = r2 + down(silu(gate(n2)) ⊙ up(n2))
         ws.dh.ptr.update(repeating: 0, count: nI)
         projBackward(l, .down, dinp: ws.dh.ptr, dout: dOut, inp: s.h.ptr, m: nTok, s: s, req: req, ws: ws)
-        OpProfiler.measure("swiglu.bwd") { ck_swiglu_backward(nI, ws.dh.ptr, s.g.ptr, s.u.ptr, ws.dg.ptr, ws.du.ptr) }
+        OpProfiler.measure("swiglu.bwd") { Fast.swigluBackward(dgate: ws.dg.ptr, dup: ws.du.ptr, dout: ws.dh.ptr, gate: s.g.ptr, up: s.u.ptr, count: nI) }
         ws.dn.ptr.update(repeating: 0, count: nTok * C)
         projBackward(l, .gate, dinp: ws.dn.ptr, dout: ws.dg.ptr, inp: s.n2.ptr, m: nTok, s: s, req: req, ws: ws)
         projBackward(l, .up, dinp: ws.dn.ptr, dout: ws.du.ptr, inp: s.n2.ptr, m: nTok, s: s, req: req, ws: ws)
         // dr2 = dOut + rmsnorm_backward(dn2)
         ws.dr2.ptr.update(from: dOut, count: nTok * C)
-        OpProfiler.measure("rmsnorm.bwd") { ck_rmsnorm_backward(nTok, C, ws.dn.ptr, s.r2.ptr, w(ParamName.postNorm(l)), s.rstd2.ptr, ws.dr2.ptr, req.g(ParamName.postNorm(l))) }
+        OpProfiler.measure("rmsnorm.bwd") { Fast.rmsnormBackward(dinp: ws.dr2.ptr, dweight: req.g(ParamName.postNorm(l)), dout: ws.dn.ptr, inp: s.r2.ptr, weight: w(ParamName.postNorm(l)), rstd: s.rstd2.ptr, m: nTok, c: C) }
         // Attention: r2 = x + o(attn(q, k, v))
         ws.datt.ptr.update(repeating: 0, count: nTok * d.qDim)
         projBackward(l, .o, dinp: ws.datt.ptr, dout: ws.dr2.ptr, inp: s.att.ptr, m: nTok, s: s, req: req, ws: ws)
@@ -158,7 +157,7 @@ extension ELLMRecModel {
         projBackward(l, .v, dinp: ws.dn.ptr, dout: ws.dv.ptr, inp: s.n1.ptr, m: nTok, s: s, req: req, ws: ws)
         // dIn = dr2 + rmsnorm_backward(dn1)
         dIn.update(from: ws.dr2.ptr, count: nTok * C)
-        OpProfiler.measure("rmsnorm.bwd") { ck_rmsnorm_backward(nTok, C, ws.dn.ptr, input, w(ParamName.inputNorm(l)), s.rstd1.ptr, dIn, req.g(ParamName.inputNorm(l))) }
+        OpProfiler.measure("rmsnorm.bwd") { Fast.rmsnormBackward(dinp: dIn, dweight: req.g(ParamName.inputNorm(l)), dout: ws.dn.ptr, inp: input, weight: w(ParamName.inputNorm(l)), rstd: s.rstd1.ptr, m: nTok, c: C) }
     }
 }
 

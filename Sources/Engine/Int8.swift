@@ -11,9 +11,7 @@ import ModelFormat
 public enum Int8Quant {
     /// Symmetric per-row int8: scale = max|row|/127, q = round-half-even(w/scale) (torch.round).
     public static func quantizeRows(_ w: [Float], rows: Int, cols: Int) -> (q: [Int8], scale: [Float]) {
-        var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows)
-        cint8_quantize_rows(Int32(rows), Int32(cols), w, &q, &s)
-        return (q, s)
+        w.withUnsafeBufferPointer { Int8Kernels.quantizeRows($0.baseAddress!, rows: rows, cols: cols) }
     }
 
     public static func dequantize(_ q: [Int8], scale: [Float], rows: Int, cols: Int) -> [Float] {
@@ -25,15 +23,24 @@ public enum Int8Quant {
     public static var isaName: String { String(cString: cint8_isa_name()) }
 }
 
+/// Activations quantized per row for the int8 linears that read them: x[M, K] ≈ q·scale.
+/// A value handed to `Int8Linears.linear`, so that concurrent inferences on one model share
+/// nothing mutable.
+public struct QuantizedActivations: Sendable {
+    public let q: [Int8]
+    public let scales: [Float]
+    public let m: Int
+    public let k: Int
+}
+
 /// Packed int8 weights for the decoder linears of a model (nil where a module stays float).
+/// Immutable after init: any number of inferences may run on it at once.
 public final class Int8Linears: @unchecked Sendable {
-    private var packed: [[OpaquePointer?]]   // [layer][LinearKind]
-    private var qBuf: [Int8] = []             // (Ntok, max(C, I)) quantized activations
-    private var sBuf: [Float] = []            // (Ntok) their scales
+    private let packed: [[OpaquePointer?]]   // [layer][LinearKind]
 
     /// Packs every (layer, kind) for which `weights` gives int8 values and per-row scales.
     public init(dims: ModelDims, weights: (Int, LinearKind) throws -> (q: [Int8], scale: [Float])?) rethrows {
-        packed = Array(repeating: Array(repeating: nil, count: LinearKind.allCases.count), count: dims.layers)
+        var packed: [[OpaquePointer?]] = Array(repeating: Array(repeating: nil, count: LinearKind.allCases.count), count: dims.layers)
         for l in 0..<dims.layers {
             for k in LinearKind.allCases {
                 guard let (q, s) = try weights(l, k) else { continue }
@@ -43,6 +50,7 @@ public final class Int8Linears: @unchecked Sendable {
                 }
             }
         }
+        self.packed = packed
     }
 
     deinit { for row in packed { for p in row where p != nil { cint8_packed_free(p) } } }
@@ -51,21 +59,35 @@ public final class Int8Linears: @unchecked Sendable {
 
     func has(_ l: Int, _ k: LinearKind) -> Bool { packed[l][k.rawValue] != nil }
 
-    /// Quantizes x[M, K] per row into the internal buffers (once per group of linears sharing x).
-    func quantize(_ x: UnsafePointer<Float>, m: Int, k: Int) {
-        if qBuf.count < m * k { qBuf = [Int8](repeating: 0, count: m * k) }
-        if sBuf.count < m { sBuf = [Float](repeating: 0, count: m) }
-        qBuf.withUnsafeMutableBufferPointer { q in
-            sBuf.withUnsafeMutableBufferPointer { s in cint8_quantize_rows(Int32(m), Int32(k), x, q.baseAddress, s.baseAddress) }
-        }
+    /// x[M, K] quantized per row (once per group of linears that read the same x).
+    func quantize(_ x: UnsafePointer<Float>, m: Int, k: Int) -> QuantizedActivations {
+        let (q, s) = Int8Kernels.quantizeRows(x, rows: m, cols: k)
+        return QuantizedActivations(q: q, scales: s, m: m, k: k)
     }
 
-    /// out[M, N] (+)= dequant(q_x · q_wᵀ) for the activations last passed to `quantize`.
-    func linear(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, m: Int, accumulate: Bool) {
+    /// out[M, N] (+)= dequant(q_x · q_wᵀ) for linear `kind` of layer l.
+    func linear(_ l: Int, _ kind: LinearKind, x: QuantizedActivations, out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         guard let w = packed[l][kind.rawValue] else { return }
-        qBuf.withUnsafeBufferPointer { q in
-            sBuf.withUnsafeBufferPointer { s in
-                cint8_linear(Int32(m), q.baseAddress, s.baseAddress, w, nil, out, accumulate ? 1 : 0)
+        Int8Kernels.linear(x, packed: w, out: out, accumulate: accumulate)
+    }
+}
+
+/// Swift wrappers of CInt8 with the engine's argument order (outputs first, sizes as Int).
+enum Int8Kernels {
+    /// (q[rows·cols], scale[rows]) ← x[rows, cols], symmetric per row.
+    static func quantizeRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int) -> (q: [Int8], scale: [Float]) {
+        var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows)
+        q.withUnsafeMutableBufferPointer { qp in
+            s.withUnsafeMutableBufferPointer { sp in cint8_quantize_rows(Int32(rows), Int32(cols), x, qp.baseAddress, sp.baseAddress) }
+        }
+        return (q, s)
+    }
+
+    /// out[M, N] (+)= dequant(x · wᵀ) for packed int8 weights w.
+    static func linear(_ x: QuantizedActivations, packed w: OpaquePointer, out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        x.q.withUnsafeBufferPointer { q in
+            x.scales.withUnsafeBufferPointer { s in
+                cint8_linear(Int32(x.m), q.baseAddress, s.baseAddress, w, nil, out, accumulate ? 1 : 0)
             }
         }
     }

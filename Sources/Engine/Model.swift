@@ -1,5 +1,4 @@
 import Common
-import CKernels
 
 // The E-LLMRec model (E4SRec, Li et al. 2023; SLMRec, Xu et al. ICLR 2025): item-ID
 // embeddings → linear up-projection → LLaMa decoder → last hidden state → down-projection
@@ -179,10 +178,17 @@ extension ELLMRecModel {
         return a
     }
 
-    /// y = x·Wᵀ (+ LoRA) for linear `kind` of layer l.
+    /// y (+)= x·Wᵀ for linear `kind` of layer l: the one dispatch every forward uses. With `q`
+    /// (the int8 activations of `inp`) and int8 weights for the module, the int8 kernel;
+    /// otherwise fp32, plus the module's LoRA path when it has an adapter (with dropout on the
+    /// adapter input in training: `xd` holds the masked inputs).
     @inline(__always)
-    func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                      m: Int, accumulate: Bool, xa: [FloatBuffer], xd: [FloatBuffer] = []) {
+    func linear(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, q: QuantizedActivations?,
+                m: Int, accumulate: Bool, xa: [FloatBuffer], xd: [FloatBuffer] = []) {
+        if let q, let int8, int8.has(l, kind) {
+            OpProfiler.measure("linear.int8") { int8.linear(l, kind, x: q, out: out, accumulate: accumulate) }
+            return
+        }
         let s = kind.shape(dims)
         OpProfiler.measure("linear") { linearForward(out: out, inp: inp, weight: w(ParamName.weight(l, kind)), bias: nil, m: m, n: s[0], k: s[1], accumulate: accumulate) }
         if let lora, lora.targets(kind) {
@@ -198,28 +204,27 @@ extension ELLMRecModel {
         }
     }
 
+    /// The int8 weights inference runs on (nil: fp32 — training, or an adapter attached).
+    func int8Weights(training: Bool) -> Int8Linears? { training || lora != nil ? nil : int8 }
+
     private func layerForward(_ l: Int, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
                               acts s: Activations.Layer, a: Activations) {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok
         // int8 inference: each activation is quantized once per token and shared by the
         // linears that read it (q/k/v, gate/up); modules without int8 weights stay float.
-        let q8 = a.training || lora != nil ? nil : int8
-        func proj(_ l: Int, _ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                  m: Int, accumulate: Bool, xa: [FloatBuffer]) {
-            if let q8, q8.has(l, kind) {
-                OpProfiler.measure("linear.int8") { q8.linear(l, kind, out: out, m: m, accumulate: accumulate) }
-            } else {
-                self.proj(l, kind, out: out, inp: inp, m: m, accumulate: accumulate, xa: xa, xd: s.xd)
-            }
+        let q8 = int8Weights(training: a.training)
+        func quantize(_ x: UnsafePointer<Float>, _ k: Int) -> QuantizedActivations? {
+            guard let q8 else { return nil }
+            return OpProfiler.measure("quantize") { q8.quantize(x, m: nTok, k: k) }
         }
-        func quantize(_ x: UnsafePointer<Float>, _ k: Int) {
-            if let q8 { OpProfiler.measure("quantize") { q8.quantize(x, m: nTok, k: k) } }
+        func lin(_ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, q: QuantizedActivations?, accumulate: Bool) {
+            linear(l, kind, out: out, inp: inp, q: q, m: nTok, accumulate: accumulate, xa: s.xa, xd: s.xd)
         }
-        OpProfiler.measure("rmsnorm") { ck_rmsnorm_forward(nTok, C, input, w(ParamName.inputNorm(l)), d.rmsEps, s.n1.ptr, s.rstd1.ptr) }
-        quantize(s.n1.ptr, C)
-        proj(l, .q, out: s.q.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
-        proj(l, .k, out: s.k.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
-        proj(l, .v, out: s.v.ptr, inp: s.n1.ptr, m: nTok, accumulate: false, xa: s.xa)
+        OpProfiler.measure("rmsnorm") { Fast.rmsnormForward(out: s.n1.ptr, rstd: s.rstd1.ptr, inp: input, weight: w(ParamName.inputNorm(l)), m: nTok, c: C, eps: d.rmsEps) }
+        let qn1 = quantize(s.n1.ptr, C)
+        lin(.q, out: s.q.ptr, inp: s.n1.ptr, q: qn1, accumulate: false)
+        lin(.k, out: s.k.ptr, inp: s.n1.ptr, q: qn1, accumulate: false)
+        lin(.v, out: s.v.ptr, inp: s.n1.ptr, q: qn1, accumulate: false)
         OpProfiler.measure("rope") { b.positions.withUnsafeBufferPointer { pos in
             ropeForward(x: s.q.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.heads, ld: d.qDim, table: rope)
             ropeForward(x: s.k.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.kvHeads, ld: d.kvDim, table: rope)
@@ -228,17 +233,15 @@ extension ELLMRecModel {
                          segments: a.segments, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim) }
         // r2 = x + att·Woᵀ
         s.r2.ptr.update(from: input, count: nTok * C)
-        quantize(s.att.ptr, d.qDim)
-        proj(l, .o, out: s.r2.ptr, inp: s.att.ptr, m: nTok, accumulate: true, xa: s.xa)
-        OpProfiler.measure("rmsnorm") { ck_rmsnorm_forward(nTok, C, s.r2.ptr, w(ParamName.postNorm(l)), d.rmsEps, s.n2.ptr, s.rstd2.ptr) }
-        quantize(s.n2.ptr, C)
-        proj(l, .gate, out: s.g.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
-        proj(l, .up, out: s.u.ptr, inp: s.n2.ptr, m: nTok, accumulate: false, xa: s.xa)
-        OpProfiler.measure("swiglu") { ck_swiglu_forward(nTok * d.intermediate, s.g.ptr, s.u.ptr, s.h.ptr) }
+        lin(.o, out: s.r2.ptr, inp: s.att.ptr, q: quantize(s.att.ptr, d.qDim), accumulate: true)
+        OpProfiler.measure("rmsnorm") { Fast.rmsnormForward(out: s.n2.ptr, rstd: s.rstd2.ptr, inp: s.r2.ptr, weight: w(ParamName.postNorm(l)), m: nTok, c: C, eps: d.rmsEps) }
+        let qn2 = quantize(s.n2.ptr, C)
+        lin(.gate, out: s.g.ptr, inp: s.n2.ptr, q: qn2, accumulate: false)
+        lin(.up, out: s.u.ptr, inp: s.n2.ptr, q: qn2, accumulate: false)
+        OpProfiler.measure("swiglu") { Fast.swigluForward(out: s.h.ptr, gate: s.g.ptr, up: s.u.ptr, count: nTok * d.intermediate) }
         // out = r2 + h·Wdᵀ
         output.update(from: s.r2.ptr, count: nTok * C)
-        quantize(s.h.ptr, d.intermediate)
-        proj(l, .down, out: output, inp: s.h.ptr, m: nTok, accumulate: true, xa: s.xa)
+        lin(.down, out: output, inp: s.h.ptr, q: quantize(s.h.ptr, d.intermediate), accumulate: true)
     }
 }
 
@@ -248,17 +251,16 @@ extension ELLMRecModel {
     /// MLP only for the R scored rows. Writes hidden.L (R, C).
     func lastLayerRowsForward(_ l: Int, input: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
                               acts s: Activations.Layer, a: Activations, workspace: Workspace?) {
-        let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok, R = b.rows, hd = d.headDim
-        let q8 = lora != nil ? nil : int8
-        func lin(_ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, m: Int, accumulate: Bool) {
-            if let q8, q8.has(l, kind) { q8.linear(l, kind, out: out, m: m, accumulate: accumulate) }
-            else { proj(l, kind, out: out, inp: inp, m: m, accumulate: accumulate, xa: s.xa) }
+        let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok, R = b.rows
+        let q8 = int8Weights(training: false)
+        func lin(_ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, m: Int, k: Int, accumulate: Bool) {
+            linear(l, kind, out: out, inp: inp, q: q8?.quantize(inp, m: m, k: k), m: m, accumulate: accumulate, xa: s.xa)
         }
-        // K, V over every token.
-        ck_rmsnorm_forward(nTok, C, input, w(ParamName.inputNorm(l)), d.rmsEps, s.n1.ptr, s.rstd1.ptr)
-        q8?.quantize(s.n1.ptr, m: nTok, k: C)
-        lin(.k, out: s.k.ptr, inp: s.n1.ptr, m: nTok, accumulate: false)
-        lin(.v, out: s.v.ptr, inp: s.n1.ptr, m: nTok, accumulate: false)
+        // K, V over every token (one quantization of the normed input for both).
+        Fast.rmsnormForward(out: s.n1.ptr, rstd: s.rstd1.ptr, inp: input, weight: w(ParamName.inputNorm(l)), m: nTok, c: C, eps: d.rmsEps)
+        let qn1 = q8?.quantize(s.n1.ptr, m: nTok, k: C)
+        linear(l, .k, out: s.k.ptr, inp: s.n1.ptr, q: qn1, m: nTok, accumulate: false, xa: s.xa)
+        linear(l, .v, out: s.v.ptr, inp: s.n1.ptr, q: qn1, m: nTok, accumulate: false, xa: s.xa)
         b.positions.withUnsafeBufferPointer { pos in
             ropeForward(x: s.k.ptr, pos: pos.baseAddress!, nTok: nTok, nHeads: d.kvHeads, ld: d.kvDim, table: rope)
         }
@@ -267,43 +269,28 @@ extension ELLMRecModel {
         gatherRows(xr.ptr, input, b.outRows, C)
         gatherRows(nr.ptr, s.n1.ptr, b.outRows, C)
         let qr = workspace.buffer("last.q", R * d.qDim), att = workspace.buffer("last.att", R * d.qDim)
-        q8?.quantize(nr.ptr, m: R, k: C)
-        lin(.q, out: qr.ptr, inp: nr.ptr, m: R, accumulate: false)
+        lin(.q, out: qr.ptr, inp: nr.ptr, m: R, k: C, accumulate: false)
         let rowPos = b.outRows.map { b.positions[$0] }
         rowPos.withUnsafeBufferPointer { pos in
             ropeForward(x: qr.ptr, pos: pos.baseAddress!, nTok: R, nHeads: d.heads, ld: d.qDim, table: rope)
         }
         // Attention of each scored row over the shared prefix and its own causal keys.
-        let group = d.heads / d.kvHeads, scale = 1 / Float(hd).squareRoot()
         let segOffset = b.prefix > 0 ? 1 : 0
-        parallelFor(R) { r in
-            let t = b.outRows[r], seg = a.segments[b.rowSeq[r] + segOffset]
-            let keys = seg.pre + (t - seg.start) + 1
-            var p = [Float](repeating: 0, count: keys)
-            for hh in 0..<d.heads {
-                let g = hh / group, qv = qr.ptr + r * d.qDim + hh * hd, o = att.ptr + r * d.qDim + hh * hd
-                func keyRow(_ j: Int) -> Int { j < seg.pre ? j : seg.start + (j - seg.pre) }
-                for j in 0..<keys { p[j] = scale * sdot(hd, qv, s.k.ptr + keyRow(j) * d.kvDim + g * hd) }
-                p.withUnsafeMutableBufferPointer { ck_softmax_inplace(keys, $0.baseAddress!) }
-                o.update(repeating: 0, count: hd)
-                for j in 0..<keys { saxpy(hd, p[j], s.v.ptr + keyRow(j) * d.kvDim + g * hd, o) }
-            }
-        }
+        attentionRowsForward(out: att.ptr, q: qr.ptr, k: s.k.ptr, v: s.v.ptr, tokens: b.outRows,
+                             rowSegments: b.rowSeq.map { a.segments[$0 + segOffset] }, nHeads: d.heads, nKVHeads: d.kvHeads, headDim: d.headDim)
         // r2 = x + o_proj(att);  out = r2 + down(silu(gate(n2)) · up(n2)), R rows.
         let r2 = workspace.buffer("last.r2", R * C), n2 = workspace.buffer("last.n2", R * C), rs = workspace.buffer("last.rstd", R)
         r2.ptr.update(from: xr.ptr, count: R * C)
-        q8?.quantize(att.ptr, m: R, k: d.qDim)
-        lin(.o, out: r2.ptr, inp: att.ptr, m: R, accumulate: true)
-        ck_rmsnorm_forward(R, C, r2.ptr, w(ParamName.postNorm(l)), d.rmsEps, n2.ptr, rs.ptr)
+        lin(.o, out: r2.ptr, inp: att.ptr, m: R, k: d.qDim, accumulate: true)
+        Fast.rmsnormForward(out: n2.ptr, rstd: rs.ptr, inp: r2.ptr, weight: w(ParamName.postNorm(l)), m: R, c: C, eps: d.rmsEps)
         let I = d.intermediate
         let g = workspace.buffer("last.g", R * I), u = workspace.buffer("last.u", R * I), h = workspace.buffer("last.h", R * I)
-        q8?.quantize(n2.ptr, m: R, k: C)
-        lin(.gate, out: g.ptr, inp: n2.ptr, m: R, accumulate: false)
-        lin(.up, out: u.ptr, inp: n2.ptr, m: R, accumulate: false)
-        ck_swiglu_forward(R * I, g.ptr, u.ptr, h.ptr)
+        let qn2 = q8?.quantize(n2.ptr, m: R, k: C)
+        linear(l, .gate, out: g.ptr, inp: n2.ptr, q: qn2, m: R, accumulate: false, xa: s.xa)
+        linear(l, .up, out: u.ptr, inp: n2.ptr, q: qn2, m: R, accumulate: false, xa: s.xa)
+        Fast.swigluForward(out: h.ptr, gate: g.ptr, up: u.ptr, count: R * I)
         out.update(from: r2.ptr, count: R * C)
-        q8?.quantize(h.ptr, m: R, k: I)
-        lin(.down, out: out, inp: h.ptr, m: R, accumulate: true)
+        lin(.down, out: out, inp: h.ptr, m: R, k: I, accumulate: true)
     }
 }
 

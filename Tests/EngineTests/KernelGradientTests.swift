@@ -116,6 +116,32 @@ final class KernelGradientTests: XCTestCase {
         }
     }
 
+    /// The per-row attention of fast inference computes exactly the rows of the full kernel
+    /// (with and without a shared prefix, with GQA, last and middle tokens).
+    func testAttentionRowsEqualTheFullKernelsRows() {
+        for prefix in [0, 3] {
+            let nh = 4, nkv = 2, hd = 5
+            let seqStart = [prefix, prefix + 3, prefix + 4, prefix + 9]
+            let nTok = prefix + 9
+            let q = randomArray(nTok * nh * hd, &rng), k = randomArray(nTok * nkv * hd, &rng), v = randomArray(nTok * nkv * hd, &rng)
+            let (segs, total) = attentionSegments(seqStart: seqStart, prefix: prefix, nHeads: nh)
+            var full = [Float](repeating: 0, count: nTok * nh * hd), p = [Float](repeating: 0, count: total)
+            attentionForward(out: &full, probs: &p, q: q, k: k, v: v, segments: segs, nHeads: nh, nKVHeads: nkv, headDim: hd)
+            // (token, sequence): each sequence's last token, plus middle and first ones.
+            let rows: [(Int, Int)] = [(prefix + 2, 0), (prefix + 3, 1), (prefix + 8, 2), (prefix + 5, 2), (prefix, 0)]
+            let off = prefix > 0 ? 1 : 0
+            var qr: [Float] = []
+            for (t, _) in rows { qr += q[(t * nh * hd)..<((t + 1) * nh * hd)] }
+            var out = [Float](repeating: 0, count: rows.count * nh * hd)
+            attentionRowsForward(out: &out, q: qr, k: k, v: v, tokens: rows.map(\.0), rowSegments: rows.map { segs[$0.1 + off] },
+                                 nHeads: nh, nKVHeads: nkv, headDim: hd)
+            for (r, (t, _)) in rows.enumerated() {
+                let want = Array(full[(t * nh * hd)..<((t + 1) * nh * hd)]), got = Array(out[(r * nh * hd)..<((r + 1) * nh * hd)])
+                XCTAssertTrue(allClose(got, want, atol: 1e-6, rtol: 1e-5).ok, "prefix \(prefix) token \(t)")
+            }
+        }
+    }
+
     /// A shared prefix gives exactly what each sequence would get with its own copy of it.
     func testSharedPrefixEqualsPerSequenceCopies() {
         let nh = 2, hd = 4, pre = 3, lens = [2, 5]

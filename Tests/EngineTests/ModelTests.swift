@@ -136,6 +136,36 @@ final class InferencePathTests: XCTestCase {
         XCTAssertLessThan(cmp.rel, 0.05, "int8 user vectors within 5% of fp32: \(cmp)")
         XCTAssertGreaterThan(cmp.maxAbs, 0, "int8 path actually ran")
     }
+
+    /// One int8 model, many inferences at once (a server, the report's timing beside an
+    /// evaluation): each gets exactly what it gets alone. The quantized activations were once
+    /// kept inside the shared model, so concurrent calls read each other's.
+    func testConcurrentInt8InferenceOnOneModelEqualsSequential() throws {
+        let d = ModelDims(hidden: 64, intermediate: 96, layers: 2, heads: 4, kvHeads: 2, numItems: 200, itemDim: 16, promptLength: 3, maxSeqLen: 20, maxPositions: 64)
+        let q = ELLMRecModel.random(dims: d, seed: 5).quantizedCopyForInference()
+        var rng = SeededRNG(seed: 9)
+        let batches = try (0..<8).map { i in
+            try PackedBatch(sequences: (0..<(4 + i)).map { _ in (0..<(1 + rng.nextInt(below: 19))).map { _ in Int32(1 + rng.nextInt(below: 200)) } },
+                            targets: nil, dims: d)
+        }
+        let alone = batches.map { q.infer($0, workspace: Workspace()).scores.array }
+        for _ in 0..<3 {
+            let results = ConcurrentResults(count: batches.count)
+            DispatchQueue.concurrentPerform(iterations: batches.count) { i in
+                results.set(i, q.infer(batches[i], workspace: Workspace()).scores.array)
+            }
+            for i in batches.indices { XCTAssertEqual(results.get(i), alone[i], "batch \(i): concurrent and sequential differ") }
+        }
+    }
+}
+
+/// Results written by concurrent workers, one slot each.
+final class ConcurrentResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [[Float]]
+    init(count: Int) { slots = Array(repeating: [], count: count) }
+    func set(_ i: Int, _ v: [Float]) { lock.lock(); slots[i] = v; lock.unlock() }
+    func get(_ i: Int) -> [Float] { lock.lock(); defer { lock.unlock() }; return slots[i] }
 }
 
 final class LoRADropoutTests: XCTestCase {

@@ -197,6 +197,31 @@ final class RunnerTests: XCTestCase {
         }
     }
 
+    /// The resume key changes with each thing a stage's output depends on, and with nothing else.
+    func testStageKeyCoversPassOptionsSeedAndInputs() throws {
+        let p = try plan()
+        let b = p.stages[1]
+        let keys = ["base": "h-base", "a": "k-a", "b": "k-b"]
+        let key = RecipeRunner.stageKey(b, inputKeys: keys, optionPathHashes: [])
+        XCTAssertEqual(key, RecipeRunner.stageKey(b, inputKeys: keys, optionPathHashes: []), "deterministic")
+        XCTAssertEqual(key, RecipeRunner.stageKey(b, inputKeys: keys.merging(["b": "other"]) { $1 }, optionPathHashes: []),
+                       "another stage's key is not an input of this one")
+        var changed = keys
+        changed["a"] = "k-a2"   // b's input
+        XCTAssertNotEqual(key, RecipeRunner.stageKey(b, inputKeys: changed, optionPathHashes: []), "input")
+        var seeded = b
+        seeded.seed &+= 1
+        XCTAssertNotEqual(key, RecipeRunner.stageKey(seeded, inputKeys: keys, optionPathHashes: []), "seed")
+        let other = try plan(["stages.b.options.layers=1"]).stages[1]
+        XCTAssertNotEqual(key, RecipeRunner.stageKey(other, inputKeys: keys, optionPathHashes: []), "options")
+        XCTAssertNotEqual(key, RecipeRunner.stageKey(b, inputKeys: keys, optionPathHashes: ["h-data"]), "option paths")
+        let kd = p.stages[2]   // references: {teacher: a}
+        var teacherChanged = keys
+        teacherChanged["a"] = "k-a2"
+        XCTAssertNotEqual(RecipeRunner.stageKey(kd, inputKeys: keys, optionPathHashes: []),
+                          RecipeRunner.stageKey(kd, inputKeys: teacherChanged, optionPathHashes: []), "reference")
+    }
+
     func testRunWritesStagesAndResumes() throws {
         let run = dir.appendingPathComponent("run")
         let runner = RecipeRunner(evaluator: FixedEvaluator(), quiet: true)

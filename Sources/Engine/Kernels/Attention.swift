@@ -1,5 +1,4 @@
 import Foundation
-import CKernels
 
 // Causal grouped-query attention over packed variable-length sequences with a shared prefix.
 //
@@ -71,7 +70,7 @@ public func attentionForward(
             sgemm(.none, .transpose, m: n, n: n, k: hd, alpha: scale, a: qh, lda: ldq, b: k + s0 * ldk + g * hd, ldb: ldk, c: p + pre, ldc: w)
             for i in 0..<n {
                 let row = p + i * w
-                ck_softmax_inplace(pre + i + 1, row)   // causal: prefix keys and own keys 0…i
+                Fast.softmaxInPlace(row, count: pre + i + 1)   // causal: prefix keys and own keys 0…i
                 for j in (pre + i + 1)..<max(w, pre + i + 1) { row[j] = 0 }
             }
             let oh = out + s0 * ldq + hh * hd
@@ -146,5 +145,33 @@ public func attentionBackward(
     for wk in 0..<workers {
         let dkPre = preAcc + wk * 2 * prefix * ldk, dvPre = dkPre + prefix * ldk
         for i in 0..<(prefix * ldk) { dk[i] += dkPre[i]; dv[i] += dvPre[i] }
+    }
+}
+
+/// Attention of chosen query rows only (fast inference computes the last layer at the scored
+/// positions): row r is token `tokens[r]` of segment `rowSegments[r]`, and attends to that
+/// segment's shared prefix (rows 0…pre−1) and causally to its own keys, exactly as
+/// `attentionForward` computes that token's row (no probabilities are kept: no backward).
+/// out[R, NH·HD] ← q[R, NH·HD] (rotated), k, v[Ntok, NKV·HD] (k rotated)
+public func attentionRowsForward(
+    out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+    tokens: [Int], rowSegments: [AttentionSegment], nHeads: Int, nKVHeads: Int, headDim hd: Int
+) {
+    precondition(tokens.count == rowSegments.count, "attentionRowsForward: one segment per row")
+    let ldq = nHeads * hd, ldk = nKVHeads * hd
+    let group = nHeads / nKVHeads, scale = 1 / Float(hd).squareRoot()
+    nonisolated(unsafe) let out = out, q = q, k = k, v = v
+    parallelFor(tokens.count) { r in
+        let t = tokens[r], seg = rowSegments[r]
+        let keys = seg.pre + (t - seg.start) + 1
+        func keyRow(_ j: Int) -> Int { j < seg.pre ? j : seg.start + (j - seg.pre) }
+        var p = [Float](repeating: 0, count: keys)
+        for hh in 0..<nHeads {
+            let g = hh / group, qv = q + r * ldq + hh * hd, o = out + r * ldq + hh * hd
+            for j in 0..<keys { p[j] = scale * sdot(hd, qv, k + keyRow(j) * ldk + g * hd) }
+            p.withUnsafeMutableBufferPointer { Fast.softmaxInPlace($0.baseAddress!, count: keys) }
+            o.update(repeating: 0, count: hd)
+            for j in 0..<keys { saxpy(hd, p[j], v + keyRow(j) * ldk + g * hd, o) }
+        }
     }
 }

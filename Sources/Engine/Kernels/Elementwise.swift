@@ -1,5 +1,4 @@
 import Foundation
-import CKernels
 
 // SiLU-gated MLP activation (Shazeer 2020, LLaMa's `down(silu(gate(x)) * up(x))`):
 //   h = silu(g) ⊙ u,  silu(g) = g·σ(g)
@@ -63,7 +62,7 @@ public func crossEntropyForward(
         let s = scores + r * cols, p = probs + r * cols
         p[0] = 0
         (p + 1).update(from: s + 1, count: cols - 1)
-        let lse = ck_softmax_lse(cols - 1, p + 1)
+        let lse = Fast.softmaxLSE(p + 1, count: cols - 1)
         losses[r] = lse - s[y]
     }
 }

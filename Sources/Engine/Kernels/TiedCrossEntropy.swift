@@ -1,5 +1,4 @@
 import Foundation
-import CKernels
 
 // Softmax cross-entropy over all items with the output layer tied to the item table
 // (SASRec's "shared item embedding"; Kang & McAuley 2018 eq. 6, trained with full CE as in
@@ -34,7 +33,7 @@ public func tiedCrossEntropyForwardBackward(
         parallelFor(rc) { r in
             let row = s + r * cols
             let y = Int(tg[r])
-            ck_softmax_inplace(cols - 1, row + 1)
+            Fast.softmaxInPlace(row + 1, count: cols - 1)
             row[0] = 0
             // −log p_y; p_y is clamped at the smallest normal float so a hopeless row gives a
             // large finite loss (≈ 87) instead of inf. The gradient is exact either way.

@@ -1,0 +1,251 @@
+import Foundation
+import Common
+import ModelFormat
+
+// Running a plan: one stage directory at a time, each written under a temporary name and
+// renamed when complete; a stage whose key (stageKey) is unchanged is skipped on --resume.
+
+/// The evaluation hook: the host never imports model evaluation code; the CLI passes an
+/// implementation in. Throw `EvaluationUnavailable` to record why nothing was measured.
+public protocol StageEvaluator: Sendable {
+    func evaluate(stage: StageOutput, spec: EvaluateSpec) throws -> [String: Double]
+}
+
+public struct EvaluationUnavailable: Error, Sendable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+}
+
+/// A finished stage's artifacts, as the evaluator sees them.
+public struct StageOutput: Sendable {
+    public var name: String
+    public var checkpoint: URL?
+    public var adapter: URL?
+    public var baseDirectory: URL
+    public init(name: String, checkpoint: URL?, adapter: URL?, baseDirectory: URL) {
+        self.name = name; self.checkpoint = checkpoint; self.adapter = adapter; self.baseDirectory = baseDirectory
+    }
+}
+
+/// A thread-safe line buffer for a stage's log.
+final class LogBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    let echo: Bool
+    init(echo: Bool) { self.echo = echo }
+    func append(_ s: String) {
+        lock.lock(); lines.append(s); lock.unlock()
+        if echo { logLine(s) }
+    }
+    var text: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") + "\n" }
+}
+
+public struct StageRecord: Sendable {
+    public var name: String
+    public var skipped: Bool
+    public var seconds: Double
+    public var directory: URL
+}
+
+public struct RecipeRunner: Sendable {
+    public var evaluator: (any StageEvaluator)?
+    public var quiet: Bool
+
+    public init(evaluator: (any StageEvaluator)?, quiet: Bool = false) {
+        self.evaluator = evaluator
+        self.quiet = quiet
+    }
+
+    public static let stageFile = "stage.json"
+
+    /// A run ends with its comparison report in `report/` (written by the CLI's `Reports`);
+    /// the run directory's layout, and so what the report directory holds, is the host's.
+    public static let reportDirectory = "report"
+    public static let reportFiles = ["report.md", "report.csv", "report.json", "report.svg"]
+    public static let reportKind = OutputKind(name: "report", files: reportFiles, required: [])
+
+    /// What a run directory holds (docs/recipes.md), for the output guard: `--force`
+    /// replaces a directory like this and nothing else.
+    public static let runDirectoryKind: OutputKind = {
+        let stage = OutputKind(name: "stage directory", files: ["metrics.json", "log.txt", stageFile], required: [],
+                               directories: [ArtifactKind.checkpoint.rawValue: Checkpoint.outputKind,
+                                             ArtifactKind.adapter.rawValue: LoRAAdapter.outputKind])
+        let evaluatedInput = OutputKind(name: "evaluated input", files: ["metrics.json"], required: ["metrics.json"])
+        return OutputKind(name: "run directory", files: ["recipe.effective.json", "inputs.json"], required: ["recipe.effective.json"],
+                          directories: [reportDirectory: reportKind,
+                                        "inputs": OutputKind(name: "run directory", files: [], required: [], otherDirectories: evaluatedInput),
+                                        ".work": .opaque("run directory")],
+                          otherDirectories: stage)
+    }()
+
+    /// The output rule for a run directory (docs/outputs.md); `targetOnly` checks only what
+    /// holds whatever is there (before the lock is taken beside it).
+    @discardableResult
+    public static func checkRunDirectory(_ dir: URL, plan: Plan, resume: Bool, force: Bool, targetOnly: Bool = false) throws -> OutputGuard.Existing {
+        try OutputGuard.check(dir, kind: runDirectoryKind, force: force, inputs: inputs(of: plan), resume: resume, resumable: true,
+                              targetOnly: targetOnly)
+    }
+
+    /// Everything outside the run directory that a plan reads (for the output guard).
+    public static func inputs(of plan: Plan) -> [(String, URL)] {
+        var out: [(String, URL)] = [("the recipe", URL(fileURLWithPath: plan.recipe.path))]
+        for (n, a) in plan.inputs.sorted(by: { $0.key < $1.key }) { out.append(("recipe input \(n)", a.url)) }
+        for s in plan.stages { for p in s.options.inputPaths { out.append(("stage \(s.name)'s option path", resolvePath(p, relativeTo: plan.baseDirectory))) } }
+        if let e = plan.recipe.evaluate { out.append(("evaluate.data", resolvePath(e.data, relativeTo: plan.baseDirectory))) }
+        return out
+    }
+
+    /// Runs a validated plan into `runDirectory`: `recipe.effective.json`, `inputs.json`
+    /// (content hashes) and one directory per stage (checkpoint/, adapter/, metrics.json,
+    /// log.txt, stage.json). With `resume`, a stage whose directory holds a stage.json with
+    /// the same key (pass, effective options, seed, and the keys of its inputs) is skipped.
+    /// An existing non-empty run directory needs `resume` (continue it) or `force` (replace
+    /// it: swapped for an empty one first); the caller holds the directory's `OutputLock`.
+    @discardableResult
+    public func run(_ plan: Plan, runDirectory: URL, resume: Bool, force: Bool = false) throws -> [StageRecord] {
+        let fm = FileManager.default
+        if resume && force {
+            throw ToolbenchError(runDirectory.path, problem: "--resume continues the run directory and --force replaces it", fix: "give one of them")
+        }
+        AtomicFile.recover(runDirectory)
+        let existing = try Self.checkRunDirectory(runDirectory, plan: plan, resume: resume, force: force)
+        if existing == .previousOutput && force {
+            try AtomicFile.replaceWithEmptyDirectory(runDirectory)
+            if !quiet { logLine("replaced the previous run directory \(runDirectory.path) (--force)") }
+        }
+        try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        let isQuiet = quiet
+        func say(_ line: String) { if !isQuiet { logLine(line) } }
+
+        // Content hashes of every external input (recipe inputs and option paths).
+        var keys: [String: String] = [:]
+        var hashes: [String: JSONValue] = [:]
+        for (name, art) in plan.inputs.sorted(by: { $0.key < $1.key }) {
+            let h = try ContentHash.of(path: art.url)
+            keys[name] = h
+            hashes[name] = .object(["path": .string(art.url.path), "kind": .string(art.kind.rawValue), "hash": .string(h)])
+        }
+        var pathHashes: [String: String] = [:]
+        for s in plan.stages {
+            for p in s.options.inputPaths {
+                let url = resolve(p, plan.baseDirectory)
+                if pathHashes[url.path] == nil { pathHashes[url.path] = try ContentHash.of(path: url) }
+            }
+        }
+        if !pathHashes.isEmpty { hashes["option_paths"] = .object(pathHashes.mapValues { .string($0) }) }
+        try AtomicFile.write(JSONText.pretty(plan.effectiveRecipe), to: runDirectory.appendingPathComponent("recipe.effective.json"))
+        try AtomicFile.write(JSONText.pretty(.object(hashes)), to: runDirectory.appendingPathComponent("inputs.json"))
+
+        var records: [StageRecord] = []
+        var dirs: [String: URL] = [:]
+        for (n, a) in plan.inputs { dirs[n] = a.url }
+        for s in plan.stages {
+            let stageDir = runDirectory.appendingPathComponent(s.name)
+            let paths = s.options.inputPaths.map { resolve($0, plan.baseDirectory).path }
+            let key = Self.stageKey(s, inputKeys: keys, optionPathHashes: paths.map { pathHashes[$0] ?? "?" })
+            keys[s.name] = key
+            let refDir: (String, ArtifactKind) -> URL = { name, kind in
+                if let d = dirs[name], plan.inputs[name] != nil { return d }
+                return runDirectory.appendingPathComponent(name).appendingPathComponent(kind.rawValue)
+            }
+            if resume, let data = fm.contents(atPath: stageDir.appendingPathComponent(Self.stageFile).path),
+               let rec = try? JSONDecoder().decode(JSONValue.self, from: data), rec.objectValue?["key"]?.stringValue == key {
+                say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): unchanged, skipped (--resume)")
+                records.append(StageRecord(name: s.name, skipped: true, seconds: 0, directory: stageDir))
+                continue
+            }
+            say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): \(s.pass.name) on \(s.input)")
+            let start = Date()
+            let log = LogBuffer(echo: !quiet)
+            let evaluator = self.evaluator
+            let quiet = self.quiet
+            // The work directory (training state) lives outside the stage's temporary
+            // directory, keyed by the stage's inputs+options, so a killed run resumed with
+            // --resume continues a half-trained stage from its last checkpoint.
+            let work = runDirectory.appendingPathComponent(".work").appendingPathComponent("\(s.name)-\(key.prefix(16))")
+            // State this stage left under an older key (its options or inputs changed since)
+            // can never be resumed: it goes.
+            for old in (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path)) ?? []
+            where old != work.lastPathComponent && old.hasPrefix("\(s.name)-")
+                && old.dropFirst(s.name.count + 1).count == 16 && old.dropFirst(s.name.count + 1).hasPrefix("fnv1a64:") {
+                try? fm.removeItem(at: work.deletingLastPathComponent().appendingPathComponent(old))
+                say("    removed the training state of an earlier version of \(s.name) (.work/\(old)): its options or inputs changed")
+            }
+            do {
+                if !resume { try? fm.removeItem(at: work) }
+                try AtomicFile.writeDirectory(stageDir) { tmp in
+                    try fm.createDirectory(at: work, withIntermediateDirectories: true)
+                    var refs: [String: URL] = [:]
+                    for (r, target) in s.references {
+                        let kind = s.pass.references.first { $0.name == r }?.kind ?? .checkpoint
+                        refs[r] = refDir(target, kind)
+                    }
+                    let ctx = PassContext(input: refDir(s.input, .checkpoint), references: refs, workDirectory: work,
+                                          baseDirectory: plan.baseDirectory, seed: s.seed, stage: s.name,
+                                          log: { log.append($0) }, quiet: quiet, resume: resume)
+                    let result = try s.pass.apply(ctx, options: s.options)
+                    var metrics = result.metrics
+                    if let ck = result.checkpoint { try ck.save(to: tmp.appendingPathComponent(ArtifactKind.checkpoint.rawValue)) }
+                    if let ad = result.adapter { try ad.save(to: tmp.appendingPathComponent(ArtifactKind.adapter.rawValue)) }
+                    if (s.output.checkpoint != nil) != (result.checkpoint != nil) || s.output.adapter != (result.adapter != nil) {
+                        throw ToolbenchError("stage \(s.name)", problem: "pass \(s.pass.name) produced other artifacts than it planned", fix: "this is a bug in the pass")
+                    }
+                    FaultPoint.reach("stage-evaluation")
+                    if let spec = plan.recipe.evaluate, s.evaluate, result.checkpoint != nil, spec.stages?.contains(s.name) ?? true {
+                        let out = StageOutput(name: s.name, checkpoint: tmp.appendingPathComponent("checkpoint"),
+                                              adapter: result.adapter == nil ? nil : tmp.appendingPathComponent("adapter"),
+                                              baseDirectory: plan.baseDirectory)
+                        do {
+                            guard let evaluator else { throw EvaluationUnavailable("evaluation not configured") }
+                            metrics["evaluation"] = .object(try evaluator.evaluate(stage: out, spec: spec).mapValues { .number($0) })
+                        } catch let e as EvaluationUnavailable {
+                            metrics["evaluation"] = .string(e.reason)
+                            log.append("evaluation: \(e.reason)")
+                        }
+                    }
+                    let secs = Date().timeIntervalSince(start)
+                    metrics["seconds"] = .number(secs)
+                    metrics["seed"] = .int(Int(truncatingIfNeeded: s.seed))   // the one it ran with
+                    try JSONText.pretty(.object(metrics)).write(to: tmp.appendingPathComponent("metrics.json"))
+                    try Data(log.text.utf8).write(to: tmp.appendingPathComponent("log.txt"))
+                    let record: JSONValue = .object(["key": .string(key), "pass": .string(s.pass.name), "input": .string(s.input),
+                                                     "options": s.effectiveOptions, "seed": .int(Int(truncatingIfNeeded: s.seed))])
+                    try JSONText.pretty(record).write(to: tmp.appendingPathComponent(Self.stageFile))
+                }
+            } catch let e as ToolbenchError {
+                throw e.within("\(plan.recipe.path): stage \"\(s.name)\"")
+            } catch let e as Interrupted {
+                throw e   // the CLI prints how to resume and exits 128 + signal
+            } catch {
+                throw ToolbenchError("\(plan.recipe.path): stage \"\(s.name)\"", problem: "\(error)", fix: "the stage's output was not written; fix the cause and rerun with --resume")
+            }
+            // The training state goes only once the stage directory is in place: a kill during
+            // the stage's evaluation or while writing it must not cost the training.
+            try? fm.removeItem(at: work)
+            // Drop the run's .work directory once no stage has state in it.
+            if (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path))?.isEmpty ?? false {
+                try? fm.removeItem(at: work.deletingLastPathComponent())
+            }
+            let secs = Date().timeIntervalSince(start)
+            say(String(format: "    done in %.2f s → %@", secs, stageDir.path))
+            records.append(StageRecord(name: s.name, skipped: false, seconds: secs, directory: stageDir))
+        }
+        return records
+    }
+
+    func resolve(_ p: String, _ base: URL) -> URL { resolvePath(p, relativeTo: base) }
+
+    /// A stage's resume key: a hash of everything its output depends on — the pass, its
+    /// effective options, the seed it runs with, and the keys of its input, its references
+    /// and its option paths (content hashes of recipe inputs, stage keys of earlier stages).
+    /// A stage whose stage.json holds the same key is skipped by --resume.
+    public static func stageKey(_ s: PlannedStage, inputKeys: [String: String], optionPathHashes: [String]) -> String {
+        let key: JSONValue = .object([
+            "pass": .string(s.pass.name), "options": s.effectiveOptions, "seed": .int(Int(truncatingIfNeeded: s.seed)),
+            "input": .string(inputKeys[s.input] ?? "?"),
+            "references": .object(s.references.mapValues { .string(inputKeys[$0] ?? "?") }),
+            "option_paths": .array(optionPathHashes.map { .string($0) }),
+        ])
+        return ContentHash.of(string: JSONText.compact(key))
+    }
+}
