@@ -76,7 +76,7 @@ let package = Package(
         ] + passes.map { .target(name: $0.name) }),
 
         // Tests.
-        .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat"]),
+        .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat", "Common"]),
         .testTarget(name: "CInt8Tests", dependencies: ["CInt8"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"]),

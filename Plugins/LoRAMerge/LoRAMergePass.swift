@@ -1,4 +1,5 @@
 import Foundation
+import Common
 import ModelFormat
 import Engine
 import Toolbench

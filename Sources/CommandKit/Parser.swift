@@ -38,14 +38,25 @@ struct BoundArgument {
     }
 
     /// The declarations of `command`, in declaration order.
-    static func all(in command: any ParsableCommand) -> [BoundArgument] {
-        Mirror(reflecting: command).children.compactMap { child in
-            guard let binding = child.value as? ArgumentBinding, var label = child.label else { return nil }
+    /// The declarations of `command` (or of an argument group), in declaration order; an
+    /// `@OptionGroup`'s declarations take its place.
+    static func all(in command: Any) -> [BoundArgument] {
+        Mirror(reflecting: command).children.flatMap { child -> [BoundArgument] in
+            if let group = child.value as? ArgumentGroupBinding { return all(in: group.groupValue) }
+            guard let binding = child.value as? ArgumentBinding, var label = child.label else { return [] }
             if label.hasPrefix("_") { label.removeFirst() }
             let definition = binding.definition
             let (long, short) = definition.kind == .positional ? ([], []) : definition.names.resolve(label: label)
-            return BoundArgument(label: label, definition: definition, binding: binding,
-                                 longNames: long, shortNames: short)
+            return [BoundArgument(label: label, definition: definition, binding: binding,
+                                  longNames: long, shortNames: short)]
+        }
+    }
+
+    /// The argument groups of `command` (nested ones too), for their `validate()`.
+    static func groups(in value: Any) -> [any ParsableArguments] {
+        Mirror(reflecting: value).children.flatMap { child -> [any ParsableArguments] in
+            guard let g = child.value as? ArgumentGroupBinding else { return [] }
+            return groups(in: g.groupValue) + [g.groupValue]
         }
     }
 }
@@ -205,6 +216,7 @@ enum CommandParser {
             }
         }
         do {
+            for g in BoundArgument.groups(in: command) { try g.validate() }
             try command.validate()
         } catch let error as ValidationError {
             throw failure(error.message)

@@ -254,3 +254,29 @@ extension Argument {
                   combine: { $0.map { $0 as! T } })
     }
 }
+
+// MARK: - @OptionGroup
+
+/// Options declared once and shared by several commands (`@OptionGroup var model: ModelOptions`),
+/// as swift-argument-parser's: the group's declarations are parsed and listed in help as the
+/// command's own, and its `validate()` runs before the command's.
+public protocol ParsableArguments {
+    init()
+    /// Throw `ValidationError` for a usage error.
+    func validate() throws
+}
+
+extension ParsableArguments {
+    public func validate() throws {}
+}
+
+protocol ArgumentGroupBinding {
+    var groupValue: any ParsableArguments { get }
+}
+
+@propertyWrapper
+public struct OptionGroup<Value: ParsableArguments>: ArgumentGroupBinding {
+    public var wrappedValue: Value
+    public init() { wrappedValue = Value() }
+    var groupValue: any ParsableArguments { wrappedValue }
+}

@@ -47,7 +47,7 @@ public final class OutputKind: Sendable {
     public static func jsonFile(_ name: String, keys: [String]) -> OutputKind {
         OutputKind(file: name) { url in
             guard let d = FileManager.default.contents(atPath: url.path),
-                  let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return false }
+                  let o = (try? JSONValue.parse(d))?.objectValue else { return false }
             return keys.allSatisfy { o[$0] != nil }
         }
     }

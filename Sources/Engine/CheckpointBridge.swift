@@ -9,14 +9,14 @@ extension ModelDims {
         self.init(hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.numLayers, heads: c.numHeads,
                   kvHeads: c.numKVHeads, headDim: c.headDim, numItems: c.ellmrec.numItems, itemDim: c.ellmrec.itemDim,
                   promptLength: c.ellmrec.promptLength, suffixLength: c.ellmrec.suffixLength, maxSeqLen: c.ellmrec.maxSeqLen,
-                  rmsEps: Float(c.rmsNormEps), ropeTheta: c.ropeTheta, maxPositions: c.maxPositionEmbeddings,
+                  rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta, maxPositions: c.maxPositionEmbeddings,
                   inputProjBias: inputProjBias, outputProjBias: outputProjBias)
     }
 
     /// A Hugging Face config for these dims (used by `slmrec init` and by tests).
     public func config() -> ModelConfig {
         ModelConfig(hiddenSize: hidden, intermediateSize: intermediate, numLayers: layers, numHeads: heads, numKVHeads: kvHeads,
-                    headDim: headDim, rmsNormEps: Double(rmsEps), ropeTheta: ropeTheta, maxPositionEmbeddings: maxPositions,
+                    headDim: headDim, rmsNormEps: rmsNormEps, ropeTheta: ropeTheta, maxPositionEmbeddings: maxPositions,
                     ellmrec: ELLMRecConfig(numItems: numItems, itemDim: itemDim, promptLength: promptLength,
                                            suffixLength: suffixLength, maxSeqLen: maxSeqLen))
     }

@@ -21,7 +21,10 @@ public struct ModelDims: Sendable, Equatable, Codable {
     public var promptLength: Int    // P
     public var suffixLength: Int    // S
     public var maxSeqLen: Int
-    public var rmsEps: Float
+    /// RMSNorm's ε as the config states it (written back exactly: `1e-06`, not the Float's
+    /// 9.999999974752427e-07); the kernels use `rmsEps`, its fp32 value, as PyTorch does.
+    public var rmsNormEps: Double
+    public var rmsEps: Float { Float(rmsNormEps) }
     public var ropeTheta: Double
     public var maxPositions: Int
     public var inputProjBias: Bool
@@ -29,7 +32,7 @@ public struct ModelDims: Sendable, Equatable, Codable {
 
     public init(hidden: Int, intermediate: Int, layers: Int, heads: Int, kvHeads: Int? = nil, headDim: Int? = nil,
                 numItems: Int, itemDim: Int, promptLength: Int = 0, suffixLength: Int = 0, maxSeqLen: Int = 50,
-                rmsEps: Float = 1e-6, ropeTheta: Double = 10000, maxPositions: Int = 2048,
+                rmsNormEps: Double = 1e-6, ropeTheta: Double = 10000, maxPositions: Int = 2048,
                 inputProjBias: Bool = true, outputProjBias: Bool = true) {
         self.hidden = hidden
         self.intermediate = intermediate
@@ -42,7 +45,7 @@ public struct ModelDims: Sendable, Equatable, Codable {
         self.promptLength = promptLength
         self.suffixLength = suffixLength
         self.maxSeqLen = maxSeqLen
-        self.rmsEps = rmsEps
+        self.rmsNormEps = rmsNormEps
         self.ropeTheta = ropeTheta
         self.maxPositions = maxPositions
         self.inputProjBias = inputProjBias

@@ -39,14 +39,40 @@ public struct EvalResult: Sendable {
         }
     }
 
-    /// The METRICS.json object.
-    public func json(split: Split, candidates: Candidates, extra: [String: Any] = [:]) -> [String: Any] {
-        var o: [String: Any] = ["split": split.rawValue, "candidates": candidates.rawValue, "users": users,
-                                "seconds": seconds, "users_per_second": usersPerSecond, "tie_rule": "pessimistic"]
-        if let sampled { o["sampled"] = sampled }
-        if let full { o["full"] = full }
-        for (k, v) in extra { o[k] = v }
-        return o
+    /// What the METRICS.json of `slmrec eval` (and SASRec's metrics) records of this result.
+    public func record(split: Split, candidates: Candidates) -> EvalRecord {
+        EvalRecord(split: split, candidates: candidates, users: users, seconds: seconds, usersPerSecond: usersPerSecond,
+                   sampled: sampled, full: full)
+    }
+}
+
+/// An evaluation's metrics file (docs/evaluation.md). What was evaluated is recorded by
+/// `slmrec eval` (checkpoint, adapter, data, num_items, int8); other writers leave it out.
+public struct EvalRecord: Codable, Sendable, Equatable {
+    public var split: Split
+    public var candidates: Candidates
+    public var users: Int
+    public var seconds: Double
+    public var usersPerSecond: Double
+    /// Ties are counted against the target (a constant model gets rank N, not 1).
+    public var tieRule = "pessimistic"
+    public var sampled: [String: Double]?
+    public var full: [String: Double]?
+    public var checkpoint: String?
+    public var adapter: String?
+    public var data: String?
+    public var numItems: Int?
+    public var int8: Bool?
+
+    public init(split: Split, candidates: Candidates, users: Int, seconds: Double, usersPerSecond: Double,
+                sampled: [String: Double]?, full: [String: Double]?) {
+        self.split = split; self.candidates = candidates; self.users = users; self.seconds = seconds
+        self.usersPerSecond = usersPerSecond; self.sampled = sampled; self.full = full
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case split, candidates, users, seconds, usersPerSecond = "users_per_second", tieRule = "tie_rule", sampled, full
+        case checkpoint, adapter, data, numItems = "num_items", int8
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Common
 
 /// The `ellmrec` object of config.json: the recommendation head's sizes.
 public struct ELLMRecConfig: Sendable, Equatable {
@@ -79,7 +80,7 @@ public struct QuantizationConfig: Sendable, Equatable {
         }
         guard case .object(let o) = v else { throw bad("is not an object") }
         guard o["quant_method"]?.stringValue == "compressed-tensors" else {
-            throw bad("quant_method is \(o["quant_method"].map { JSONWriter.compact($0) } ?? "missing"), expected \"compressed-tensors\"")
+            throw bad("quant_method is \(o["quant_method"].map { JSONText.compact($0) } ?? "missing"), expected \"compressed-tensors\"")
         }
         guard let groups = o["config_groups"]?.objectValue, !groups.isEmpty else { throw bad("no config_groups") }
         var bits: Int?
@@ -166,7 +167,7 @@ public struct ModelConfig: Sendable, Equatable {
         }
         let json: JSONValue
         do {
-            json = try JSONParser.parse(data)
+            json = try JSONValue.parse(data)
         } catch let e as JSONParseError {
             throw ModelFormatError(file: url.path, problem: "not valid JSON (\(e.message) at byte \(e.offset))", fix: "fix the JSON syntax")
         }
@@ -184,7 +185,7 @@ public struct ModelConfig: Sendable, Equatable {
                 if let d { return d }
                 throw bad("missing required key \"\(path)\"", "add \"\(path)\" to config.json")
             }
-            guard let i = v.intValue else { throw bad("\"\(path)\" is \(JSONWriter.compact(v)), not an integer", "write \"\(path)\" as an integer") }
+            guard let i = v.intValue else { throw bad("\"\(path)\" is \(JSONText.compact(v)), not an integer", "write \"\(path)\" as an integer") }
             return i
         }
         func positive(_ v: Int, _ path: String) throws {
@@ -222,7 +223,7 @@ public struct ModelConfig: Sendable, Equatable {
             throw bad("\(key) is true; LLaMa linear layers without bias are the only supported kind", "set \(key) to false (the checkpoint must not have bias tensors)")
         }
         if let rs = o["rope_scaling"], !rs.isNull {
-            throw bad("rope_scaling is \(JSONWriter.compact(rs)): unsupported RoPE scaling", "only default RoPE is implemented; remove rope_scaling (set it to null)")
+            throw bad("rope_scaling is \(JSONText.compact(rs)): unsupported RoPE scaling", "only default RoPE is implemented; remove rope_scaling (set it to null)")
         }
         var theta = o["rope_theta"]?.doubleValue ?? 10000
         if let rp = o["rope_parameters"], !rp.isNull {
@@ -309,7 +310,7 @@ public struct ModelConfig: Sendable, Equatable {
     }
 
     public func jsonData() throws -> Data {
-        Data((JSONWriter.pretty(.object(mergedJSON)) + "\n").utf8)
+        Data((JSONText.prettyString(.object(mergedJSON)) + "\n").utf8)
     }
 
     public func write(to url: URL) throws {

@@ -23,6 +23,13 @@ public struct LoRAAdapter: Sendable {
 
     public var scaling: Float { Float(alpha / Double(r)) }
 
+    /// The name PEFT saves a LoRA matrix under: "model.layers.3.self_attn.q_proj.lora_A" →
+    /// "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight" (nil: not a layer's).
+    public static func peftTensorName(_ name: String) -> String? {
+        guard name.hasPrefix("model.layers.") else { return nil }
+        return savePrefix + name.dropFirst("model.layers.".count) + ".weight"
+    }
+
     public init(r: Int, alpha: Double, targetModules: [String], dropout: Double = 0, weights: [String: (a: Tensor, b: Tensor)]) {
         self.r = r
         self.alpha = alpha
@@ -58,7 +65,7 @@ public struct LoRAAdapter: Sendable {
             throw bad("cannot read: \(error.localizedDescription)", "an adapter directory holds adapter_config.json and adapter_model.safetensors")
         }
         let json: JSONValue
-        do { json = try JSONParser.parse(data) } catch let e as JSONParseError {
+        do { json = try JSONValue.parse(data) } catch let e as JSONParseError {
             throw bad("not valid JSON (\(e.message) at byte \(e.offset))", "fix the JSON syntax")
         }
         guard case .object(let o) = json else { throw bad("top level is not a JSON object", "re-save the adapter with PEFT") }
@@ -73,7 +80,7 @@ public struct LoRAAdapter: Sendable {
             guard let v = o[k] else { continue }
             let empty = v.isNull || v.boolValue == false || v.arrayValue?.isEmpty == true || v.objectValue?.isEmpty == true
             if !empty {
-                throw bad("\(k) is \(JSONWriter.compact(v)), which is not supported", "retrain without \(k) or merge the adapter in PEFT first")
+                throw bad("\(k) is \(JSONText.compact(v)), which is not supported", "retrain without \(k) or merge the adapter in PEFT first")
             }
         }
         if let b = o["bias"]?.stringValue, b != "none" {
@@ -97,11 +104,11 @@ public struct LoRAAdapter: Sendable {
                       "LoRA may target only the LLaMa linear layers")
         }
         let r = try o["r"].map { v -> Int in
-            guard let i = v.intValue, i > 0 else { throw bad("r is \(JSONWriter.compact(v)); it must be a positive integer", "fix r") }
+            guard let i = v.intValue, i > 0 else { throw bad("r is \(JSONText.compact(v)); it must be a positive integer", "fix r") }
             return i
         } ?? 8  // PEFT's default
         let alpha = try o["lora_alpha"].map { v -> Double in
-            guard let d = v.doubleValue else { throw bad("lora_alpha is \(JSONWriter.compact(v)), not a number", "fix lora_alpha") }
+            guard let d = v.doubleValue else { throw bad("lora_alpha is \(JSONText.compact(v)), not a number", "fix lora_alpha") }
             return d
         } ?? 8  // PEFT's default
         let dropout = o["lora_dropout"]?.doubleValue ?? 0
@@ -180,9 +187,8 @@ public struct LoRAAdapter: Sendable {
             guard m.hasPrefix("model.layers.") else {
                 throw ModelFormatError(file: directory.path, problem: "LoRA module name \"\(m)\" is not model.layers.*", fix: "use TensorNames.linear(i, module)")
             }
-            let rest = m.dropFirst("model.layers.".count)
-            tensors[LoRAAdapter.savePrefix + rest + ".lora_A.weight"] = w.a
-            tensors[LoRAAdapter.savePrefix + rest + ".lora_B.weight"] = w.b
+            tensors[LoRAAdapter.savePrefix + m.dropFirst("model.layers.".count) + ".lora_A.weight"] = w.a
+            tensors[LoRAAdapter.savePrefix + m.dropFirst("model.layers.".count) + ".lora_B.weight"] = w.b
         }
         var cfg = raw
         cfg["peft_type"] = .string("LORA")
@@ -190,7 +196,7 @@ public struct LoRAAdapter: Sendable {
         cfg["lora_alpha"] = alpha.rounded() == alpha && abs(alpha) < 9e15 ? .int(Int(alpha)) : .double(alpha)
         cfg["lora_dropout"] = .double(dropout)
         cfg["target_modules"] = .array(targetModules.map { .string($0) })
-        let cfgData = Data((JSONWriter.pretty(.object(cfg)) + "\n").utf8)
+        let cfgData = Data((JSONText.prettyString(.object(cfg)) + "\n").utf8)
         do {
             try AtomicFileShim.writeDirectory(directory) { tmp in
                 try Safetensors.write(tensors, to: tmp.appendingPathComponent(LoRAAdapter.weightsFile))

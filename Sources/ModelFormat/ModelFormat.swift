@@ -2,6 +2,7 @@
 // The contract is /work/shared/spec/ellmrec-checkpoint.md (copied in docs/checkpoint-format.md):
 // every file we write must load in PyTorch / Hugging Face, and every file they write must load here.
 import Foundation
+import Common
 
 /// Every problem with a file on disk is reported as: which file, what is wrong, what to do.
 /// The CLI prints `description`; nothing below the CLI exits.

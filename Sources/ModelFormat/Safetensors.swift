@@ -1,4 +1,5 @@
 import Foundation
+import Common
 
 /// One tensor's entry in a safetensors header.
 public struct TensorInfo: Sendable, Equatable {
@@ -138,7 +139,7 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
         let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLen)])
         let json: JSONValue
         do {
-            json = try JSONParser.parse(headerBytes)
+            json = try JSONValue.parse(headerBytes)
         } catch let e as JSONParseError {
             throw bad("header is not valid JSON (\(e.message) at byte \(e.offset + 8))")
         }
@@ -167,14 +168,14 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
             guard let shapeJSON = e["shape"]?.arrayValue else { throw bad("tensor \"\(name)\" has no shape array") }
             var shape: [Int] = []
             for d in shapeJSON {
-                guard case .int(let v) = d else { throw bad("tensor \"\(name)\" has a non-integer shape entry \(JSONWriter.compact(d))") }
-                guard v >= 0 else { throw bad("tensor \"\(name)\" has a negative shape entry \(v) in \(shapeJSON.map { JSONWriter.compact($0) })") }
+                guard case .int(let v) = d else { throw bad("tensor \"\(name)\" has a non-integer shape entry \(JSONText.compact(d))") }
+                guard v >= 0 else { throw bad("tensor \"\(name)\" has a negative shape entry \(v) in \(shapeJSON.map { JSONText.compact($0) })") }
                 shape.append(v)
             }
             guard let offs = e["data_offsets"]?.arrayValue, offs.count == 2,
                   case .int(let begin) = offs[0], case .int(let end) = offs[1], begin >= 0, end >= begin
             else {
-                throw bad("tensor \"\(name)\" data_offsets must be 2 non-decreasing non-negative integers, found \(e["data_offsets"].map { JSONWriter.compact($0) } ?? "none")")
+                throw bad("tensor \"\(name)\" data_offsets must be 2 non-decreasing non-negative integers, found \(e["data_offsets"].map { JSONText.compact($0) } ?? "none")")
             }
             guard end <= dataLen else {
                 throw bad("tensor \"\(name)\" data_offsets [\(begin), \(end)] lie outside the data section (\(dataLen) bytes)",
@@ -227,7 +228,7 @@ public enum Safetensors {
         var header = "{"
         var first = true
         if !metadata.isEmpty {
-            header += "\"__metadata__\":{" + metadata.keys.sorted().map { "\(JSONWriter.quote($0)):\(JSONWriter.quote(metadata[$0] ?? ""))" }.joined(separator: ",") + "}"
+            header += "\"__metadata__\":{" + metadata.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(metadata[$0] ?? ""))" }.joined(separator: ",") + "}"
             first = false
         }
         var offset = 0
@@ -241,7 +242,7 @@ public enum Safetensors {
                                        fix: "this is a bug in the code that built the tensor")
             }
             let shape = "[" + t.shape.map(String.init).joined(separator: ",") + "]"
-            header += (first ? "" : ",") + "\(JSONWriter.quote(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + t.data.count)]}"
+            header += (first ? "" : ",") + "\(JSONText.quote(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + t.data.count)]}"
             first = false
             offset += t.data.count
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Common
 
 /// A host tensor with owned little-endian bytes, row-major, in safetensors' dtype vocabulary.
 public struct Tensor: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Common
 
 /// A checkpoint directory's tensors: `model.safetensors`, or `model.safetensors.index.json`
 /// plus its shards (as `save_pretrained` writes for large models). Read only: the toolbench
@@ -26,7 +27,7 @@ public struct TensorStore: Sendable {
         }
         let json: JSONValue
         do {
-            json = try JSONParser.parse(try Data(contentsOf: index))
+            json = try JSONValue.parse(try Data(contentsOf: index))
         } catch let e as JSONParseError {
             throw ModelFormatError(file: index.path, problem: "not valid JSON (\(e.message) at byte \(e.offset))", fix: "re-export the checkpoint")
         }

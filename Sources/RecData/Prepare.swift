@@ -269,24 +269,18 @@ public enum DataPrepare {
                     count: o.negatives, rng: SeededRNG(seed: o.seed, stream: "negatives-\(split)"))
             }
 
-            let json: [String: Any] = [
-                "tool": "slmrec", "tool_version": toolVersion,
-                "source": ["path": o.input.path, "file_name": o.input.lastPathComponent, "sha256": sha,
-                           "format": format.rawValue, "lines_read": log.linesRead],
-                "options": ["min_rating": o.minRating.map { $0 as Any } ?? NSNull(),
-                            "rating_filter": explicit ? "rating \(filterText)" : "none (implicit feedback)",
-                            "kcore": o.kcore, "max_length": o.maxLength,
-                            "negatives": o.negatives, "seed": o.seed, "skip_bad_lines": o.skipBadLines],
-                "statistics": ["users": stats.users, "items": stats.items, "interactions": stats.interactions,
-                               "average_length": stats.averageLength, "density": stats.density,
-                               "bad_lines_skipped": stats.badLinesSkipped],
-                "processing": ["explicit_ratings": explicit, "timestamps": log.hasTime,
-                               "dropped_by_rating": log.droppedByRating, "duplicates_dropped": duplicates,
-                               "kcore_rounds": kcoreRounds, "kept_published_ids": keptPublishedIds,
-                               "users_with_fewer_negatives": shortNegativeUsers,
-                               "id_order": keptPublishedIds ? "source ids (already dense 1..N)" : "first appearance in file order"],
-            ]
-            try JSONOut.write(json, to: dir.appendingPathComponent("dataset.json"))
+            let record = DatasetRecord(
+                toolVersion: toolVersion,
+                source: .init(path: o.input.path, fileName: o.input.lastPathComponent, sha256: sha, format: format.rawValue, linesRead: log.linesRead),
+                options: .init(minRating: o.minRating, ratingFilter: explicit ? "rating \(filterText)" : "none (implicit feedback)",
+                               kcore: o.kcore, maxLength: o.maxLength, negatives: o.negatives, seed: o.seed, skipBadLines: o.skipBadLines),
+                statistics: .init(users: stats.users, items: stats.items, interactions: stats.interactions, averageLength: stats.averageLength,
+                                  density: stats.density, badLinesSkipped: stats.badLinesSkipped),
+                processing: .init(explicitRatings: explicit, timestamps: log.hasTime, droppedByRating: log.droppedByRating,
+                                  duplicatesDropped: duplicates, kcoreRounds: kcoreRounds, keptPublishedIds: keptPublishedIds,
+                                  usersWithFewerNegatives: shortNegativeUsers,
+                                  idOrder: keptPublishedIds ? "source ids (already dense 1..N)" : "first appearance in file order"))
+            try AtomicFile.write(JSONText.pretty(encoding: record), to: dir.appendingPathComponent("dataset.json"))
         }
         if progress {
             if shortNegativeUsers > 0 {
@@ -463,4 +457,58 @@ struct BufferedWriter {
             throw RecDataError.io(file: path, detail: "write failed (disk full?): \(String(cString: strerror(errno)))")
         }
     }
+}
+
+/// dataset.json (docs/data.md): where the data came from, how it was prepared, what it holds.
+public struct DatasetRecord: Codable, Sendable, Equatable {
+    public var tool = "slmrec"
+    public var toolVersion: String
+    public var source: Source
+    public var options: Options
+    public var statistics: Statistics
+    public var processing: Processing
+
+    public struct Source: Codable, Sendable, Equatable {
+        public var path: String, fileName: String, sha256: String, format: String, linesRead: Int
+        enum CodingKeys: String, CodingKey { case path, fileName = "file_name", sha256, format, linesRead = "lines_read" }
+    }
+    public struct Options: Codable, Sendable, Equatable {
+        public var minRating: Double?
+        public var ratingFilter: String
+        public var kcore: Int, maxLength: Int, negatives: Int
+        public var seed: UInt64
+        public var skipBadLines: Bool
+        enum CodingKeys: String, CodingKey {
+            case minRating = "min_rating", ratingFilter = "rating_filter", kcore, maxLength = "max_length", negatives, seed
+            case skipBadLines = "skip_bad_lines"
+        }
+        /// `min_rating` is written as null when unset (the key is always there).
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(minRating, forKey: .minRating); try c.encode(ratingFilter, forKey: .ratingFilter)
+            try c.encode(kcore, forKey: .kcore); try c.encode(maxLength, forKey: .maxLength); try c.encode(negatives, forKey: .negatives)
+            try c.encode(seed, forKey: .seed); try c.encode(skipBadLines, forKey: .skipBadLines)
+        }
+    }
+    public struct Statistics: Codable, Sendable, Equatable {
+        public var users: Int, items: Int, interactions: Int
+        public var averageLength: Double, density: Double
+        public var badLinesSkipped: Int
+        enum CodingKeys: String, CodingKey {
+            case users, items, interactions, averageLength = "average_length", density, badLinesSkipped = "bad_lines_skipped"
+        }
+    }
+    public struct Processing: Codable, Sendable, Equatable {
+        public var explicitRatings: Bool, timestamps: Bool
+        public var droppedByRating: Int, duplicatesDropped: Int, kcoreRounds: Int
+        public var keptPublishedIds: Bool
+        public var usersWithFewerNegatives: Int
+        public var idOrder: String
+        enum CodingKeys: String, CodingKey {
+            case explicitRatings = "explicit_ratings", timestamps, droppedByRating = "dropped_by_rating", duplicatesDropped = "duplicates_dropped"
+            case kcoreRounds = "kcore_rounds", keptPublishedIds = "kept_published_ids", usersWithFewerNegatives = "users_with_fewer_negatives"
+            case idOrder = "id_order"
+        }
+    }
+    enum CodingKeys: String, CodingKey { case tool, toolVersion = "tool_version", source, options, statistics, processing }
 }

@@ -56,7 +56,7 @@ public struct SASRecTrainResult {
     /// Wall time of the training steps alone (validation excluded).
     public var stepSeconds: Double
     /// One JSON object per epoch (and the final test evaluation), as written to log.jsonl.
-    public var log: [[String: Any]]
+    public var log: [SASRecEpochRecord]
 }
 
 public enum SASRecTrainer {
@@ -92,7 +92,7 @@ public enum SASRecTrainer {
     /// `resume` continues from that state and ends with the same weights as an uninterrupted run.
     public static func train(dataset: PreparedDataset, config: SASRecConfig, options o: SASRecTrainOptions,
                              progress: Bool = true, stateDirectory: URL? = nil, resume: Bool = false,
-                             log: (([String: Any]) -> Void)? = nil) throws -> SASRecTrainResult {
+                             log: ((SASRecEpochRecord) -> Void)? = nil) throws -> SASRecTrainResult {
         try config.validate()
         try o.validate()
         guard config.numItems == dataset.numItems else { throw SASRecError("config has \(config.numItems) items, dataset \(dataset.numItems)") }
@@ -122,7 +122,7 @@ public enum SASRecTrainer {
     }
 
     static func loop(dataset: PreparedDataset, config: SASRecConfig, options o: SASRecTrainOptions, progress: Bool,
-                     state: URL?, resume: Bool, log: (([String: Any]) -> Void)?) throws -> SASRecTrainResult {
+                     state: URL?, resume: Bool, log: ((SASRecEpochRecord) -> Void)?) throws -> SASRecTrainResult {
         let model = SASRecModel(config: config, seed: o.seed)
         let grads = ParamSet(layout: model.layout)
         let adam = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay))
@@ -131,13 +131,13 @@ public enum SASRecTrainer {
         var p = State(config: config, options: o, dataRNG: SeededRNG(seed: o.seed, stream: "sasrec-batches"),
                          dropRNG: SeededRNG(seed: o.seed, stream: "sasrec-dropout"))
         let bestParams = model.params.copy()
-        var lines: [[String: Any]] = []
+        var lines: [SASRecEpochRecord] = []
         if resume, let state, let saved = try loadState(state, model: model, adam: adam, best: bestParams, config: config, options: o) {
             (p, lines) = saved
             if progress { logLine("sasrec: resuming at epoch \(p.epoch), step \(p.stepInEpoch) (\(state.path))") }
         }
         for l in lines { log?(l) }
-        func emit(_ j: [String: Any]) { lines.append(j); log?(j) }
+        func emit(_ j: SASRecEpochRecord) { lines.append(j); log?(j) }
         let ws = Workspace(), evalWS = Workspace()
         let t0 = nowSeconds() - p.elapsedSeconds
         func save() throws {
@@ -180,13 +180,10 @@ public enum SASRecTrainer {
             let improved = score > p.best
             if improved { p.best = score; p.bestEpoch = epoch; bestParams.buffer.copy(from: model.params.buffer); p.bad = 0 } else { p.bad += 1 }
             let loss = p.lossSum / Double(max(p.count, 1))
-            let line: [String: Any] = [
-                "event": "epoch", "epoch": epoch, "steps": batches.count, "loss": loss,
-                "targets": p.count, "train_seconds": epochTime, "seq_per_s": Double(p.seqs) / max(epochTime, 1e-9),
-                "tokens_per_s": Double(p.count) / max(epochTime, 1e-9), "valid_seconds": v.seconds,
-                "valid_full": v.full ?? [:], "valid_users": v.users, "best_epoch": p.bestEpoch, "elapsed_seconds": nowSeconds() - t0,
-            ]
-            emit(line)
+            emit(SASRecEpochRecord(epoch: epoch, steps: batches.count, loss: loss, targets: p.count, trainSeconds: epochTime,
+                                   seqPerS: Double(p.seqs) / max(epochTime, 1e-9), tokensPerS: Double(p.count) / max(epochTime, 1e-9),
+                                   validSeconds: v.seconds, validFull: v.full ?? [:], validUsers: v.users, bestEpoch: p.bestEpoch,
+                                   elapsedSeconds: nowSeconds() - t0))
             if progress {
                 bar.finish(String(format: "loss=%.4f", loss))
                 logLine(String(format: "epoch %d: loss %.4f, %.1f s (%.0f targets/s), valid %@ %.4f%@", epoch, loss,
@@ -207,7 +204,7 @@ public enum SASRecTrainer {
                                  trainSeconds: nowSeconds() - t0, stepSeconds: p.trainSeconds, log: lines)
     }
 
-    static func saveState(_ dir: URL, _ p: State, lines: [[String: Any]], model: SASRecModel, adam: AdamW, best: ParamSet) throws {
+    static func saveState(_ dir: URL, _ p: State, lines: [SASRecEpochRecord], model: SASRecModel, adam: AdamW, best: ParamSet) throws {
         try AtomicFile.writeDirectory(dir.appendingPathComponent("state")) { tmp in
             var t: [String: Tensor] = [:]
             for e in model.layout.entries {
@@ -220,13 +217,12 @@ public enum SASRecTrainer {
             let enc = JSONEncoder()
             enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             try enc.encode(p).write(to: tmp.appendingPathComponent("trainer.json"))
-            // Codable's doubles round-trip exactly (JSONSerialization's may lose the last bit).
-            try JSONEncoder().encode(JSONValue.array(lines.map(JSONValue.any))).write(to: tmp.appendingPathComponent("log.json"))
+            try JSONText.pretty(encoding: lines).write(to: tmp.appendingPathComponent("log.json"))
         }
     }
 
     static func loadState(_ dir: URL, model: SASRecModel, adam: AdamW, best: ParamSet, config: SASRecConfig,
-                          options o: SASRecTrainOptions) throws -> (State, [[String: Any]])? {
+                          options o: SASRecTrainOptions) throws -> (State, [SASRecEpochRecord])? {
         let state = dir.appendingPathComponent("state")
         guard let data = FileManager.default.contents(atPath: state.appendingPathComponent("trainer.json").path) else { return nil }
         let dec = JSONDecoder()
@@ -248,8 +244,7 @@ public enum SASRecTrainer {
             }
         }
         adam.setStep(p.adamStep)
-        let logValue = try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: state.appendingPathComponent("log.json")))
-        let lines = (logValue?.arrayValue ?? []).compactMap { $0.anyValue as? [String: Any] }
+        let lines = (try? JSONDecoder().decode([SASRecEpochRecord].self, from: Data(contentsOf: state.appendingPathComponent("log.json")))) ?? []
         return (p, lines)
     }
 
@@ -270,11 +265,11 @@ public enum SASRecTrainer {
     /// Reads a `sasrec.safetensors` + `config.json` directory back (fails on any missing,
     /// extra or mis-shaped tensor).
     public static func load(directory: URL) throws -> SASRecModel {
-        let cfgData = try Data(contentsOf: directory.appendingPathComponent("config.json"))
-        guard let obj = try JSONSerialization.jsonObject(with: cfgData) as? [String: Any], let m = obj["model"] else {
-            throw SASRecError("\(directory.path)/config.json: no \"model\" object")
+        let url = directory.appendingPathComponent("config.json")
+        guard let m = try JSONValue.parse(Data(contentsOf: url))["model"] else {
+            throw SASRecError("\(url.path): no \"model\" object")
         }
-        let config = try JSONDecoder().decode(SASRecConfig.self, from: JSONSerialization.data(withJSONObject: m))
+        let config = try m.decoded(as: SASRecConfig.self)
         let tensors = try Safetensors.read(directory.appendingPathComponent("sasrec.safetensors"))
         let layout = SASRecModel.layout(config)
         let extra = Set(tensors.keys).subtracting(layout.names)
@@ -286,5 +281,61 @@ public enum SASRecTrainer {
             params.set(e.name, try t.floats())
         }
         return SASRecModel(config: config, params: params)
+    }
+}
+
+/// One epoch of SASRec training, as log.jsonl records it.
+public struct SASRecEpochRecord: Codable, Sendable, Equatable {
+    public var event = "epoch"
+    public var epoch: Int
+    public var steps: Int
+    public var loss: Double
+    public var targets: Int
+    public var trainSeconds: Double
+    public var seqPerS: Double
+    public var tokensPerS: Double
+    public var validSeconds: Double
+    public var validFull: [String: Double]
+    public var validUsers: Int
+    public var bestEpoch: Int
+    public var elapsedSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case event, epoch, steps, loss, targets, trainSeconds = "train_seconds", seqPerS = "seq_per_s", tokensPerS = "tokens_per_s"
+        case validSeconds = "valid_seconds", validFull = "valid_full", validUsers = "valid_users", bestEpoch = "best_epoch"
+        case elapsedSeconds = "elapsed_seconds"
+    }
+}
+
+/// The files of `slmrec sasrec`'s output besides the tensors (docs/sasrec.md).
+public struct SASRecOutputConfig: Codable, Sendable {
+    public var model: SASRecConfig
+    public var training: SASRecTrainOptions
+    public var architecture = "sasrec-pre-ln-query (pmixer/SASRec.pytorch arrangement), tied output, full CE at every position"
+    public init(model: SASRecConfig, training: SASRecTrainOptions) { self.model = model; self.training = training }
+}
+
+public struct SASRecMetrics: Codable, Sendable {
+    public var model = "sasrec"
+    public var dataset: String
+    public var users: Int, items: Int, parameters: Int
+    public var bestEpoch: Int, epochsRun: Int
+    public var trainWallSeconds: Double, trainStepSeconds: Double
+    public var selectionMetric = "valid full \(SASRecTrainer.selectionMetric)"
+    public var test: EvalRecord, valid: EvalRecord
+    public var testSampled: [String: Double]?, testFull: [String: Double]?
+    public var blasThreads: Int
+
+    public init(dataset: String, users: Int, items: Int, parameters: Int, bestEpoch: Int, epochsRun: Int, trainWallSeconds: Double,
+                trainStepSeconds: Double, test: EvalRecord, valid: EvalRecord, blasThreads: Int) {
+        self.dataset = dataset; self.users = users; self.items = items; self.parameters = parameters; self.bestEpoch = bestEpoch
+        self.epochsRun = epochsRun; self.trainWallSeconds = trainWallSeconds; self.trainStepSeconds = trainStepSeconds
+        self.test = test; self.valid = valid; self.testSampled = test.sampled; self.testFull = test.full; self.blasThreads = blasThreads
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, dataset, users, items, parameters, bestEpoch = "best_epoch", epochsRun = "epochs_run"
+        case trainWallSeconds = "train_wall_seconds", trainStepSeconds = "train_step_seconds", selectionMetric = "selection_metric"
+        case test, valid, testSampled = "test_sampled", testFull = "test_full", blasThreads = "blas_threads"
     }
 }

@@ -1,23 +1,9 @@
 import Foundation
+import Common
 import ModelFormat
 
-/// JSON text for recipes, metrics and provenance: sorted keys so files diff cleanly and the
-/// resume hash of a stage does not depend on dictionary order.
-public enum JSONText {
-    public static func compact(_ v: JSONValue) -> String {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: e.encode(v), as: UTF8.self)) ?? "?"
-    }
-
-    public static func pretty(_ v: JSONValue) -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
-        var d = (try? e.encode(v)) ?? Data("null".utf8)
-        d.append(0x0A)
-        return d
-    }
-
+/// Reading recipes: JSON5 (the writer is Common's JSONText).
+extension JSONText {
     /// Parses JSON5 text (comments, unquoted keys, trailing commas) with Foundation's
     /// `JSONDecoder.allowsJSON5`. Foundation reports no position on Linux, so on failure a
     /// small scanner (`JSON5Locator`) finds the line and column of the first error.

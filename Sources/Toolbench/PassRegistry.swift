@@ -1,4 +1,5 @@
 import Foundation
+import Common
 import ModelFormat
 
 /// A pass with its types erased, so the host can hold a list of different passes. Options

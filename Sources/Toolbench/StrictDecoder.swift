@@ -1,4 +1,5 @@
 import Foundation
+import Common
 import ModelFormat
 
 // Strict decoding of pass options (and any Decodable) from a JSON tree. Swift's synthesized
@@ -241,14 +242,6 @@ struct Unkeyed: UnkeyedDecodingContainer {
     }
     mutating func nestedUnkeyedContainer() throws -> UnkeyedDecodingContainer { try next().unkeyedContainer() }
     mutating func superDecoder() throws -> Decoder { try next() }
-}
-
-extension JSONValue {
-    /// Any Encodable as a JSON tree (the effective options, with defaults filled in).
-    public static func encoding<T: Encodable>(_ value: T) throws -> JSONValue {
-        let data = try JSONEncoder().encode(value)
-        return try JSONDecoder().decode(JSONValue.self, from: data)
-    }
 }
 
 /// A string-valued option with a fixed set of values, declared in an options type: decoding an

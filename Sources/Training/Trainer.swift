@@ -296,7 +296,7 @@ public final class Trainer {
             let norm = sq.squareRoot()
             let loss = terms["loss"] ?? .nan
             if !loss.isFinite || !norm.isFinite {
-                try log.write(["step": state.step, "event": "non-finite", "loss": loss.isFinite ? loss : -1, "grad_norm": norm.isFinite ? norm : -1])
+                try log.write(["step": .int(state.step), "event": .string("non-finite"), "loss": .number(loss), "grad_norm": .number(norm)])
                 // Nothing of this step was applied: the state as it stands is the last good one.
                 try save()
                 throw TrainingError(message: "step \(state.step + 1): the \(loss.isFinite ? "gradient norm" : "loss") is not finite; training stopped without applying it. The state before it (step \(state.step)) is saved in \(stateDirectory.path). Lower lr (now \(o.lr)) or grad_clip and train again: that state resumes only with the same options, so with new ones training starts afresh (a recipe stage whose options changed does so by itself; `slmrec apply` once that directory is removed).")
@@ -316,8 +316,8 @@ public final class Trainer {
             terms["lr"] = Double(lr)
             terms["grad_norm"] = norm
             terms["seq_per_s"] = Double(ex.count) / max(dt, 1e-9)
-            var rec: [String: Any] = ["step": state.step, "epoch": Double(state.step) / Double(stepsPerEpoch)]
-            for (k, v) in terms { rec[k] = v }
+            var rec: [String: JSONValue] = ["step": .int(state.step), "epoch": .number(Double(state.step) / Double(stepsPerEpoch))]
+            for (k, v) in terms { rec[k] = .number(v) }
             try log.write(rec)
             progress.update(state.step, String(format: "loss %.4f lr %.2e %.0f seq/s", loss, lr, Double(seen) / max(nowSeconds() - start, 1e-9)))
 
@@ -331,10 +331,11 @@ public final class Trainer {
                     split: .valid, candidates: o.validCandidates, users: o.validUsers > 0 ? o.validUsers : nil, progress: false))
                 let m = (o.validCandidates == .full ? v.full : v.sampled) ?? [:]
                 let value = m[o.metric] ?? 0
-                var vrec: [String: Any] = ["step": state.step, "event": "valid", "candidates": o.validCandidates.rawValue, "users": v.users]
-                for (k, x) in m { vrec["valid_" + k] = x }
+                var vrec: [String: JSONValue] = ["step": .int(state.step), "event": .string("valid"),
+                                                 "candidates": .string(o.validCandidates.rawValue), "users": .int(v.users)]
+                for (k, x) in m { vrec["valid_" + k] = .number(x) }
                 try log.write(vrec)
-                state.history.append(.any(vrec))
+                state.history.append(.object(vrec))
                 if state.bestMetric == nil || value > state.bestMetric! {
                     state.bestMetric = value
                     state.bestStep = state.step
@@ -393,10 +394,8 @@ public final class Trainer {
                 }
             }
             try Safetensors.write(t, to: dir.appendingPathComponent("tensors.safetensors"))
-            var j = try JSONEncoder().encode(s)
-            j.append(0x0A)
-            try j.write(to: dir.appendingPathComponent("trainer.json"))
-            try JSONEncoder().encode(options).write(to: dir.appendingPathComponent("options.json"))
+            try JSONText.pretty(encoding: s).write(to: dir.appendingPathComponent("trainer.json"))
+            try JSONText.pretty(encoding: options).write(to: dir.appendingPathComponent("options.json"))
         }
     }
 
@@ -455,9 +454,10 @@ final class JSONLines {
         if append { handle.seekToEndOfFile() }
     }
     deinit { try? handle.close() }
-    func write(_ obj: [String: Any]) throws {
-        var d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-        d.append(0x0A)
-        handle.write(d)
+    /// One record: a step (`step`, `epoch`, the loss terms, `lr`, `grad_norm`, `seq_per_s`),
+    /// a validation (`event: "valid"`, `valid_<metric>`) or a non-finite step. A non-finite
+    /// number is written as null (JSON has none).
+    func write(_ record: [String: JSONValue]) throws {
+        handle.write(Data((JSONText.compact(.object(record)) + "\n").utf8))
     }
 }

@@ -67,8 +67,7 @@ struct Eval: ParsableCommand {
         Works on float and int8 checkpoints. See docs/evaluation.md.
         """)
 
-    @Option(help: "Checkpoint directory (float or int8).") var checkpoint: String
-    @Option(help: "LoRA adapter directory.") var adapter: String?
+    @OptionGroup var model: ModelOptions
     @Option(help: "Prepared dataset directory (slmrec data prepare).") var data: String
     @Option(help: "Which held-out item.") var split: Split = .test
     @Option(help: "Candidate protocol.") var candidates: Candidates = .both
@@ -85,7 +84,7 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        let inputs = [("--checkpoint", fileURL(checkpoint)), ("--data", fileURL(data))] + (adapter.map { [("--adapter", fileURL($0))] } ?? [])
+        let inputs = model.inputs + [("--data", fileURL(data))]
         if let ranks, OutputGuard.realPath(fileURL(ranks)) == OutputGuard.realPath(fileURL(output)) {
             throw ValidationError("--ranks and --output must be different files")
         }
@@ -96,14 +95,17 @@ struct Eval: ParsableCommand {
     }
 
     func evaluate() throws {
-        let model = try RunnableModel.load(checkpoint: fileURL(checkpoint), adapter: adapter.map(fileURL))
+        let model = try self.model.load()
         let ds = try PreparedDataset.load(directory: fileURL(data))
         let r = try ModelEvaluator.evaluate(model: model, dataset: ds, options: EvalOptions(
             split: split, candidates: candidates, users: users, batchSize: batchSize, progress: true))
-        var extra: [String: Any] = ["checkpoint": fileURL(checkpoint).path, "data": fileURL(data).path, "num_items": ds.numItems,
-                                    "int8": model.int8 != nil]
-        if let adapter { extra["adapter"] = fileURL(adapter).path }
-        try JSONOut.write(r.json(split: split, candidates: candidates, extra: extra), to: fileURL(output))
+        var record = r.record(split: split, candidates: candidates)
+        record.checkpoint = fileURL(self.model.checkpoint).path
+        record.adapter = self.model.adapter.map { fileURL($0).path }
+        record.data = fileURL(data).path
+        record.numItems = ds.numItems
+        record.int8 = model.int8 != nil
+        try AtomicFile.write(JSONText.pretty(encoding: record), to: fileURL(output))
         if let ranks { try AtomicFile.write(Data(ModelEvaluator.ranksTSV(r).utf8), to: fileURL(ranks)) }
         var rows = [["protocol"] + ["HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]]
         for (name, m) in [("sampled (999 neg.)", r.sampled), ("full ranking", r.full)] {

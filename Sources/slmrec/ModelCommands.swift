@@ -84,7 +84,8 @@ struct Init: ParsableCommand {
             let f = try SafetensorsFile(url: fileURL(path))
             let name = f.names.first { $0.hasSuffix("item_embedding.weight") } ?? (f.names.count == 1 ? f.names[0] : nil)
             guard let name, let t = try? f.tensor(name), t.shape.count == 2, t.shape[0] >= 2 else {
-                throw ValidationError("\(path): expected one [items+1, item_dim] tensor (e.g. \"item_embedding.weight\"), found \(f.names)")
+                throw InputError(path, problem: "expected one [items+1, item_dim] tensor (e.g. \"item_embedding.weight\"), found \(f.names)",
+                                 fix: "pass the item_embeddings.safetensors that slmrec sasrec writes")
             }
             itemTable = t
             if let itemDim, itemDim != t.shape[1] {
@@ -93,7 +94,18 @@ struct Init: ParsableCommand {
         }
         let ck: Checkpoint
         if let base {
-            ck = try wrapBase(base, itemTable: itemTable, items: items)
+            guard let n = itemTable.map({ $0.shape[0] - 1 }) ?? items else {
+                throw ValidationError("--items (or --item-embeddings) is required with --base")
+            }
+            var trunk = TrunkImport(numItems: n)
+            trunk.keepLayers = keepLayers
+            trunk.itemDim = itemDim ?? 64
+            trunk.itemTable = itemTable
+            trunk.promptTokenIds = promptTokenIds
+            trunk.suffixTokenIds = suffixTokenIds
+            trunk.maxSeqLen = maxSeqLen ?? 50
+            trunk.seed = seed
+            ck = try trunk.wrap(base: fileURL(base))
         } else {
             var d: ModelDims
             if let config {
@@ -113,53 +125,6 @@ struct Init: ParsableCommand {
         try ck.save(to: fileURL(output))
         emit("wrote \(output): \(ck.config.numLayers) layers, hidden \(ck.config.hiddenSize), \(ck.config.ellmrec.numItems) items, \(ck.parameterCount) parameters")
     }
-
-    /// A pretrained LLaMa trunk (first keepLayers layers + final norm) under a new recommendation head.
-    func wrapBase(_ base: String, itemTable: Tensor?, items: Int?) throws -> Checkpoint {
-        let dir = fileURL(base)
-        let cfgURL = dir.appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: cfgURL.path),
-              var json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ValidationError("\(cfgURL.path): cannot read a JSON object (is --base a Hugging Face model directory?)")
-        }
-        let total = json["num_hidden_layers"] as? Int ?? 0
-        let keep = keepLayers ?? total
-        if keep < 1 || keep > total { throw ValidationError("--keep-layers \(keep): the base model has \(total) layers") }
-        let nItems = itemTable.map { $0.shape[0] - 1 } ?? items ?? 0
-        let dim = itemTable?.shape[1] ?? itemDim ?? 64
-        if nItems < 1 { throw ValidationError("--items (or --item-embeddings) is required with --base") }
-        json["num_hidden_layers"] = keep
-        var ell: [String: Any] = ["num_items": nItems, "item_dim": dim, "prompt_length": promptTokenIds.count, "max_seq_len": maxSeqLen ?? 50]
-        if !suffixTokenIds.isEmpty { ell["suffix_length"] = suffixTokenIds.count }
-        json["ellmrec"] = ell
-        json["architectures"] = ["LlamaModel"]
-        let jv = try JSONDecoder().decode(JSONValue.self, from: try JSONSerialization.data(withJSONObject: json))
-        guard let obj = jv.objectValue else { throw ValidationError("\(cfgURL.path): not a JSON object") }
-        let cfg = try ModelConfig.parse(obj, file: cfgURL.path)
-        let store = try TensorStore.open(directory: dir)
-        let d = ModelDims(config: cfg, inputProjBias: true, outputProjBias: true)
-        let model = ELLMRecModel.random(dims: d, seed: seed)
-        for l in 0..<keep {
-            for name in [ParamName.inputNorm(l), ParamName.postNorm(l)] + LinearKind.allCases.map({ ParamName.weight(l, $0) }) {
-                model.params.set(name, try store.tensor(name).floats())
-            }
-        }
-        model.params.set(ParamName.finalNorm, try store.tensor(ParamName.finalNorm).floats())
-        if !promptTokenIds.isEmpty || !suffixTokenIds.isEmpty {
-            let emb = try store.tensor("model.embed_tokens.weight")
-            let rows = try emb.floats(), vocab = emb.shape[0], c = emb.shape[1]
-            func gather(_ ids: [Int], _ flag: String) throws -> [Float] {
-                try ids.flatMap { id -> ArraySlice<Float> in
-                    guard id >= 0 && id < vocab else { throw ValidationError("\(flag): token id \(id) is outside the vocabulary 0..<\(vocab)") }
-                    return rows[(id * c)..<((id + 1) * c)]
-                }
-            }
-            if !promptTokenIds.isEmpty { model.params.set(ParamName.prompt, try gather(promptTokenIds, "--prompt-token-ids")) }
-            if !suffixTokenIds.isEmpty { model.params.set(ParamName.suffix, try gather(suffixTokenIds, "--suffix-token-ids")) }
-        }
-        if let t = itemTable { model.params.set(ParamName.itemEmbedding, try t.floats()) }
-        return model.checkpoint(base: cfg)
-    }
 }
 
 struct Inspect: ParsableCommand {
@@ -173,39 +138,17 @@ struct Inspect: ParsableCommand {
         let dir = fileURL(checkpoint)
         let ck = try Checkpoint.load(directory: dir)
         let c = ck.config
-        var groups: [String: Int] = [:], dtypes: [String: Int] = [:]
-        for (name, t) in ck.tensors {
-            let g: String
-            if name.hasPrefix("model.layers.") { g = "decoder layers" }
-            else if name == ParamName.itemEmbedding { g = "item table" }
-            else if name.hasPrefix("ellmrec.prompt") { g = "prompt" }
-            else if name.hasPrefix("ellmrec.") { g = "projections" }
-            else { g = "final norm" }
-            groups[g, default: 0] += name.hasSuffix(".weight_scale") ? 0 : t.count
-            dtypes[t.dtype.rawValue, default: 0] += 1
-        }
-        let total = groups.values.reduce(0, +)
-        let bytes = try TensorStore.open(directory: dir).bytesOnDisk
-        let adapterHere = FileManager.default.fileExists(atPath: dir.appendingPathComponent("adapter_config.json").path)
-        let info: [String: Any] = [
-            "path": dir.path, "layers": c.numLayers, "hidden_size": c.hiddenSize, "intermediate_size": c.intermediateSize,
-            "heads": c.numHeads, "kv_heads": c.numKVHeads, "head_dim": c.headDim,
-            "num_items": c.ellmrec.numItems, "item_dim": c.ellmrec.itemDim, "prompt_length": c.ellmrec.promptLength,
-            "suffix_length": c.ellmrec.suffixLength, "max_seq_len": c.ellmrec.maxSeqLen,
-            "parameters": total, "parameters_by_group": groups, "non_embedding_parameters": total - (groups["item table"] ?? 0),
-            "bytes_on_disk": bytes, "dtypes": dtypes, "torch_dtype": c.torchDtype,
-            "quantization": c.quantization == nil ? "none" : "int8 per-channel weights (compressed-tensors)",
-            "adapter_in_directory": adapterHere,
-        ]
-        if json { emit(String(decoding: try JSONOut.data(info), as: UTF8.self)); return }
+        let info = try CheckpointSummary(ck, directory: dir)
+        if json { emit(JSONText.prettyString(try JSONValue.encoding(info))); return }
+        let total = info.parameters, groups = info.parametersByGroup, bytes = info.bytesOnDisk, dtypes = info.dtypes
         emit("checkpoint   \(dir.path)")
         emit("architecture \(c.numLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), heads \(c.numHeads)/\(c.numKVHeads) kv, head_dim \(c.headDim)")
         emit("ellmrec      \(c.ellmrec.numItems) items × \(c.ellmrec.itemDim), prompt \(c.ellmrec.promptLength), suffix \(c.ellmrec.suffixLength), max_seq_len \(c.ellmrec.maxSeqLen)")
         emit("parameters   \(fmtCount(total)) total, \(fmtCount(total - (groups["item table"] ?? 0))) non-embedding")
         emit(textTable([["  group", "parameters"]] + groups.sorted(by: { $0.value > $1.value }).map { ["  " + $0.key, fmtCount($0.value)] }))
         emit("on disk      \(fmtBytes(bytes)), dtypes \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))")
-        emit("quantization \(info["quantization"]!)")
-        if adapterHere { emit("warning      an adapter_config.json sits inside the checkpoint; Hugging Face would auto-attach it. Keep adapters in their own directory.") }
+        emit("quantization \(info.quantization)")
+        if info.adapterInDirectory { emit("warning      an adapter_config.json sits inside the checkpoint; Hugging Face would auto-attach it. Keep adapters in their own directory.") }
     }
 }
 
@@ -222,8 +165,7 @@ struct Embed: ParsableCommand {
         abstract: "User vectors and scores for a batch of item sequences (export to a vector index).",
         discussion: "BATCH.json is {\"sequences\": [[item ids, oldest first], …]}. OUT holds user [B, d0], scores [B, items+1], last_hidden [B, d1] and, with --hidden-states, hidden.0 … hidden.L [B, d1] (residual stream at the last position, before the final norm).")
 
-    @Option(help: "Checkpoint directory.") var checkpoint: String
-    @Option(help: "LoRA adapter directory (PEFT layout).") var adapter: String?
+    @OptionGroup var model: ModelOptions
     @Option(help: "The batch file (JSON).") var sequences: String
     @Option(help: "Output safetensors file.") var output: String
     @Flag(help: "Also write hidden.0 … hidden.L.") var hiddenStates = false
@@ -233,14 +175,14 @@ struct Embed: ParsableCommand {
     static let outputKind = safetensorsOutput("embeddings file (slmrec embed)", tensors: ["user", "scores", "last_hidden"])
 
     func run() throws {
-        let inputs = [("--checkpoint", fileURL(checkpoint)), ("--sequences", fileURL(sequences))] + (adapter.map { [("--adapter", fileURL($0))] } ?? [])
+        let inputs = model.inputs + [("--sequences", fileURL(sequences))]
         try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: inputs) { try embed() }
     }
 
     func embed() throws {
-        let model = try RunnableModel.load(checkpoint: fileURL(checkpoint), adapter: adapter.map(fileURL))   // float or int8
+        let model = try self.model.load()   // float or int8
         let d = model.dims
-        let batch = try BatchFile.load(sequences).packed(dims: d, withTargets: false)
+        let batch = try BatchFile.load(fileURL(sequences), shownAs: sequences).packed(dims: d, withTargets: false)
         let a = model.infer(batch)
         let b = batch.count
         var out: [String: Tensor] = [
@@ -259,8 +201,7 @@ struct Grads: ParsableCommand {
         abstract: "Mean cross-entropy loss and the gradient of every trainable tensor (verify the engine against PyTorch).",
         discussion: "Without --adapter every model tensor is trainable (grad.<name>); with it, the LoRA tensors (grad.<PEFT name>, e.g. grad.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight). BATCH.json needs \"targets\".")
 
-    @Option(help: "Checkpoint directory.") var checkpoint: String
-    @Option(help: "LoRA adapter directory (PEFT layout).") var adapter: String?
+    @OptionGroup var model: ModelOptions
     @Option(help: "The batch file (JSON) with sequences and targets.") var batch: String
     @Option(help: "Output safetensors file.") var output: String
     @Flag(help: "Replace an existing --output that slmrec grads wrote (nothing else is ever replaced).") var force = false
@@ -268,26 +209,17 @@ struct Grads: ParsableCommand {
     static let outputKind = safetensorsOutput("gradients file (slmrec grads)", tensors: ["loss"])
 
     func run() throws {
-        let inputs = [("--checkpoint", fileURL(checkpoint)), ("--batch", fileURL(batch))] + (adapter.map { [("--adapter", fileURL($0))] } ?? [])
+        let inputs = model.inputs + [("--batch", fileURL(batch))]
         try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: inputs) { try grads() }
     }
 
     func grads() throws {
-        let model = try RunnableModel.load(checkpoint: fileURL(checkpoint), adapter: adapter.map(fileURL), requireFloat: true)
-        let pb = try BatchFile.load(batch).packed(dims: model.dims, withTargets: true)
-        let a = model.forward(pb, training: true)
-        var out: [String: Tensor] = ["loss": Tensor(floats: [a.loss], shape: [])]
-        if let lora = model.lora {
-            let lg = ParamSet(layout: lora.params.layout)
-            model.backward(a, BackwardRequest(grads: nil, loraGrads: lg))
-            for e in lg.layout.entries { out["grad.base_model.model.\(e.name).weight"] = Tensor(floats: lg.values(e.name), shape: e.shape) }
-        } else {
-            let g = ParamSet(layout: model.params.layout)
-            model.backward(a, BackwardRequest(grads: g))
-            for e in g.layout.entries { out["grad.\(e.name)"] = Tensor(floats: g.values(e.name), shape: e.shape) }
-        }
+        let model = try self.model.load(requireFloat: true)
+        let pb = try BatchFile.load(fileURL(batch), shownAs: batch).packed(dims: model.dims, withTargets: true)
+        let out = model.lossGradients(pb)
         try Safetensors.write(out, to: fileURL(output))
-        emit(String(format: "loss %.6f; wrote %d gradients to %@", a.loss, out.count - 1, output))
+        let loss = (try? out["loss"]?.floats().first) ?? nil
+        emit(String(format: "loss %.6f; wrote %d gradients to %@", Double(loss ?? .nan), out.count - 1, output))
     }
 }
 

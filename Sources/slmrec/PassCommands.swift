@@ -221,7 +221,7 @@ func evaluateComparedInputs(_ plan: Plan, runDirectory: URL, evaluator: RecipeEv
         logLine("evaluating input \(name) (\(input.url.path))")
         let metrics = try evaluator.evaluate(
             stage: StageOutput(name: name, checkpoint: input.url, adapter: nil, baseDirectory: plan.baseDirectory), spec: spec)
-        try JSONOut.write(["evaluation": metrics, "checkpoint": input.url.path], to: out)
+        try JSONText.write(.object(["evaluation": .object(metrics.mapValues { .number($0) }), "checkpoint": .string(input.url.path)]), to: out)
     }
 }
 

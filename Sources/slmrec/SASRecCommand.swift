@@ -90,9 +90,7 @@ struct SASRecCommand: ParsableCommand {
         do {
             result = try SASRecTrainer.train(dataset: dataset, config: cfg, options: opts, progress: !quiet,
                                              stateDirectory: work.url, resume: resume) { line in
-                if let d = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), let s = String(data: d, encoding: .utf8) {
-                    logLine(s)
-                }
+                if let v = try? JSONValue.encoding(line) { logLine(JSONText.compact(v)) }
             }
         } catch let e as Interrupted {
             throw exitAfterInterrupt(e)
@@ -103,33 +101,20 @@ struct SASRecCommand: ParsableCommand {
         let model = result.model
         let test = try SASRecEvaluator.evaluate(model: model, dataset: dataset, split: .test, candidates: .both, progress: !quiet)
         let valid = try SASRecEvaluator.evaluate(model: model, dataset: dataset, split: .valid, candidates: .both, progress: false)
-        var metrics: [String: Any] = [
-            "model": "sasrec", "dataset": dataset.directory.path, "users": dataset.numUsers, "items": dataset.numItems,
-            "parameters": model.parameterCount, "best_epoch": result.bestEpoch, "epochs_run": result.epochsRun,
-            "train_wall_seconds": result.trainSeconds, "train_step_seconds": result.stepSeconds, "selection_metric": "valid full \(SASRecTrainer.selectionMetric)",
-            "test": test.json(split: .test, candidates: .both), "valid": valid.json(split: .valid, candidates: .both), "blas_threads": BLASThreads.current,
-        ]
-        if let s = test.sampled { metrics["test_sampled"] = s }
-        if let f = test.full { metrics["test_full"] = f }
-        var log = result.log
-        log.append(["event": "test", "test": test.json(split: .test, candidates: .both), "best_epoch": result.bestEpoch])
-        let configJSON: [String: Any] = [
-            "model": try JSONSerialization.jsonObject(with: JSONEncoder().encode(cfg)),
-            "training": try JSONSerialization.jsonObject(with: JSONEncoder().encode(opts)),
-            "architecture": "sasrec-pre-ln-query (pmixer/SASRec.pytorch arrangement), tied output, full CE at every position",
-        ]
+        let metrics = SASRecMetrics(dataset: dataset.directory.path, users: dataset.numUsers, items: dataset.numItems,
+                                    parameters: model.parameterCount, bestEpoch: result.bestEpoch, epochsRun: result.epochsRun,
+                                    trainWallSeconds: result.trainSeconds, trainStepSeconds: result.stepSeconds,
+                                    test: test.record(split: .test, candidates: .both), valid: valid.record(split: .valid, candidates: .both),
+                                    blasThreads: BLASThreads.current)
+        var log = try result.log.map { JSONText.compact(try JSONValue.encoding($0)) }
+        log.append(JSONText.compact(.object(["event": .string("test"), "test": try JSONValue.encoding(metrics.test), "best_epoch": .int(result.bestEpoch)])))
         try AtomicFile.writeDirectory(fileURL(output)) { dir in
             try Safetensors.write(SASRecTrainer.itemEmbeddingTensors(model), metadata: ["format": "pt", "source": "slmrec sasrec"],
                                   to: dir.appendingPathComponent("item_embeddings.safetensors"))
             try Safetensors.write(SASRecTrainer.allTensors(model), to: dir.appendingPathComponent("sasrec.safetensors"))
-            try JSONOut.write(configJSON, to: dir.appendingPathComponent("config.json"))
-            try JSONOut.write(metrics, to: dir.appendingPathComponent("metrics.json"))
-            var text = ""
-            for l in log {
-                let d = try JSONSerialization.data(withJSONObject: l, options: [.sortedKeys])
-                text += String(decoding: d, as: UTF8.self) + "\n"
-            }
-            try AtomicFile.write(Data(text.utf8), to: dir.appendingPathComponent("log.jsonl"))
+            try AtomicFile.write(JSONText.pretty(encoding: SASRecOutputConfig(model: cfg, training: opts)), to: dir.appendingPathComponent("config.json"))
+            try AtomicFile.write(JSONText.pretty(encoding: metrics), to: dir.appendingPathComponent("metrics.json"))
+            try AtomicFile.write(Data(log.map { $0 + "\n" }.joined().utf8), to: dir.appendingPathComponent("log.jsonl"))
         }
         work.remove()
         func fmt(_ m: [String: Double]?) -> String {

@@ -10,65 +10,25 @@ let toolVersion = "0.1.0"
 /// Resolves a path argument relative to the current directory.
 func fileURL(_ path: String) -> URL { resolvePath(path) }
 
-/// A BATCH.json: {"sequences": [[item ids, oldest first], …], "targets": [...]}.
-struct BatchFile {
-    let path: String
-    let sequences: [[Int32]]
-    let targets: [Int32]?
+/// "A model as it runs" as every command that runs one takes it: a checkpoint (float or int8)
+/// and, optionally, a LoRA adapter attached to it, loaded and validated once (RunnableModel).
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Checkpoint directory (float, or int8 where the command only runs inference).") var checkpoint: String
+    @Option(help: "LoRA adapter directory (PEFT layout), attached to the checkpoint.") var adapter: String?
 
-    /// The engine's batch: each sequence keeps its `max_seq_len` most recent items (as eval
-    /// does); problems (ids out of range, …) are reported against the batch file.
-    func packed(dims d: ModelDims, withTargets: Bool) throws -> PackedBatch {
-        if withTargets && targets == nil {
-            throw ValidationError("\(path): \"targets\" is required here (the next item of each sequence)")
-        }
-        let seqs = sequences.map { $0.count > d.maxSeqLen ? Array($0.suffix(d.maxSeqLen)) : $0 }
-        do { return try PackedBatch(sequences: seqs, targets: withTargets ? targets : nil, dims: d) } catch {
-            throw ValidationError("\(path): \(error)")
-        }
-    }
+    /// The inputs for the output guard (an output may never replace them).
+    var inputs: [(String, URL)] { [("--checkpoint", fileURL(checkpoint))] + (adapter.map { [("--adapter", fileURL($0))] } ?? []) }
 
-    static func load(_ path: String) throws -> BatchFile {
-        let url = fileURL(path)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw ValidationError("\(path): cannot read the batch file (does it exist?)")
-        }
-        let obj: Any
-        do { obj = try JSONSerialization.jsonObject(with: data) } catch {
-            throw ValidationError("\(path): not valid JSON (\(error.localizedDescription)); expected {\"sequences\": [[1, 2, 3], …], \"targets\": [4, …]}")
-        }
-        guard let dict = obj as? [String: Any], let raw = dict["sequences"] as? [Any] else {
-            throw ValidationError("\(path): field \"sequences\" is missing; expected {\"sequences\": [[item ids, oldest first], …]}")
-        }
-        var seqs: [[Int32]] = []
-        for (i, s) in raw.enumerated() {
-            guard let arr = s as? [Any] else { throw ValidationError("\(path): sequences[\(i)] is not a list of item ids") }
-            var out: [Int32] = []
-            for (j, v) in arr.enumerated() {
-                guard let n = v as? NSNumber, let x = Int32(exactly: n.doubleValue) else {
-                    throw ValidationError("\(path): sequences[\(i)][\(j)] = \(v) is not an integer item id")
-                }
-                out.append(x)
-            }
-            if out.isEmpty { throw ValidationError("\(path): sequences[\(i)] is empty; every sequence needs at least one item") }
-            seqs.append(out)
-        }
-        if seqs.isEmpty { throw ValidationError("\(path): \"sequences\" is empty") }
-        var targets: [Int32]?
-        if let t = dict["targets"] {
-            guard let arr = t as? [Any] else { throw ValidationError("\(path): \"targets\" must be a list of item ids") }
-            targets = try arr.enumerated().map { j, v in
-                guard let n = v as? NSNumber, let x = Int32(exactly: n.doubleValue) else {
-                    throw ValidationError("\(path): targets[\(j)] = \(v) is not an integer item id")
-                }
-                return x
-            }
-            if targets!.count != seqs.count {
-                throw ValidationError("\(path): \(targets!.count) targets for \(seqs.count) sequences; give one target per sequence")
-            }
-        }
-        return BatchFile(path: path, sequences: seqs, targets: targets)
+    func load(requireFloat: Bool = false) throws -> ELLMRecModel {
+        try RunnableModel.load(checkpoint: fileURL(checkpoint), adapter: adapter.map(fileURL), requireFloat: requireFloat)
     }
+}
+
+/// Bad contents of a file the user gave (not a usage error: exit status 1, not 64): which file,
+/// what is wrong, what to do.
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ file: String, problem: String, fix: String) { description = "\(file): \(problem). Fix: \(fix)" }
 }
 
 /// Standard output for results (the CLI keeps standard error for progress and logs).

@@ -6,7 +6,7 @@ struct Root: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slmrec", abstract: "The SLMRec toolbench.",
         discussion: "Compress, evaluate and benchmark small language models for recommendation.",
-        version: "1.2.3", subcommands: [DataGroup.self, Eval.self, Kinds.self])
+        version: "1.2.3", subcommands: [DataGroup.self, Eval.self, Kinds.self, Score.self, Embed.self])
 }
 
 struct DataGroup: ParsableCommand {
@@ -67,4 +67,23 @@ struct Kinds: ParsableCommand {
     @Flag var json = false
     @Flag(inversion: .prefixedEnableDisable) var cache = false
     @Argument var name: String?
+}
+
+/// Options two commands share, declared once.
+struct ModelArguments: ParsableArguments {
+    @Option(help: "Checkpoint directory.") var checkpoint: String
+    @Option(help: "LoRA adapter directory.") var adapter: String?
+    func validate() throws {
+        if adapter == checkpoint { throw ValidationError("--adapter and --checkpoint must differ") }
+    }
+}
+
+struct Score: ParsableCommand {
+    @OptionGroup var model: ModelArguments
+    @Option(help: "Users to score.") var users: Int = 10
+}
+
+struct Embed: ParsableCommand {
+    @OptionGroup var model: ModelArguments
+    @Flag(help: "Print JSON.") var json = false
 }

@@ -22,6 +22,26 @@ func failure(_ args: [String]) -> (message: String, code: Int32) {
 }
 
 final class ParsingTests: XCTestCase {
+    /// An option group is parsed, validated and listed as the command's own, in every command
+    /// that declares it.
+    func testOptionGroupIsSharedByCommands() throws {
+        let s = try parse(["score", "--checkpoint", "ck", "--users", "3", "--adapter", "ad"], as: Score.self)
+        XCTAssertEqual(s.model.checkpoint, "ck")
+        XCTAssertEqual(s.model.adapter, "ad")
+        XCTAssertEqual(s.users, 3)
+        let e = try parse(["embed", "--json", "--checkpoint", "x"], as: Embed.self)
+        XCTAssertEqual(e.model.checkpoint, "x")
+        XCTAssertNil(e.model.adapter)
+        XCTAssertTrue(e.json)
+        XCTAssertEqual(failure(["score", "--users", "3"]).code, 64)
+        XCTAssertTrue(failure(["score", "--users", "3"]).message.contains("--checkpoint"))
+        let (message, code) = failure(["embed", "--checkpoint", "a", "--adapter", "a"])
+        XCTAssertEqual(code, 64)
+        XCTAssertTrue(message.hasPrefix("Error: --adapter and --checkpoint must differ"), message)
+        let help = Root.helpMessage(for: Score.self)
+        XCTAssertTrue(help.contains("--checkpoint <checkpoint>") && help.contains("--adapter <adapter>") && help.contains("--users <users>"), help)
+    }
+
     func testEveryValueKind() throws {
         let k = try parse(["kinds", "--int", "-7", "--double", "2.5", "--float", "0.25", "--unsigned",
                            "18446744073709551615", "--string", "hi there", "--bool", "true", "--format", "csv",

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Common
 @testable import ModelFormat
 
 final class CheckpointTests: XCTestCase {

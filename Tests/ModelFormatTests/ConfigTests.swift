@@ -1,4 +1,5 @@
 import Foundation
+import Common
 import XCTest
 @testable import ModelFormat
 
@@ -27,8 +28,8 @@ final class ConfigTests: XCTestCase {
         try c.write(to: out)
         let again = try ModelConfig.load(from: out)
         XCTAssertEqual(again, c)
-        let original = try JSONParser.parse(try Data(contentsOf: src))
-        let written = try JSONParser.parse(try Data(contentsOf: out))
+        let original = try JSONValue.parse(try Data(contentsOf: src))
+        let written = try JSONValue.parse(try Data(contentsOf: out))
         XCTAssertEqual(written, original)  // includes transformers_version, vocab_size, rope_theta 10000.0 as a float
         XCTAssertEqual(written["rope_theta"], .double(10000))
         XCTAssertEqual(written["hidden_size"], .int(64))
@@ -92,7 +93,7 @@ final class ConfigTests: XCTestCase {
         edit(&o)
         let dir = try tempDir()
         let u = dir.appendingPathComponent("config.json")
-        try Data(JSONWriter.pretty(.object(o)).utf8).write(to: u)
+        try Data(JSONText.prettyString(.object(o)).utf8).write(to: u)
         assertFormatError({ _ = try ModelConfig.load(from: u) }, file: "config.json", contains: needles, line: line)
     }
 
@@ -121,15 +122,15 @@ final class ConfigTests: XCTestCase {
 
     func testJSONValueCodableAndParser() throws {
         let text = #"{"a": [1, 2.5, -3e2, true, null, "x\n\u00e9\ud83d\ude00"], "b": {"c": NaN}}"#
-        let v = try JSONParser.parse(Data(text.utf8))
+        let v = try JSONValue.parse(Data(text.utf8))
         XCTAssertEqual(v["a"]?.arrayValue?[0], .int(1))
         XCTAssertEqual(v["a"]?.arrayValue?[2], .double(-300))
         XCTAssertEqual(v["a"]?.arrayValue?[5], .string("x\né😀"))
         XCTAssertTrue(v["b"]?["c"]?.doubleValue?.isNaN ?? false)
-        let plain = try JSONParser.parse(Data(#"{"k": [1, "s", {"z": false}]}"#.utf8))
+        let plain = try JSONValue.parse(Data(#"{"k": [1, "s", {"z": false}]}"#.utf8))
         let round = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(plain))
         XCTAssertEqual(round, plain)
-        XCTAssertThrowsError(try JSONParser.parse(Data("[1, 2".utf8)))
-        XCTAssertThrowsError(try JSONParser.parse(Data(String(repeating: "[", count: 1000).utf8)))
+        XCTAssertThrowsError(try JSONValue.parse(Data("[1, 2".utf8)))
+        XCTAssertThrowsError(try JSONValue.parse(Data(String(repeating: "[", count: 1000).utf8)))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Common
 @testable import ModelFormat
 
 /// The shared fixtures: `$SLMREC_SHARED` or `<repo>/../shared`.

@@ -1,4 +1,5 @@
 import Foundation
+import Common
 import XCTest
 @testable import ModelFormat
 
@@ -71,7 +72,7 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(ad.scaling, 1.5)
         let dir = try tempDir().appendingPathComponent("a")
         try ad.save(to: dir)
-        let cfg = try JSONParser.parse(try Data(contentsOf: dir.appendingPathComponent("adapter_config.json")))
+        let cfg = try JSONValue.parse(try Data(contentsOf: dir.appendingPathComponent("adapter_config.json")))
         XCTAssertEqual(cfg["peft_type"], .string("LORA"))
         XCTAssertEqual(cfg["lora_alpha"], .int(3))
         XCTAssertEqual(cfg["r"], .int(2))
@@ -101,9 +102,9 @@ final class LoRATests: XCTestCase {
         let fx = try fixture("tiny-public")
         let dir = try tempDir()
         try FileManager.default.copyItem(at: fx.appendingPathComponent("adapter/adapter_model.safetensors"), to: dir.appendingPathComponent("adapter_model.safetensors"))
-        var o = try JSONParser.parse(try Data(contentsOf: fx.appendingPathComponent("adapter/adapter_config.json"))).objectValue ?? [:]
+        var o = try JSONValue.parse(try Data(contentsOf: fx.appendingPathComponent("adapter/adapter_config.json"))).objectValue ?? [:]
         edit(&o)
-        try Data(JSONWriter.pretty(.object(o)).utf8).write(to: dir.appendingPathComponent("adapter_config.json"))
+        try Data(JSONText.prettyString(.object(o)).utf8).write(to: dir.appendingPathComponent("adapter_config.json"))
         assertFormatError({ _ = try LoRAAdapter.load(directory: dir) }, file: "adapter_config.json", contains: needles, line: line)
     }
 

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import Common
 #if canImport(FoundationXML)
 import FoundationXML
 #endif

@@ -122,7 +122,7 @@ final class SASRecTests: XCTestCase {
 
     func testLearnsNextItemPatternAndIsDeterministic() throws {
         let r = try trainTiny(seed: 7)
-        let losses = r.log.compactMap { $0["loss"] as? Double }
+        let losses = r.log.map(\.loss)
         XCTAssertLessThan(losses.last!, 0.5 * losses.first!, "loss \(losses)")
         let ds = synthetic()
         var ev = try SASRecEvaluator.evaluate(model: r.model, dataset: ds, split: .test, candidates: .full)
@@ -145,7 +145,7 @@ final class SASRecTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sasrec-resume-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         XCTAssertThrowsError(try SASRecTrainer.train(dataset: synthetic(), config: c, options: o, progress: false, stateDirectory: dir) { line in
-            if line["epoch"] as? Int == 3 { raise(SIGINT) }
+            if line.epoch == 3 { raise(SIGINT) }
         }) { e in XCTAssertEqual((e as? Interrupted)?.signal, SIGINT, "\(e)") }
         var other = o
         other.lr = 2e-2
@@ -155,7 +155,7 @@ final class SASRecTests: XCTestCase {
         let r = try SASRecTrainer.train(dataset: synthetic(), config: c, options: o, progress: false, stateDirectory: dir, resume: true)
         XCTAssertEqual(r.model.params.buffer.array, ref.model.params.buffer.array)
         XCTAssertEqual(r.bestEpoch, ref.bestEpoch)
-        XCTAssertEqual(r.log.compactMap { $0["loss"] as? Double }, ref.log.compactMap { $0["loss"] as? Double })
+        XCTAssertEqual(r.log.map(\.loss), ref.log.map(\.loss))
     }
 
     func testItemEmbeddingExportLayoutAndRoundTrip() throws {

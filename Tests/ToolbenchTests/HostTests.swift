@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import Common
 import ModelFormat
 import Toolbench
 import TestKit

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import Common
 import ModelFormat
 import Engine
 import Toolbench

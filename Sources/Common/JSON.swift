@@ -1,4 +1,11 @@
 import Foundation
+import Common
+
+// The one JSON stack: JSONValue, a strict parser (JSONValue.parse) and one writer (JSONText).
+// Every file the toolbench writes as JSON goes through JSONText: sorted keys, 2-space indent,
+// numbers in their shortest round-trip form (`1e-06`, `10000.0`), so files diff cleanly and
+// a float written back is the float that was read. Results are Codable records, encoded to a
+// JSONValue (`JSONValue.encoding`) and written by JSONText.
 
 /// Any JSON value. config.json and adapter_config.json are read into this so that every key,
 /// including ones we do not know, is written back unchanged; numbers keep their kind
@@ -54,18 +61,26 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    subscript(key: String) -> JSONValue? { objectValue?[key] }
+    public subscript(key: String) -> JSONValue? { objectValue?[key] }
 }
 
 // MARK: - Parsing
 
-struct JSONParseError: Error {
-    let message: String
-    let offset: Int
+public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    /// Byte offset of the problem.
+    public let offset: Int
+    public var description: String { "\(message) at byte \(offset)" }
 }
 
 /// A small strict JSON parser (RFC 8259, plus Python's `NaN`/`Infinity`, which `json.dumps`
 /// writes) over raw bytes. Depth is bounded so a hostile header cannot overflow the stack.
+extension JSONValue {
+    /// Parses strict JSON (RFC 8259, plus Python's NaN/Infinity); throws `JSONParseError`.
+    public static func parse(_ data: Data) throws -> JSONValue { try JSONParser.parse(data) }
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue { try JSONParser.parse(bytes) }
+}
+
 struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var i = 0
@@ -248,22 +263,33 @@ struct JSONParser {
 
 // MARK: - Writing
 
-enum JSONWriter {
+/// The one JSON writer.
+public enum JSONText {
     /// Pretty JSON with sorted keys and 2-space indent (what Hugging Face's `to_json_string`
     /// writes), so diffs of config files stay small and stable.
-    static func pretty(_ v: JSONValue) -> String {
+    public static func prettyString(_ v: JSONValue) -> String {
         var s = ""
         write(v, into: &s, indent: 0, pretty: true)
         return s
     }
 
-    static func compact(_ v: JSONValue) -> String {
+    /// A file's bytes: the pretty text and a final newline.
+    public static func pretty(_ v: JSONValue) -> Data { Data((prettyString(v) + "\n").utf8) }
+
+    /// An Encodable record as a file's bytes.
+    public static func pretty<T: Encodable>(encoding record: T) throws -> Data { pretty(try JSONValue.encoding(record)) }
+
+    /// Writes `v` to `url` atomically (temporary file, then rename).
+    public static func write(_ v: JSONValue, to url: URL) throws { try AtomicFile.write(pretty(v), to: url) }
+
+    /// One line, sorted keys (logs, keys hashed for resume).
+    public static func compact(_ v: JSONValue) -> String {
         var s = ""
         write(v, into: &s, indent: 0, pretty: false)
         return s
     }
 
-    static func write(_ v: JSONValue, into s: inout String, indent: Int, pretty: Bool) {
+    private static func write(_ v: JSONValue, into s: inout String, indent: Int, pretty: Bool) {
         let pad = pretty ? String(repeating: "  ", count: indent + 1) : ""
         let closePad = pretty ? String(repeating: "  ", count: indent) : ""
         let nl = pretty ? "\n" : ""
@@ -302,7 +328,7 @@ enum JSONWriter {
         return d.description
     }
 
-    static func quote(_ s: String) -> String {
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -325,39 +351,21 @@ enum JSONWriter {
     }
 }
 
-extension JSONValue {
-    /// A JSONSerialization-style value (numbers, strings, arrays, dictionaries) as JSONValue.
-    public static func any(_ v: Any) -> JSONValue {
-        switch v {
-        case let b as Bool: return .bool(b)
-        case let i as Int: return .int(i)
-        case let d as Double: return d.isFinite ? .double(d) : .null
-        case let f as Float: return f.isFinite ? .double(Double(f)) : .null
-        case let s as String: return .string(s)
-        case let a as [Any]: return .array(a.map(any))
-        case let o as [String: Any]: return .object(o.mapValues(any))
-        case let opt as Optional<Any>: return opt.map(any) ?? .null
-        default: return .string("\(v)")
-        }
-    }
-
-    /// The JSONSerialization-style value (the inverse of `any`, for logs kept as [String: Any]).
-    public var anyValue: Any {
-        switch self {
-        case .null: return NSNull()
-        case .bool(let b): return b
-        case .int(let i): return i
-        case .double(let d): return d
-        case .string(let s): return s
-        case .array(let a): return a.map(\.anyValue)
-        case .object(let o): return o.mapValues(\.anyValue)
-        }
-    }
-}
-
 /// Numbers for results: a non-finite value (no JSON number) is written as null.
 extension JSONValue {
     public static func number(_ d: Double) -> JSONValue { d.isFinite ? .double(d) : .null }
     public static func numbers(_ a: [Double]) -> JSONValue { .array(a.map { .number($0) }) }
     public static func ints(_ a: [Int]) -> JSONValue { .array(a.map { .int($0) }) }
+}
+
+extension JSONValue {
+    /// Any Encodable as a JSON tree (a record to write, options with defaults filled in).
+    public static func encoding<T: Encodable>(_ value: T) throws -> JSONValue {
+        try JSONParser.parse(try JSONEncoder().encode(value))
+    }
+
+    /// Any Decodable from a JSON tree.
+    public func decoded<T: Decodable>(as type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(JSONText.compact(self).utf8))
+    }
 }
