@@ -21,8 +21,8 @@ func pass(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
 /// uses the kit (`TrainingKit`: shared options, `train(…)`); the others use the engine only.
 let passes: [(name: String, dependencies: [Target.Dependency])] = [
     ("LayerPruning", ["Common", "Engine", "ModelFormat"]),
-    ("LoRAMerge", ["Engine", "ModelFormat"]),
-    ("Int8Quantization", ["Engine", "ModelFormat"]),
+    ("LoRAMerge", ["Common", "Engine", "ModelFormat"]),
+    ("Int8Quantization", ["Common", "Engine", "ModelFormat"]),
     ("FineTune", ["TrainingKit", "Training", "Engine", "ModelFormat", "RecData"]),
     ("LayerwiseKD", ["TrainingKit", "Training", "Common", "Engine", "ModelFormat", "RecData"]),
 ]

@@ -39,7 +39,7 @@ public struct LoRAMerge: CompressionPass {
             throw passError("both options.adapter and references.adapter are given", fix: "give the adapter once")
         case (.some(let path), nil):
             // Cheap: adapter_config.json plus the adapter's (small) tensors, checked against the planned shapes.
-            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            let url = resolvePath(path)
             let adapter = try LoRAAdapter.load(directory: url)
             try adapter.validate(against: model.config, source: url.path)
         case (nil, .some(let ref)):

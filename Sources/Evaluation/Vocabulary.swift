@@ -26,8 +26,13 @@ public enum MetricName {
     /// "full.NDCG@10": a metric with the protocol that measured it.
     public static func qualified(_ protocol: Candidates, _ key: String) -> String { "\(`protocol`.rawValue).\(key)" }
 
-    /// Every qualified name, sampled first, in report order.
-    public static var qualifiedKeys: [String] { [Candidates.sampled, .full].flatMap { p in keys.map { qualified(p, $0) } } }
+    /// The metrics tables print (MRR@10 stays in the files).
+    public static let reported = ["HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]
+    /// The protocols in report order: full ranking first (the one that is not inflated by
+    /// sampling, Krichene & Rendle 2020), then the paper's sampled one.
+    public static let reportOrder: [Candidates] = [.full, .sampled]
+    /// Every reported metric of both protocols, qualified, in report order ("full.HR@1", …).
+    public static var reportedQualified: [String] { reportOrder.flatMap { p in reported.map { qualified(p, $0) } } }
 
     /// ("full", "NDCG@10") from "full.NDCG@10"; nil for a name that is not qualified.
     public static func split(_ name: String) -> (protocol: Candidates, key: String)? {

@@ -1,6 +1,7 @@
 import Common
 import ModelFormat
 import Toolbench
+import Evaluation
 import Foundation
 
 // report.svg: quality (NDCG@10, full ranking) against inference cost (ms per user at batch
@@ -24,7 +25,7 @@ extension ComparisonReport {
         let sub = referenceRow?.context.map { "\($0.split) split, \($0.users) users; teacher: \(teacher)" } ?? "teacher: \(teacher)"
         s += "<text x=\"\(f(W / 2))\" y=\"44\" text-anchor=\"middle\" font-size=\"12\" fill=\"#555\">\(esc(sub))</text>\n"
         guard !pts.isEmpty else {
-            s += "<text x=\"\(f(W / 2))\" y=\"\(f(H / 2))\" text-anchor=\"middle\" font-size=\"14\">No model has both \(ReportMetrics.chartKey) and a timing: nothing to plot.</text>\n</svg>\n"
+            s += "<text x=\"\(f(W / 2))\" y=\"\(f(H / 2))\" text-anchor=\"middle\" font-size=\"14\">No model has both \(ComparisonReport.chartKey) and a timing: nothing to plot.</text>\n</svg>\n"
             return s
         }
         // Axes ranges: cost on a log scale when the spread is over 8x.
@@ -105,7 +106,7 @@ extension ComparisonReport {
         s += "<circle cx=\"\(f(lx))\" cy=\"\(f(ly + 12))\" r=\"5\" fill=\"#1f77b4\"/><text x=\"\(f(lx + 10))\" y=\"\(f(ly + 16))\">dominated</text></g>\n"
         let missing = rows.filter { r in !pts.contains { $0.name == r.name } }.map(\.name)
         if !missing.isEmpty {
-            s += "<text x=\"\(f(left))\" y=\"\(f(H - 6))\" font-size=\"11\" fill=\"#555\">\(esc("Not plotted (no comparable \(ReportMetrics.chartKey) or no timing): " + missing.joined(separator: ", ")))</text>\n"
+            s += "<text x=\"\(f(left))\" y=\"\(f(H - 6))\" font-size=\"11\" fill=\"#555\">\(esc("Not plotted (no comparable \(ComparisonReport.chartKey) or no timing): " + missing.joined(separator: ", ")))</text>\n"
         }
         s += "</svg>\n"
         return s

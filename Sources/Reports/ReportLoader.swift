@@ -1,5 +1,6 @@
 import Common
 import Toolbench
+import Evaluation
 import Foundation
 import ModelFormat
 
@@ -146,7 +147,7 @@ public enum ReportLoader {
     static func applyEvaluation(_ m: [String: JSONValue], to r: inout ReportRow, run: RunInfo?) {
         switch m["evaluation"] {
         case .object(let e)?:
-            for k in ReportMetrics.keys { if let v = e[k]?.doubleValue { r.quality[k] = v } }
+            for k in MetricName.reportedQualified { if let v = e[k]?.doubleValue { r.quality[k] = v } }
             if let ev = run?.evaluate, let users = e["users"]?.intValue {
                 r.context = EvalContext(dataset: ev.data, datasetID: ev.datasetID, split: ev.split, candidates: ev.candidates, users: users)
             } else {
@@ -190,8 +191,8 @@ public enum ReportLoader {
     static func sasrecRow(_ dir: URL, metrics m: [String: JSONValue], cwd: URL) throws -> ReportRow {
         var r = ReportRow(name: dir.lastPathComponent, kind: .sasrec, pass: "sasrec", directory: dir)
         let test = m["test"]?.objectValue ?? [:]
-        for proto in ["full", "sampled"] {
-            for (k, v) in test[proto]?.objectValue ?? [:] where ReportMetrics.names.contains(k) { r.quality["\(proto).\(k)"] = v.doubleValue }
+        for proto in MetricName.reportOrder {
+            for (k, v) in test[proto.rawValue]?.objectValue ?? [:] where MetricName.reported.contains(k) { r.quality[MetricName.qualified(proto, k)] = v.doubleValue }
         }
         r.parameters = m["parameters"]?.intValue
         r.trainableParameters = r.parameters
@@ -232,17 +233,16 @@ public enum ReportLoader {
 
     /// The first existing directory `path` can mean (see `datasetIdentity`).
     public static func resolveExisting(_ path: String, cwd: URL, run: URL?) -> URL? {
-        let e = (path as NSString).expandingTildeInPath
-        if e.hasPrefix("/") { return FileManager.default.fileExists(atPath: e) ? URL(fileURLWithPath: e) : nil }
         var bases = [cwd]
         if var d = run?.standardizedFileURL {
             while d.path != "/" { bases.append(d); d = d.deletingLastPathComponent() }
         }
-        return bases.map { $0.appendingPathComponent(e) }.first { FileManager.default.fileExists(atPath: $0.path) }
+        // An absolute path resolves to itself whatever the base.
+        return bases.map { resolvePath(path, relativeTo: $0) }.first { FileManager.default.fileExists(atPath: $0.path) }
     }
 
     static func resolve(_ path: String, cwd: URL, run: URL) -> URL {
-        resolveExisting(path, cwd: cwd, run: run) ?? URL(fileURLWithPath: path, relativeTo: cwd)
+        resolveExisting(path, cwd: cwd, run: run) ?? resolvePath(path, relativeTo: cwd)
     }
 
     static func readObject(_ url: URL) throws -> [String: JSONValue] {

@@ -1,5 +1,6 @@
 import Common
 import Toolbench
+import Evaluation
 import Foundation
 import ModelFormat
 
@@ -14,17 +15,6 @@ import ModelFormat
 //   ReportTiming.swift   users/s at batch 512 and ms per user at batch 1, same inputs for all
 //   ReportWriters.swift  report.md, report.csv, report.json
 //   ReportChart.swift    report.svg: quality against cost, the Pareto front
-
-public enum ReportMetrics {
-    /// The quality metrics of both protocols, in the order the tables print them.
-    public static let names = ["HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]
-    /// "full": every item except the user's history; "sampled": the dataset's fixed 999 negatives.
-    public static let protocols = ["full", "sampled"]
-    /// Every key a row's `quality` may hold ("full.HR@1", …).
-    public static var keys: [String] { protocols.flatMap { p in names.map { "\(p).\($0)" } } }
-    /// The chart's quality axis.
-    public static let chartKey = "full.NDCG@10"
-}
 
 /// Where a model's quality numbers were measured. Two rows are comparable only when the
 /// dataset (by content hash when known), the split and the number of users agree; the
@@ -122,6 +112,9 @@ public struct ReportRow: Sendable {
 
 /// The whole comparison: rows in the order asked for, the teacher, and what the reader must know.
 public struct ComparisonReport: Sendable {
+    /// The chart's quality axis.
+    public static let chartKey = MetricName.qualified(.full, "NDCG@10")
+
     public var title: String
     public var rows: [ReportRow]
     /// The row every percentage is relative to (`--baseline`, else the first row).
@@ -172,7 +165,7 @@ public struct ComparisonReport: Sendable {
     /// Rows that can be placed on the chart: comparable, with the chart metric and a timing.
     public var chartPoints: [(name: String, quality: Double, cost: Double)] {
         rows.compactMap { r in
-            guard comparable(r), let q = r.quality[ReportMetrics.chartKey], let t = r.timing else { return nil }
+            guard comparable(r), let q = r.quality[ComparisonReport.chartKey], let t = r.timing else { return nil }
             return (r.name, q, t.msPerUser)
         }
     }

@@ -107,7 +107,7 @@ struct Eval: ParsableCommand {
         record.int8 = model.int8 != nil
         try AtomicFile.write(JSONText.pretty(encoding: record), to: fileURL(output))
         if let ranks { try AtomicFile.write(Data(ModelEvaluator.ranksTSV(r).utf8), to: fileURL(ranks)) }
-        var rows = [["protocol"] + ["HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]]
+        var rows = [["protocol"] + MetricName.reported]
         for (name, m) in [("sampled (999 neg.)", r.sampled), ("full ranking", r.full)] {
             guard let m else { continue }
             rows.append([name] + rows[0].dropFirst().map { String(format: "%.4f", m[$0] ?? 0) })

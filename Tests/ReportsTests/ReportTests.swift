@@ -7,6 +7,7 @@ import FoundationXML
 import ModelFormat
 import Engine
 import Toolbench
+import Evaluation
 import Reports
 import TestKit
 
@@ -21,7 +22,7 @@ struct SyntheticRun {
 
     static func metrics(seed: Double, users: Int) -> [String: Double] {
         var e: [String: Double] = ["users": Double(users), "users_per_second": 1000]
-        for (i, k) in ReportMetrics.keys.enumerated() { e[k] = (0.01 + 0.003 * Double(i)) * seed }
+        for (i, k) in MetricName.reportedQualified.enumerated() { e[k] = (0.01 + 0.003 * Double(i)) * seed }
         return e
     }
 
@@ -122,7 +123,7 @@ final class ReportStructureTests: XCTestCase {
         let t = run.evaluations["teacher"]!
         for row in lines.dropFirst() {
             let name = row[0], ev = run.evaluations[name]!
-            for k in ReportMetrics.keys {
+            for k in MetricName.reportedQualified {
                 XCTAssertEqual(Double(col(row, k)), ev[k], "\(name) \(k)")
                 XCTAssertEqual(Double(col(row, "\(k) % teacher"))!, ev[k]! / t[k]! * 100, accuracy: 1e-9)
             }
@@ -162,7 +163,7 @@ final class ReportStructureTests: XCTestCase {
         for m in models {
             let o = m.objectValue!, name = o["name"]!.stringValue!
             let q = o["quality"]!.objectValue!, pct = o["percent_of_teacher"]!.objectValue!
-            for k in ReportMetrics.keys {
+            for k in MetricName.reportedQualified {
                 XCTAssertEqual(q[k]?.doubleValue, run.evaluations[name]![k], "\(name) \(k)")
                 XCTAssertEqual(pct[k]!.doubleValue!, run.evaluations[name]![k]! / t[k]! * 100, accuracy: 1e-9)
             }
@@ -194,7 +195,7 @@ final class ReportStructureTests: XCTestCase {
     func testParetoFrontKeepsOnlyNonDominatedModels() {
         func row(_ n: String, _ q: Double, _ ms: Double) -> ReportRow {
             var r = ReportRow(name: n, kind: .stage, pass: "x", directory: URL(fileURLWithPath: "/tmp"))
-            r.quality[ReportMetrics.chartKey] = q
+            r.quality[ComparisonReport.chartKey] = q
             r.context = EvalContext(dataset: "d", datasetID: "h", split: "test", candidates: "both", users: 10)
             r.timing = InferenceTiming(usersPerSecond: 1000 / ms, batch: 512, batches: 1, latencyP50Ms: 1, latencyP99Ms: 1, latencyCalls: 1)
             return r
@@ -235,7 +236,7 @@ final class ReportStructureTests: XCTestCase {
         XCTAssertTrue(row.notes.contains("not evaluated: no dataset here"))
         let md = r.markdown()
         let line = md.components(separatedBy: "\n").first { $0.hasPrefix("| pruned |") }!
-        XCTAssertEqual(line, "| pruned | " + Array(repeating: "-", count: ReportMetrics.names.count).joined(separator: " | ") + " |")
+        XCTAssertEqual(line, "| pruned | " + Array(repeating: "-", count: MetricName.reported.count).joined(separator: " | ") + " |")
         XCTAssertTrue(r.warnings.contains { $0.contains("`pruned` has no evaluation") })
         XCTAssertTrue(md.contains("not evaluated: no dataset here"))
         XCTAssertNil(r.rows[0].timing)
