@@ -11,19 +11,19 @@ public struct CastDType: CompressionPass {
     public enum Target: String, OptionEnum { case float16, bfloat16 }
 
     public struct Options: PassOptions {
-        public var dtype: Target
+        public var dtype: Target = .bfloat16
 
-        enum CodingKeys: String, CodingKey { case dtype }
+        public init() {}
 
-        public init(dtype: Target = .bfloat16) { self.dtype = dtype }
-
-        // Explicit, so the default is applied (synthesized decoding ignores `= default`).
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            dtype = try c.decodeIfPresent(Target.self, forKey: .dtype) ?? .bfloat16
-        }
-
-        public static let fields = [OptionField("dtype", "float16 | bfloat16", default: "bfloat16", "Storage dtype of the float tensors.")]
+        // Each option once: its key, its help line and where it is stored. Decoding (strict,
+        // defaults kept), encoding and the `slmrec passes` listing (its type and default are
+        // read off the value) all come from this table.
+        static let table = OptionTable<Options>([
+            .option("dtype", \.dtype, "Storage dtype of the float tensors."),
+        ])
+        public init(from decoder: Decoder) throws { try Self.table.decode(&self, from: decoder) }
+        public func encode(to encoder: Encoder) throws { try Self.table.encode(self, to: encoder) }
+        public static var fields: [OptionField] { table.fields(defaults: Options()) }
     }
 
     public init() {}
