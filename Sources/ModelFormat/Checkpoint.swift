@@ -181,7 +181,7 @@ public struct Checkpoint: Sendable {
         try out.validate(source: directory.path)
         let finalOut = out
         do {
-            try AtomicFileShim.writeDirectory(directory) { tmp in
+            try AtomicFile.writeDirectory(directory) { tmp in
                 try Safetensors.write(finalOut.tensors, to: tmp.appendingPathComponent(TensorStore.singleFile))
                 try finalOut.config.write(to: tmp.appendingPathComponent(Checkpoint.configFile))
             }

@@ -319,7 +319,7 @@ public struct ModelConfig: Sendable, Equatable {
             throw ModelFormatError(file: url.path, problem: "cannot write config.json: the path is an existing directory", fix: "choose a file path")
         }
         do {
-            try AtomicFileShim.write(try jsonData(), to: url)
+            try AtomicFile.write(try jsonData(), to: url)
         } catch let e as ModelFormatError {
             throw e
         } catch {

@@ -198,7 +198,7 @@ public struct LoRAAdapter: Sendable {
         cfg["target_modules"] = .array(targetModules.map { .string($0) })
         let cfgData = Data((JSONText.prettyString(.object(cfg)) + "\n").utf8)
         do {
-            try AtomicFileShim.writeDirectory(directory) { tmp in
+            try AtomicFile.writeDirectory(directory) { tmp in
                 try Safetensors.write(tensors, to: tmp.appendingPathComponent(LoRAAdapter.weightsFile))
                 try cfgData.write(to: tmp.appendingPathComponent(LoRAAdapter.configFile))
             }

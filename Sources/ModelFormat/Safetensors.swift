@@ -268,7 +268,7 @@ public enum Safetensors {
                                    fix: "choose a file path (e.g. <dir>/model.safetensors)")
         }
         do {
-            try AtomicFileShim.write(data, to: url)
+            try AtomicFile.write(data, to: url)
         } catch let e as ModelFormatError {
             throw e
         } catch {

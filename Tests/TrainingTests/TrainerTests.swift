@@ -45,6 +45,11 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(losses.count, 20)
         XCTAssertLessThan(losses.suffix(5).reduce(0, +) / 5, 0.5 * losses.prefix(5).reduce(0, +) / 5, "loss should at least halve")
         XCTAssertGreaterThan(try XCTUnwrap(r.bestMetric), 0.5, "valid MRR on a deterministic pattern")
+        // The run's mean of each loss term is the mean of what the log records per step.
+        XCTAssertEqual(losses.count, r.steps)
+        XCTAssertEqual(try XCTUnwrap(r.meanTerms["loss"]), losses.reduce(0, +) / Double(losses.count), accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(r.meanTerms["ce"]), try XCTUnwrap(r.meanTerms["loss"]), accuracy: 1e-12, "fine-tuning: loss = ce")
+        XCTAssertEqual(r.seed, 9)
     }
 
     func testSameSeedSameWeights() throws {
@@ -77,7 +82,7 @@ final class TrainerTests: XCTestCase {
             let loraOpts = lora ? LoRAOptions(rank: 2, alpha: 4, targets: ["q_proj", "v_proj", "down_proj"], dropout: 0.1) : nil
             let full = try freshTask(lora: loraOpts)
             let t1 = try quietTrainer(full, o, tmp())
-            try t1.run()
+            let r1 = try t1.run()
 
             let dir = tmp()
             let t2 = try quietTrainer(try freshTask(lora: loraOpts), o, dir)
@@ -89,6 +94,8 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(r.steps, t1.totalSteps)
             XCTAssertEqual(b.model.params.buffer.array, full.model.params.buffer.array, "lora=\(lora)")
             if lora { XCTAssertEqual(b.model.lora!.params.buffer.array, full.model.lora!.params.buffer.array) }
+            // The mean loss terms cover every step once, the redone one included once.
+            XCTAssertEqual(r.meanTerms, r1.meanTerms, "lora=\(lora)")
         }
     }
 
