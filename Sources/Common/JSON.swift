@@ -369,3 +369,9 @@ extension JSONValue {
         try JSONDecoder().decode(T.self, from: Data(JSONText.compact(self).utf8))
     }
 }
+
+extension Double {
+    /// The Double a person means by this Float: its shortest decimal form (0.05, not the
+    /// binary value 0.05000000074505806), so that a value read as fp32 is written back as read.
+    public init(decimal f: Float) { self = Double(f.description) ?? Double(f) }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Common
 import ModelFormat
 
 // Checkpoint (files, dtypes, config.json) ↔ engine (one Float buffer). ModelFormat owns the
@@ -80,7 +81,9 @@ extension LoRAWeights {
         }
     }
 
-    public func adapter(dims: ModelDims, dropout: Double = 0) -> LoRAAdapter {
+    /// The adapter in PEFT's layout; `lora_alpha` and `lora_dropout` as a person wrote them
+    /// (`0.05`), not the fp32 values the engine holds.
+    public func adapter(dims: ModelDims) -> LoRAAdapter {
         var w: [String: (a: Tensor, b: Tensor)] = [:]
         for l in 0..<dims.layers {
             for k in targets {
@@ -88,6 +91,6 @@ extension LoRAWeights {
                 w[k.path(layer: l)] = (Tensor(floats: params.values(a.name), shape: a.shape), Tensor(floats: params.values(b.name), shape: b.shape))
             }
         }
-        return LoRAAdapter(r: rank, alpha: Double(alpha), targetModules: targets.map(\.module), dropout: dropout, weights: w)
+        return LoRAAdapter(r: rank, alpha: Double(decimal: alpha), targetModules: targets.map(\.module), dropout: Double(decimal: dropout), weights: w)
     }
 }

@@ -32,6 +32,6 @@ public enum TrainingRun {
         for (k, v) in extra { metrics[k] = v }
         let model = task.evalModel
         return PassResult(checkpoint: model.checkpoint(base: base),
-                          adapter: model.lora.map { $0.adapter(dims: model.dims, dropout: Double($0.dropout)) }, metrics: metrics)
+                          adapter: model.lora.map { $0.adapter(dims: model.dims) }, metrics: metrics)
     }
 }

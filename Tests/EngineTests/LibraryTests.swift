@@ -77,7 +77,7 @@ final class LibraryTests: XCTestCase {
         m.lora?.initialise(rng: &rng)
         let batch = try PackedBatch(sequences: TinyModels.sequences, targets: TinyModels.targets, dims: d)
         let grads = m.lossGradients(batch)
-        let adapter = try XCTUnwrap(m.lora).adapter(dims: d, dropout: 0)
+        let adapter = try XCTUnwrap(m.lora).adapter(dims: d)
         let saved = dir.appendingPathComponent("adapter")
         try adapter.save(to: saved)
         let names = Set(try Safetensors.read(saved.appendingPathComponent(LoRAAdapter.weightsFile)).keys)

@@ -69,6 +69,19 @@ final class FineTuneTests: XCTestCase {
         XCTAssertEqual(back.r, 2)
     }
 
+    /// Option values reach the files as written: `lora_dropout: 0.05` in adapter_config.json,
+    /// not the fp32 value 0.05000000074505806.
+    func testAdapterConfigRecordsTheOptionsAsWritten() throws {
+        let ck = PassConformance.tinyCheckpoint(layers: 2)
+        let o = try options("{data: '\(data.path)', mode: 'lora', lora_rank: 2, lora_alpha: 3.3, lora_dropout: 0.05, objective: 'last', max_steps: 2, valid_users: 0}")
+        let r = try FineTune().apply(try context(ck), options: o)
+        let dir = tmp.appendingPathComponent("adapter-05")
+        try XCTUnwrap(r.adapter).save(to: dir)
+        let text = try String(contentsOf: dir.appendingPathComponent(LoRAAdapter.configFile), encoding: .utf8)
+        XCTAssertTrue(text.contains("\"lora_dropout\": 0.05,") || text.contains("\"lora_dropout\": 0.05\n"), text)
+        XCTAssertTrue(text.contains("\"lora_alpha\": 3.3"), text)
+    }
+
     func testBadOptions() throws {
         XCTAssertThrowsError(try options("{data: 'x', lora_dropout: 0.1}").validate()) { XCTAssertTrue("\($0)".contains("lora_dropout")) }
         XCTAssertThrowsError(try options("{data: 'x', mode: 'lora', lora_targets: ['qproj']}").validate()) { XCTAssertTrue("\($0)".contains("qproj")) }
