@@ -11,7 +11,7 @@ import PackageDescription
 func pass(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
     [
         .target(name: name, dependencies: ["Toolbench"] + dependencies, path: "Plugins/\(name)"),
-        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench"] + dependencies,
+        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench", "Common"] + dependencies,
                     path: "Tests/Plugins/\(name)Tests"),
     ]
 }
@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
         // Ranking metrics and their vocabulary (protocols, metric names): pure, no model.
         .target(name: "Evaluation", dependencies: ["RecData"]),
-        // Ranking a model's users (float or int8), and loading a runnable model.
+        // Ranking a model's users (float or int8) and the metrics file's record.
         .target(name: "ModelEvaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat", "Evaluation"]),
         .target(name: "Training", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation"]),
         .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation"]),

@@ -1,5 +1,4 @@
 import Foundation
-import Common
 
 // The one JSON stack: JSONValue, a strict parser (JSONValue.parse) and one writer (JSONText).
 // Every file the toolbench writes as JSON goes through JSONText: sorted keys, 2-space indent,

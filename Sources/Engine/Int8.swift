@@ -24,13 +24,16 @@ public enum Int8Quant {
 }
 
 /// Activations quantized per row for the int8 linears that read them: x[M, K] ≈ q·scale.
-/// A value handed to `Int8Linears.linear`, so that concurrent inferences on one model share
-/// nothing mutable.
-public struct QuantizedActivations: Sendable {
-    public let q: [Int8]
-    public let scales: [Float]
+/// Handed to `Int8Linears.linear` as a value, in memory of the caller's `Workspace` (one per
+/// inference), so that concurrent inferences on one model share nothing mutable and a forward
+/// allocates nothing per layer. Valid until the workspace's "int8.q" buffers are reused.
+public struct QuantizedActivations {
+    /// Storage of the m·k int8 values (a Float buffer holds ⌈m·k/4⌉ of them per element).
+    let values: FloatBuffer
+    let scales: FloatBuffer
     public let m: Int
     public let k: Int
+    var q: UnsafePointer<Int8> { UnsafeRawPointer(values.ptr).assumingMemoryBound(to: Int8.self) }
 }
 
 /// Packed int8 weights for the decoder linears of a model (nil where a module stays float).
@@ -59,10 +62,13 @@ public final class Int8Linears: @unchecked Sendable {
 
     func has(_ l: Int, _ k: LinearKind) -> Bool { packed[l][k.rawValue] != nil }
 
-    /// x[M, K] quantized per row (once per group of linears that read the same x).
-    func quantize(_ x: UnsafePointer<Float>, m: Int, k: Int) -> QuantizedActivations {
-        let (q, s) = Int8Kernels.quantizeRows(x, rows: m, cols: k)
-        return QuantizedActivations(q: q, scales: s, m: m, k: k)
+    /// x[M, K] quantized per row (once per group of linears that read the same x), into the
+    /// workspace's buffers (fresh ones without a workspace).
+    func quantize(_ x: UnsafePointer<Float>, m: Int, k: Int, workspace: Workspace?) -> QuantizedActivations {
+        let values = workspace.buffer("int8.q", (m * k + 3) / 4), scales = workspace.buffer("int8.qscale", m)
+        let q = UnsafeMutableRawPointer(values.ptr).assumingMemoryBound(to: Int8.self)
+        Int8Kernels.quantizeRows(x, rows: m, cols: k, into: q, scales: scales.ptr)
+        return QuantizedActivations(values: values, scales: scales, m: m, k: k)
     }
 
     /// out[M, N] (+)= dequant(q_x · q_wᵀ) for linear `kind` of layer l.
@@ -74,22 +80,24 @@ public final class Int8Linears: @unchecked Sendable {
 
 /// Swift wrappers of CInt8 with the engine's argument order (outputs first, sizes as Int).
 enum Int8Kernels {
-    /// (q[rows·cols], scale[rows]) ← x[rows, cols], symmetric per row.
+    /// q[rows·cols], scales[rows] ← x[rows, cols], symmetric per row.
+    static func quantizeRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into q: UnsafeMutablePointer<Int8>,
+                             scales: UnsafeMutablePointer<Float>) {
+        cint8_quantize_rows(Int32(rows), Int32(cols), x, q, scales)
+    }
+
+    /// (q[rows·cols], scale[rows]) ← x[rows, cols], as arrays (weights, once).
     static func quantizeRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int) -> (q: [Int8], scale: [Float]) {
         var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows)
         q.withUnsafeMutableBufferPointer { qp in
-            s.withUnsafeMutableBufferPointer { sp in cint8_quantize_rows(Int32(rows), Int32(cols), x, qp.baseAddress, sp.baseAddress) }
+            s.withUnsafeMutableBufferPointer { sp in quantizeRows(x, rows: rows, cols: cols, into: qp.baseAddress!, scales: sp.baseAddress!) }
         }
         return (q, s)
     }
 
     /// out[M, N] (+)= dequant(x · wᵀ) for packed int8 weights w.
     static func linear(_ x: QuantizedActivations, packed w: OpaquePointer, out: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        x.q.withUnsafeBufferPointer { q in
-            x.scales.withUnsafeBufferPointer { s in
-                cint8_linear(Int32(x.m), q.baseAddress, s.baseAddress, w, nil, out, accumulate ? 1 : 0)
-            }
-        }
+        cint8_linear(Int32(x.m), x.q, x.scales.ptr, w, nil, out, accumulate ? 1 : 0)
     }
 }
 

@@ -156,7 +156,7 @@ extension ELLMRecModel {
                 lastLayerRowsForward(l, input: input.ptr, out: a.hidden.ptr + (l + 1) * R * C, acts: a.layers[0], a: a, workspace: workspace)
                 continue
             }
-            layerForward(l, input: input.ptr, output: output.ptr, acts: training ? a.layers[l] : a.layers[0], a: a)
+            layerForward(l, input: input.ptr, output: output.ptr, acts: training ? a.layers[l] : a.layers[0], a: a, workspace: workspace)
             gatherRows(a.hidden.ptr + (l + 1) * R * C, output.ptr, batch.outRows, C)
         }
 
@@ -208,14 +208,15 @@ extension ELLMRecModel {
     func int8Weights(training: Bool) -> Int8Linears? { training || lora != nil ? nil : int8 }
 
     private func layerForward(_ l: Int, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
-                              acts s: Activations.Layer, a: Activations) {
+                              acts s: Activations.Layer, a: Activations, workspace: Workspace?) {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok
         // int8 inference: each activation is quantized once per token and shared by the
         // linears that read it (q/k/v, gate/up); modules without int8 weights stay float.
         let q8 = int8Weights(training: a.training)
+        // One buffer serves every quantization: each is consumed before the next is made.
         func quantize(_ x: UnsafePointer<Float>, _ k: Int) -> QuantizedActivations? {
             guard let q8 else { return nil }
-            return OpProfiler.measure("quantize") { q8.quantize(x, m: nTok, k: k) }
+            return OpProfiler.measure("quantize") { q8.quantize(x, m: nTok, k: k, workspace: workspace) }
         }
         func lin(_ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, q: QuantizedActivations?, accumulate: Bool) {
             linear(l, kind, out: out, inp: inp, q: q, m: nTok, accumulate: accumulate, xa: s.xa, xd: s.xd)
@@ -254,11 +255,11 @@ extension ELLMRecModel {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok, R = b.rows
         let q8 = int8Weights(training: false)
         func lin(_ kind: LinearKind, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, m: Int, k: Int, accumulate: Bool) {
-            linear(l, kind, out: out, inp: inp, q: q8?.quantize(inp, m: m, k: k), m: m, accumulate: accumulate, xa: s.xa)
+            linear(l, kind, out: out, inp: inp, q: q8?.quantize(inp, m: m, k: k, workspace: workspace), m: m, accumulate: accumulate, xa: s.xa)
         }
         // K, V over every token (one quantization of the normed input for both).
         Fast.rmsnormForward(out: s.n1.ptr, rstd: s.rstd1.ptr, inp: input, weight: w(ParamName.inputNorm(l)), m: nTok, c: C, eps: d.rmsEps)
-        let qn1 = q8?.quantize(s.n1.ptr, m: nTok, k: C)
+        let qn1 = q8?.quantize(s.n1.ptr, m: nTok, k: C, workspace: workspace)
         linear(l, .k, out: s.k.ptr, inp: s.n1.ptr, q: qn1, m: nTok, accumulate: false, xa: s.xa)
         linear(l, .v, out: s.v.ptr, inp: s.n1.ptr, q: qn1, m: nTok, accumulate: false, xa: s.xa)
         b.positions.withUnsafeBufferPointer { pos in
@@ -285,7 +286,7 @@ extension ELLMRecModel {
         Fast.rmsnormForward(out: n2.ptr, rstd: rs.ptr, inp: r2.ptr, weight: w(ParamName.postNorm(l)), m: R, c: C, eps: d.rmsEps)
         let I = d.intermediate
         let g = workspace.buffer("last.g", R * I), u = workspace.buffer("last.u", R * I), h = workspace.buffer("last.h", R * I)
-        let qn2 = q8?.quantize(n2.ptr, m: R, k: C)
+        let qn2 = q8?.quantize(n2.ptr, m: R, k: C, workspace: workspace)
         linear(l, .gate, out: g.ptr, inp: n2.ptr, q: qn2, m: R, accumulate: false, xa: s.xa)
         linear(l, .up, out: u.ptr, inp: n2.ptr, q: qn2, m: R, accumulate: false, xa: s.xa)
         Fast.swigluForward(out: h.ptr, gate: g.ptr, up: u.ptr, count: R * I)

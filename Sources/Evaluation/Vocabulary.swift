@@ -16,8 +16,6 @@ public enum Candidates: String, CaseIterable, Sendable, Codable {
     public var protocols: [Candidates] { self == .both ? [.sampled, .full] : [self] }
 }
 
-extension Split: Codable {}
-
 /// Metric names.
 public enum MetricName {
     /// Every per-protocol metric, in report order (`HR@1` … `MRR@10`).

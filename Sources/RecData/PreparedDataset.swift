@@ -2,7 +2,7 @@ import Common
 import Foundation
 
 /// The three parts of the leave-one-out protocol used by SASRec, S3-Rec and SLMRec.
-public enum Split: String, CaseIterable, Sendable {
+public enum Split: String, CaseIterable, Sendable, Codable {
     case train, valid, test
 }
 

@@ -57,6 +57,10 @@ public enum StageSeed {
         return rng.next() >> 11   // 53 bits: exact in every JSON reader
     }
 
+    /// The largest seed a recipe or stage may give: every seed is recorded as a JSON integer
+    /// that any reader holds as a signed 64-bit value.
+    public static let limit = UInt64(Int64.max)
+
     /// The seed stage `s` runs with.
     public static func of(_ s: RecipeStage, in recipe: Recipe) -> UInt64 { s.seed ?? derive(recipeSeed: recipe.seed, stage: s.name) }
 }
@@ -75,6 +79,9 @@ public enum Planner {
         // What each name refers to: kind, planned model (checkpoints), existing path (inputs).
         var known: [String: PlannedArtifact] = [:], adapters: Set<String> = []
         var inputs: [String: (kind: ArtifactKind, url: URL)] = [:]
+        if recipe.seed > StageSeed.limit {
+            throw ToolbenchError("\(file): seed", problem: "seed \(recipe.seed) is above \(StageSeed.limit)", fix: "give a seed that fits a signed 64-bit integer")
+        }
         if recipe.inputs.isEmpty {
             throw ToolbenchError("\(file): inputs", problem: "no inputs", fix: "name the starting checkpoint, e.g. inputs: { base: \"runs/base\" }")
         }
@@ -104,6 +111,9 @@ public enum Planner {
         for (i, s) in recipe.stages.enumerated() {
             let at = "\(file): stage \"\(s.name)\" (stages[\(i)])"
             guard validName(s.name) else { throw ToolbenchError(at, problem: "\"\(s.name)\" is not a valid stage name", fix: "use letters, digits, '-', '_' (it becomes a directory name)") }
+            if let seed = s.seed, seed > StageSeed.limit {
+                throw ToolbenchError(at, problem: "seed \(seed) is above \(StageSeed.limit)", fix: "give a seed that fits a signed 64-bit integer")
+            }
             if known[s.name] != nil || recipe.inputs[s.name] != nil {
                 throw ToolbenchError(at, problem: "the name \"\(s.name)\" is already used by an input or an earlier stage", fix: "give every stage a unique name")
             }

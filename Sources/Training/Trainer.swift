@@ -206,11 +206,13 @@ public final class Trainer {
         var lastLoss = 0.0
         /// The validation records so far (metrics.json's `history`).
         var history: [JSONValue] = []
-        /// Sums of each loss term over the steps so far (for their means).
+        /// Sums of each loss term over the steps so far, and how many steps they cover (a state
+        /// saved before the sums existed covers fewer steps than `step`).
         var termSums: [String: Double] = [:]
+        var termSteps = 0
 
         init() {}
-        // States saved before the last four fields existed still load.
+        // States saved before the last five fields existed still load.
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             step = try c.decode(Int.self, forKey: .step)
@@ -221,6 +223,7 @@ public final class Trainer {
             lastLoss = try c.decodeIfPresent(Double.self, forKey: .lastLoss) ?? 0
             history = try c.decodeIfPresent([JSONValue].self, forKey: .history) ?? []
             termSums = try c.decodeIfPresent([String: Double].self, forKey: .termSums) ?? [:]
+            termSteps = try c.decodeIfPresent(Int.self, forKey: .termSteps) ?? 0
         }
     }
 
@@ -309,6 +312,7 @@ public final class Trainer {
             }
             state.step += 1
             for (k, v) in terms { state.termSums[k, default: 0] += v }
+            state.termSteps += 1
             seen += ex.count
             tokens += ex.reduce(0) { $0 + $1.input.count }
             state.lastLoss = loss
@@ -373,7 +377,7 @@ public final class Trainer {
                               bestMetric: state.bestMetric, lastLoss: state.lastLoss, seconds: secs,
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
                               stoppedEarly: state.stoppedEarly, history: state.history,
-                              meanTerms: state.termSums.mapValues { $0 / Double(max(state.step, 1)) }, seed: o.seed)
+                              meanTerms: state.termSums.mapValues { $0 / Double(max(state.termSteps, 1)) }, seed: o.seed)
     }
 
     // MARK: resumable state (atomic: everything is written to a temp dir, then renamed)
@@ -402,8 +406,10 @@ public final class Trainer {
     func loadState(groups: [ParamGroup], opts: [AdamW]) throws -> State? {
         let j = stateURL.appendingPathComponent("trainer.json")
         guard let data = FileManager.default.contents(atPath: j.path) else { return nil }
-        if let saved = FileManager.default.contents(atPath: stateURL.appendingPathComponent("options.json").path),
-           let prev = try? JSONDecoder().decode(TrainerOptions.self, from: saved), prev != options {
+        // The options are compared as JSON trees: a state whose options.json is missing, does not
+        // parse or was written by another version counts as written with other options.
+        let saved = FileManager.default.contents(atPath: stateURL.appendingPathComponent("options.json").path).flatMap { try? JSONValue.parse($0) }
+        if saved != (try JSONValue.encoding(options)) {
             throw TrainingError(message: "\(stateURL.path): this state was written with different trainer options; resume with the same options or start a new run directory")
         }
         let s = try JSONDecoder().decode(State.self, from: data)

@@ -127,7 +127,7 @@ public struct TrainingPassOptions<Settings: TrainingSettings>: PassOptions, Equa
     public static var fields: [OptionField] { table.fields(defaults: Self(data: "")) }
 
     public static var misplacedKeys: [String: String] {
-        ["seed": "a stage's seed is set on the stage (stages[i].seed) or derived from the recipe's seed, not in its options"]
+        ["seed": "a pass trains with its stage's seed: `seed:` on the recipe stage (or the recipe's seed, from which each stage's is derived), `--seed` for slmrec apply"]
     }
 
     public var inputPaths: [String] { [data] }

@@ -59,9 +59,13 @@ struct Apply: ParsableCommand {
     @Option(help: "Adapter output directory (passes that produce an adapter).") var adapterOutput: String?
     @Option(name: .customLong("ref"), help: "A named reference the pass declares: name=DIR (e.g. teacher=runs/teacher, adapter=runs/ft/adapter). Repeatable.")
     var refs: [String] = []
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "The pass's seed (initialisation, data order, dropout, calibration samples); recorded in OUT.metrics.json.") var seed: UInt64 = 42
     @Flag(help: "Continue the training state an interrupted run of this command left in .OUTPUT.work.") var resume = false
     @Flag(help: "Replace an existing checkpoint at --output (and adapter at --adapter-output); nothing else is ever replaced.") var force = false
+
+    mutating func validate() throws {
+        if seed > StageSeed.limit { throw ValidationError("--seed must be at most \(StageSeed.limit) (it is recorded as a JSON integer)") }
+    }
 
     /// What `apply` writes beside its output (`OUT.metrics.json`).
     static let metricsKind = OutputKind.jsonFile("apply metrics file", keys: ["options", "seconds"])

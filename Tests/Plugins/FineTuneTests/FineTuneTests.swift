@@ -96,7 +96,7 @@ final class FineTuneTests: XCTestCase {
 
     func testSeedIsAStageSettingNotAnOption() throws {
         XCTAssertThrowsError(try AnyPass(FineTune.self).decodeOptions(JSONText.parseJSON5(Data("{data: 'x', seed: 3}".utf8), file: "t"), path: "options")) {
-            XCTAssertTrue("\($0)".contains("stages[i].seed"), "\($0)")
+            XCTAssertTrue("\($0)".contains("`seed:` on the recipe stage") && "\($0)".contains("--seed"), "\($0)")
         }
         XCTAssertFalse(FineTune.Options.fields.map(\.name).contains("seed"))
     }
