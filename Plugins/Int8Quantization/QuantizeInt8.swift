@@ -23,17 +23,16 @@ public struct QuantizeInt8: CompressionPass {
             self.ignore = ignore
         }
 
-        enum CodingKeys: String, CodingKey { case modules, ignore }
+        static let table = OptionTable<Options>([
+            .option("modules", \.modules, "Linear kinds to quantize (the seven decoder linears by default)."),
+            .option("ignore", \.ignore, "Modules kept in float: full names (model.layers.0.mlp.down_proj) or re:<regex>."),
+        ])
         public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            modules = try c.decodeIfPresent([String].self, forKey: .modules) ?? TensorNames.linearModules
-            ignore = try c.decodeIfPresent([String].self, forKey: .ignore) ?? []
+            self.init()
+            try Self.table.decode(&self, from: decoder)
         }
-
-        public static let fields = [
-            OptionField("modules", "[string]", default: "all seven", "Linear kinds to quantize: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj."),
-            OptionField("ignore", "[string]", default: "[]", "Modules kept in float: full names (model.layers.0.mlp.down_proj) or re:<regex>."),
-        ]
+        public func encode(to encoder: Encoder) throws { try Self.table.encode(self, to: encoder) }
+        public static var fields: [OptionField] { table.fields(defaults: Options()) }
 
         public func validate() throws {
             if modules.isEmpty { throw passError("\"modules\" is empty", fix: "list at least one linear kind, or drop the stage") }

@@ -25,8 +25,6 @@ public struct PruneLayers: CompressionPass {
         public var users: Int
         public var batchSize: Int
 
-        enum CodingKeys: String, CodingKey { case strategy, keep, layers, data, users, batchSize = "batch_size" }
-
         public init(strategy: Strategy, keep: Int? = nil, layers: [Int]? = nil, data: String? = nil, users: Int = 256, batchSize: Int = 32) {
             self.strategy = strategy
             self.keep = keep
@@ -36,24 +34,20 @@ public struct PruneLayers: CompressionPass {
             self.batchSize = batchSize
         }
 
+        static let table = OptionTable<Options>([
+            .required("strategy", \.strategy, "Which layers survive."),
+            .option("keep", \.keep, "Layers to keep (keep-first, block-influence, angular)."),
+            .option("layers", \.layers, "Indices of the layers to keep, 0-based (keep-list)."),
+            .option("data", \.data, type: "path", "Prepared dataset directory for calibration (block-influence, angular)."),
+            .option("users", \.users, "Calibration users: the first N lines of sequences.txt."),
+            .option("batch_size", \.batchSize, "Calibration sequences per forward pass."),
+        ])
         public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            strategy = try c.decode(Strategy.self, forKey: .strategy)
-            keep = try c.decodeIfPresent(Int.self, forKey: .keep)
-            layers = try c.decodeIfPresent([Int].self, forKey: .layers)
-            data = try c.decodeIfPresent(String.self, forKey: .data)
-            users = try c.decodeIfPresent(Int.self, forKey: .users) ?? 256
-            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 32
+            self.init(strategy: .keepFirst)
+            try Self.table.decode(&self, from: decoder)
         }
-
-        public static let fields: [OptionField] = [
-            OptionField("strategy", "keep-first | keep-list | block-influence | angular", "Which layers survive."),
-            OptionField("keep", "int", default: "-", "Layers to keep (keep-first, block-influence, angular)."),
-            OptionField("layers", "[int]", default: "-", "Indices of the layers to keep, 0-based (keep-list)."),
-            OptionField("data", "path", default: "-", "Prepared dataset directory for calibration (block-influence, angular)."),
-            OptionField("users", "int", default: "256", "Calibration users: the first N lines of sequences.txt."),
-            OptionField("batch_size", "int", default: "32", "Calibration sequences per forward pass."),
-        ]
+        public func encode(to encoder: Encoder) throws { try Self.table.encode(self, to: encoder) }
+        public static var fields: [OptionField] { table.fields(defaults: Options(strategy: .keepFirst)) }
 
         public var inputPaths: [String] { strategy.needsCalibration ? data.map { [$0] } ?? [] : [] }
 

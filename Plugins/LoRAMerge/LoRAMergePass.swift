@@ -16,13 +16,15 @@ public struct LoRAMerge: CompressionPass {
 
         public init(adapter: String? = nil) { self.adapter = adapter }
 
-        enum CodingKeys: String, CodingKey { case adapter }
+        static let table = OptionTable<Options>([
+            .option("adapter", \.adapter, type: "path", "PEFT adapter directory (or a recipe reference named adapter)."),
+        ])
         public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            adapter = try c.decodeIfPresent(String.self, forKey: .adapter)
+            self.init()
+            try Self.table.decode(&self, from: decoder)
         }
-
-        public static let fields = [OptionField("adapter", "path", default: "-", "PEFT adapter directory (or a recipe reference named adapter).")]
+        public func encode(to encoder: Encoder) throws { try Self.table.encode(self, to: encoder) }
+        public static var fields: [OptionField] { table.fields(defaults: Options()) }
         public var inputPaths: [String] { adapter.map { [$0] } ?? [] }
     }
 

@@ -43,8 +43,13 @@ extension Array: OptionValue where Element: OptionValue {
 }
 extension Optional: OptionValue where Wrapped: OptionValue {
     public static var optionType: String { Wrapped.optionType }
-    public var optionText: String { map(\.optionText) ?? "none" }
+    public var optionText: String { map(\.optionText) ?? "-" }
 }
+
+/// An unset optional option is left out of the encoded options (as Swift's synthesized
+/// encoding does), so the effective options list only what has a value.
+private protocol UnsetOption { var isUnset: Bool { get } }
+extension Optional: UnsetOption { var isUnset: Bool { self == nil } }
 
 /// A string option with a fixed set of values (`full|lora`).
 public protocol OptionChoice: OptionValue, CaseIterable, RawRepresentable where RawValue == String {}
@@ -108,7 +113,11 @@ extension OptionTable.Entry {
                   let key = AnyKey(name)
                   if let v = try decodeChoice(V.self, c, key) ?? c.decodeIfPresent(V.self, forKey: key) { root[keyPath: path] = v }
               },
-              encode: { root, c in try c.encode(encoded?(root) ?? root[keyPath: path], forKey: AnyKey(name)) })
+              encode: { root, c in
+                  let v = encoded?(root) ?? root[keyPath: path]
+                  if let o = v as? UnsetOption, o.isUnset { return }
+                  try c.encode(v, forKey: AnyKey(name))
+              })
     }
 
     /// A required option (no default).
