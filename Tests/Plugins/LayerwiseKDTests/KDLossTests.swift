@@ -75,12 +75,16 @@ final class KDLossTests: XCTestCase {
     }
 
     /// The whole KD objective (CE + λ1·D_cos + λ2·D_norm + λ3·L_ms) against finite differences
-    /// of the student's parameters and the extra heads, for each alignment choice.
+    /// of the student's parameters and the extra heads, for each alignment choice; with an
+    /// online teacher (the paper's RQ4) also of the teacher's parameters (its CE plus the
+    /// distillation terms, which pull it towards the student).
     func testWholeObjectiveGradient() throws {
-        for (align, last) in [(KDSettings.Align.last, KDSettings.LastBlock.preNorm), (.all, .postNorm)] {
+        for (align, last, online) in [(KDSettings.Align.last, KDSettings.LastBlock.preNorm, false), (.all, .postNorm, false),
+                                      (.last, .postNorm, true)] {
             let teacher = TinyModels.model(dims(4), seed: 1), student = TinyModels.model(dims(2), seed: 2)
             var s = KDSettings()
             s.blocks = 2; s.lambdaCos = 0.5; s.lambdaNorm = 0.05; s.lambdaMS = 0.7; s.align = align; s.lastBlock = last
+            if online { s.teacherMode = .online }
             let task = try LayerwiseKDTask(student: student, teacher: teacher, settings: s, lora: nil,
                                            parts: TrainableParts(itemTable: true), seed: 1)
             let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
@@ -94,9 +98,14 @@ final class KDLossTests: XCTestCase {
                 let scratch = Gradients(groups: task.groups)
                 return task.step(batch, step: 0, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
             }
-            for (group, name) in [(ParamGroup.model, ParamName.weight(0, .q)), (ParamGroup.model, ParamName.weight(1, .down)),
-                                  (ParamGroup.model, ParamName.itemEmbedding), (ParamGroup.model, ParamName.finalNorm),
-                                  (LayerwiseKDTask.headsGroup, "head.1")] {
+            var checked = [(ParamGroup.model, ParamName.weight(0, .q)), (ParamGroup.model, ParamName.weight(1, .down)),
+                           (ParamGroup.model, ParamName.itemEmbedding), (ParamGroup.model, ParamName.finalNorm),
+                           (LayerwiseKDTask.headsGroup, "head.1")]
+            if online {
+                checked += [(LayerwiseKDTask.teacherGroup, ParamName.weight(1, .q)), (LayerwiseKDTask.teacherGroup, ParamName.weight(3, .down)),
+                            (LayerwiseKDTask.teacherGroup, ParamName.finalNorm)]
+            }
+            for (group, name) in checked {
                 let ps = try XCTUnwrap(task.groups.first { $0.name == group }).params
                 var x = ps.values(name)
                 let sample = (0..<12).map { ($0 * 7919) % x.count }
