@@ -30,7 +30,8 @@ bench: build
 # PyTorch's, our int8 row, PyTorch's (interleaved, so a change in the machine's load falls on
 # both), then the safetensors I/O rows; PyTorch gets the thread count our run reported.
 # scripts/bench-pytorch.py installs pinned torch/transformers/peft into its own venv
-# (~/.cache/slmrec/bench-venv, once); the JSON stays in $(BENCH_OUT) for provenance.
+# (~/.cache/slmrec/bench-venv, once); the JSON stays in $(BENCH_OUT) for provenance, with
+# the load average before the runs: on a 2-core machine any other job skews both sides.
 PYTHON ?= python3
 BENCH_OUT ?= out/bench-compare
 BENCH_SECONDS ?= 4
@@ -38,7 +39,8 @@ THREADS_OF = $(PYTHON) -c 'import json, sys; print(json.load(open(sys.argv[1]))[
 
 bench-compare: build
 	$(PYTHON) scripts/bench-pytorch.py --setup
-	@mkdir -p $(BENCH_OUT)
+	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/*.json $(BENCH_OUT)/loadavg.txt
+	@cat /proc/loadavg > $(BENCH_OUT)/loadavg.txt 2>/dev/null || true
 	@set -e; for c in small medium; do \
 	  echo "== $$c: slmrec fp32, PyTorch fp32, slmrec int8, PyTorch int8" >&2; \
 	  $(BIN) bench --config $$c --seconds $(BENCH_SECONDS) --json > $(BENCH_OUT)/slmrec-$$c.json; \

@@ -51,7 +51,7 @@ preloads cuBLAS, cuDNN, NCCL…), so it is installed with all its dependencies (
 in the venv, once; a 3.7-minute install here). Nothing here touches CUDA: every tensor is on the CPU and no GPU is
 needed. When the registry cannot be reached the script says so and exits with status 3.
 """
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, contextlib, json, os, subprocess, sys, tempfile, warnings
 
 PINS = {"torch": "2.15.0", "transformers": "5.23.0", "peft": "0.21.2"}
 VENV = os.path.expanduser(os.environ.get("SLMREC_BENCH_VENV", "~/.cache/slmrec/bench-venv"))
@@ -305,7 +305,12 @@ def run_int8(c, seconds):
     model, _ = build_model(c, seed=1)
     model.eval()
     q = copy.deepcopy(model)
-    q.model = torch.ao.quantization.quantize_dynamic(q.model, {nn.Linear}, dtype=torch.qint8)
+    # torch 2.15 marks torch.ao.quantization deprecated (in favour of torchao) and says so at
+    # length on every call; it is still what the int8 baseline is, so the notice is silenced.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.redirect_stdout(sys.stderr):
+            q.model = torch.ao.quantization.quantize_dynamic(q.model, {nn.Linear}, dtype=torch.qint8)
     iseqs, _ = sequences(c, c["users"], seed=4)
     flops = forward_flops(c, [c["seq_len"]] * c["users"], c["users"])
 

@@ -63,6 +63,13 @@ def main():
           + (f", int8 kernels {int8_kernels}" if int8_kernels else "") + ")")
     print(f"PyTorch {v['torch']} (CPU capability {pt.get('cpu_capability', '?')}), transformers {v['transformers']}, "
           f"peft {v['peft']}, Python {v['python']}; {pt.get('seconds_per_row', '?')} s per row, median")
+    try:
+        with open(os.path.join(d, "loadavg.txt")) as f:
+            load = f.read().split()[:3]
+        print(f"load average before the runs (1, 5, 15 min): {', '.join(load)} "
+              "(anything else running on these cores slows both sides unevenly: run on an idle machine)")
+    except (OSError, IndexError):
+        pass
     print()
 
     table = [["config", "row", "slmrec", "PyTorch", "slmrec/PyTorch", "peak RSS slmrec / PyTorch"]]
