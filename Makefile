@@ -35,13 +35,14 @@ bench: build
 PYTHON ?= python3
 BENCH_OUT ?= out/bench-compare
 BENCH_SECONDS ?= 4
+BENCH_CONFIGS ?= small medium
 THREADS_OF = $(PYTHON) -c 'import json, sys; print(json.load(open(sys.argv[1]))["threads"])'
 
 bench-compare: build
 	$(PYTHON) scripts/bench-pytorch.py --setup
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/*.json $(BENCH_OUT)/loadavg.txt
 	@cat /proc/loadavg > $(BENCH_OUT)/loadavg.txt 2>/dev/null || true
-	@set -e; for c in small medium; do \
+	@set -e; for c in $(BENCH_CONFIGS); do \
 	  echo "== $$c: slmrec fp32, PyTorch fp32, slmrec int8, PyTorch int8" >&2; \
 	  $(BIN) bench --config $$c --seconds $(BENCH_SECONDS) --json > $(BENCH_OUT)/slmrec-$$c.json; \
 	  t=$$($(THREADS_OF) $(BENCH_OUT)/slmrec-$$c.json); \

@@ -5,15 +5,26 @@ slmrec/PyTorch per row, with the CPU model and ISA they ran on.
 
     python3 scripts/bench-ratios.py out/bench-compare
 
-Expects slmrec-{small,medium}.json, slmrec-{small,medium}-int8.json, slmrec-io.json and the
-same names with pytorch- in place of slmrec-; a missing pair is reported and skipped. Rows
+Reads every slmrec-CONFIG.json, slmrec-CONFIG-int8.json and slmrec-io.json there with its
+pytorch-… counterpart; one without a counterpart is reported and skipped. Rows
 are paired by their "id", never by position. Refuses (exit 1) when the two sides name a
 different CPU, ISA or thread count: a ratio across machines is what this replaces.
 Standard library only.
 """
 import json, os, sys
 
-RUNS = [("small", ""), ("small", "-int8"), ("medium", ""), ("medium", "-int8"), ("io", "")]
+ORDER = {"tiny": 0, "small": 1, "medium": 2, "io": 9}
+
+
+def runs(d):
+    """(config, suffix) of every slmrec-*.json in d: configs smallest first, each fp32 then int8, io last."""
+    found = []
+    for name in os.listdir(d):
+        if name.startswith("slmrec-") and name.endswith(".json"):
+            stem = name[len("slmrec-"):-len(".json")]
+            config, suffix = (stem[:-5], "-int8") if stem.endswith("-int8") else (stem, "")
+            found.append((config, suffix))
+    return sorted(found, key=lambda r: (ORDER.get(r[0], 5), r[0], r[1]))
 
 
 def load(d, side, config, suffix):
@@ -37,7 +48,9 @@ def main():
         sys.exit("usage: bench-ratios.py DIR   (the directory make bench-compare writes, out/bench-compare)")
     d = sys.argv[1]
     pairs = []
-    for config, suffix in RUNS:
+    if not os.path.isdir(d):
+        sys.exit(f"bench-ratios: {d} is not a directory; run make bench-compare")
+    for config, suffix in runs(d):
         ours, theirs = load(d, "slmrec", config, suffix), load(d, "pytorch", config, suffix)
         if ours is None or theirs is None:
             print(f"note: no {'slmrec' if ours is None else 'pytorch'}-{config}{suffix}.json in {d}; skipped", file=sys.stderr)
@@ -65,8 +78,8 @@ def main():
           f"peft {v['peft']}, Python {v['python']}; {pt.get('seconds_per_row', '?')} s per row, median")
     try:
         with open(os.path.join(d, "loadavg.txt")) as f:
-            load = f.read().split()[:3]
-        print(f"load average before the runs (1, 5, 15 min): {', '.join(load)} "
+            loadavg = f.read().split()[:3]
+        print(f"load average before the runs (1, 5, 15 min): {', '.join(loadavg)} "
               "(anything else running on these cores slows both sides unevenly: run on an idle machine)")
     except (OSError, IndexError):
         pass
