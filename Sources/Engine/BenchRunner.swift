@@ -1,12 +1,17 @@
 import Foundation
 import Common
+import ModelFormat
 
 /// One row of `slmrec bench`.
 public struct BenchRow: Sendable {
+    /// Stable key of the row ("full_step", "inference_int8", …): what `make bench-compare`
+    /// matches against the PyTorch script's rows, so a renamed label cannot pair wrong rows.
+    public let id: String
     public let name: String
-    public let unit: String          // "seq/s" or "users/s"
+    public let unit: String          // "seq/s", "users/s" or "MB/s"
     public let rate: Double
-    public let gflops: Double
+    /// Model FLOPs / time; nil for rows that are not model computation (file I/O).
+    public let gflops: Double?
     public let msPerIter: Double
 }
 
@@ -31,7 +36,7 @@ public enum EngineBenchmark {
             model.backward(a, BackwardRequest(grads: grads), workspace: ws)
             opt.update(params: model.params, grads: grads, lr: 1e-5)
         }
-        rows.append(BenchRow(name: "full fine-tuning step", unit: "seq/s", rate: Double(cfg.batch) / full,
+        rows.append(BenchRow(id: "full_step", name: "full fine-tuning step", unit: "seq/s", rate: Double(cfg.batch) / full,
                              gflops: 3 * flopsFwd / full / 1e9, msPerIter: full * 1000))
         log("full step: \(String(format: "%.1f", full * 1000)) ms")
 
@@ -52,7 +57,7 @@ public enum EngineBenchmark {
             loraOpt.update(params: lora.params, grads: loraGrads, lr: 1e-5)
         }
         // LoRA FLOPs: forward + dx everywhere, dW only for the small trainable tensors: ≈ 2× forward.
-        rows.append(BenchRow(name: "LoRA step (r=8, q,v)", unit: "seq/s", rate: Double(cfg.batch) / loraStep,
+        rows.append(BenchRow(id: "lora_step", name: "LoRA step (r=8, q,v)", unit: "seq/s", rate: Double(cfg.batch) / loraStep,
                              gflops: 2 * flopsFwd / loraStep / 1e9, msPerIter: loraStep * 1000))
         model.lora = nil
         log("LoRA step: \(String(format: "%.1f", loraStep * 1000)) ms")
@@ -62,20 +67,20 @@ public enum EngineBenchmark {
         let ibatch = try PackedBatch(sequences: iseqs, targets: nil, dims: d)
         let iflops = forwardFLOPs(d, seqLens: iseqs.map(\.count), scoredRows: iseqs.count)
         let inf = time(seconds) { _ = model.infer(ibatch, workspace: ws) }
-        rows.append(BenchRow(name: "inference (\(cfg.inferenceUsers) users, full scores)", unit: "users/s",
+        rows.append(BenchRow(id: "inference", name: "inference (\(cfg.inferenceUsers) users, full scores)", unit: "users/s",
                              rate: Double(cfg.inferenceUsers) / inf, gflops: iflops / inf / 1e9, msPerIter: inf * 1000))
         log("inference: \(String(format: "%.1f", inf * 1000)) ms")
         return rows
     }
 
     /// Median seconds per call over at least 3 calls and `seconds` of wall time, after one warm-up.
-    public static func time(_ seconds: Double, _ body: () -> Void) -> Double {
-        body()
+    public static func time(_ seconds: Double, _ body: () throws -> Void) rethrows -> Double {
+        try body()
         var samples: [Double] = []
         let start = nowSeconds()
         while samples.count < 3 || (nowSeconds() - start < seconds && samples.count < 50) {
             let t0 = nowSeconds()
-            body()
+            try body()
             samples.append(nowSeconds() - t0)
         }
         samples.sort()
@@ -119,8 +124,8 @@ extension EngineBenchmark {
         for _ in 0..<d.layers { for k in LinearKind.allCases { linearParams += k.shape(d).reduce(1, *) } }
         let rowsPerLayer = LinearKind.allCases.reduce(0) { $0 + $1.shape(d)[0] }
         return Int8Result(
-            fp32: BenchRow(name: "inference fp32", unit: "users/s", rate: Double(seqs.count) / tf, gflops: flops / tf / 1e9, msPerIter: tf * 1000),
-            int8: BenchRow(name: "inference int8 (W8A8 dynamic)", unit: "users/s", rate: Double(seqs.count) / t8, gflops: flops / t8 / 1e9, msPerIter: t8 * 1000),
+            fp32: BenchRow(id: "inference_fp32", name: "inference fp32", unit: "users/s", rate: Double(seqs.count) / tf, gflops: flops / tf / 1e9, msPerIter: tf * 1000),
+            int8: BenchRow(id: "inference_int8", name: "inference int8 (W8A8 dynamic)", unit: "users/s", rate: Double(seqs.count) / t8, gflops: flops / t8 / 1e9, msPerIter: t8 * 1000),
             top10Overlap: overlap / Double(seqs.count),
             weightBytesFP32: linearParams * 4, weightBytesInt8: linearParams + d.layers * rowsPerLayer * 4,
             isa: Int8Quant.isaName)
@@ -128,5 +133,29 @@ extension EngineBenchmark {
 
     static func topK(_ v: [Float], _ k: Int) -> [Int] {
         Array(v.indices.sorted { v[$0] > v[$1] || (v[$0] == v[$1] && $0 < $1) }.prefix(k))
+    }
+}
+
+extension EngineBenchmark {
+    /// Writes and reads back one f32 tensor of `megabytes` MiB as safetensors in `directory`
+    /// (the size a unit test once asserted a wall-clock limit on; a time is a benchmark's
+    /// figure, not a pass/fail condition on a shared machine). Write = encode + atomic
+    /// temp-file write + rename; read = open, validate the header, copy out the floats. The
+    /// read is of a file just written, so it measures the page cache, not the disk.
+    public static func runIO(megabytes: Int = 50, seconds: Double = 3, directory: URL) throws -> [BenchRow] {
+        let n = megabytes * 1024 * 1024 / 4
+        let t = Tensor(floats: (0..<n).map { Float($0 % 1000) * 0.001 }, shape: [n / 1024, 1024])
+        let url = directory.appendingPathComponent("bench-io.safetensors")
+        let mb = Double(n * 4) / 1e6
+        let tw = try time(seconds) { try Safetensors.write(["w": t], to: url) }
+        var readCount = 0
+        let tr = try time(seconds) { readCount = try SafetensorsFile(url: url).floats("w").count }
+        // A short read would make the rate meaningless: the row is only printed for a full one.
+        guard readCount == n else { throw EngineError("safetensors read back \(readCount) of \(n) floats from \(url.path)") }
+        let label = "\(megabytes) MiB f32 tensor"
+        return [
+            BenchRow(id: "safetensors_write", name: "safetensors write (\(label))", unit: "MB/s", rate: mb / tw, gflops: nil, msPerIter: tw * 1000),
+            BenchRow(id: "safetensors_read", name: "safetensors read (\(label))", unit: "MB/s", rate: mb / tr, gflops: nil, msPerIter: tr * 1000),
+        ]
     }
 }

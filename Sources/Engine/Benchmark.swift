@@ -65,6 +65,51 @@ public func measureSgemmGFLOPs(size: Int = 1024, seconds: Double = 0.5) -> Doubl
     return Double(iters) * 2 * pow(Double(size), 3) / elapsed / 1e9
 }
 
+/// The machine a benchmark runs on. A rate means something only next to another measured
+/// on the same CPU in the same run (an AVX-512 VNNI machine and an AVX2 one differ by far
+/// more than any engine change), so every bench output names the CPU and its vector ISA.
+public struct MachineInfo: Sendable {
+    public let cpuModel: String
+    public let logicalCPUs: Int
+    public let avx2: Bool
+    public let avx512f: Bool
+    public let avx512vnni: Bool
+
+    /// The widest vector ISA the benchmarks' kernels can use, as the docs name it.
+    public var isa: String {
+        if avx512vnni { return "AVX-512 VNNI" }
+        if avx512f { return "AVX-512" }
+        if avx2 { return "AVX2" }
+        return cpuModel == "unknown" ? "unknown" : "no AVX2"
+    }
+
+    /// One line for a bench header: "AMD EPYC, AVX2 (no AVX-512), 2 logical CPUs".
+    public var summary: String {
+        let isaText = avx512f ? isa : isa == "AVX2" ? "AVX2 (no AVX-512)" : isa
+        return "\(cpuModel), \(isaText), \(logicalCPUs) logical CPUs"
+    }
+
+    /// Read from /proc/cpuinfo (Linux); elsewhere the model and flags are "unknown", not guessed.
+    public static func current() -> MachineInfo {
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        guard let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else {
+            return MachineInfo(cpuModel: "unknown", logicalCPUs: cpus, avx2: false, avx512f: false, avx512vnni: false)
+        }
+        var model = "unknown"
+        var flags: Set<Substring> = []
+        // The first processor's entries stand for all: the kernels pick one ISA per process.
+        for line in s.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if key == "model name" && model == "unknown" && !value.isEmpty { model = value }
+            if key == "flags" && flags.isEmpty { flags = Set(value.split(separator: " ")) }
+        }
+        return MachineInfo(cpuModel: model, logicalCPUs: cpus, avx2: flags.contains("avx2"),
+                           avx512f: flags.contains("avx512f"), avx512vnni: flags.contains("avx512_vnni"))
+    }
+}
+
 /// Peak resident set size of this process, in bytes (Linux: VmHWM).
 public func peakRSSBytes() -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }

@@ -171,19 +171,21 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: good), before)
     }
 
-    func testWritePerformance50MB() throws {
+    /// A 50 MiB tensor survives write and read. How long that takes is a benchmark's figure
+    /// (`slmrec bench --io`), not a unit test's: a time limit here passes or fails with the
+    /// load on a shared machine, not with the code.
+    func testLargeTensorRoundTrip50MB() throws {
         let dir = try tempDir()
         let n = 50 * 1024 * 1024 / 4
-        let t = Tensor(floats: [Float](repeating: 0.5, count: n), shape: [n / 1024, 1024])
-        let start = Date()
-        try Safetensors.write(["w": t], to: dir.appendingPathComponent("big.safetensors"))
-        let writeTime = Date().timeIntervalSince(start)
-        let r0 = Date()
-        let back = try SafetensorsFile(url: dir.appendingPathComponent("big.safetensors")).floats("w")
-        let readTime = Date().timeIntervalSince(r0)
+        let values = (0..<n).map { Float($0 % 1000) * 0.25 }
+        let t = Tensor(floats: values, shape: [n / 1024, 1024])
+        let url = dir.appendingPathComponent("big.safetensors")
+        try Safetensors.write(["w": t], to: url)
+        let f = try SafetensorsFile(url: url)
+        XCTAssertEqual(f.info("w"), TensorInfo(name: "w", dtype: .f32, shape: [n / 1024, 1024], byteCount: n * 4))
+        let back = try f.floats("w")
         XCTAssertEqual(back.count, n)
-        XCTAssertLessThan(writeTime, 2.0, "writing 50 MB took \(writeTime)s")  // generous for a shared debug build
-        XCTAssertLessThan(readTime, 2.0)
+        XCTAssertTrue(back == values, "the 50 MiB tensor did not read back bit-identical")
         try? FileManager.default.removeItem(at: dir)
     }
 }
