@@ -224,18 +224,6 @@ public enum FaultPoint {
     }
 }
 
-/// JSON output used for every metrics file: sorted keys, pretty, stable.
-public enum JSONOut {
-    public static func data(_ object: Any) throws -> Data {
-        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    }
-    public static func write(_ object: Any, to url: URL) throws {
-        var d = try data(object)
-        d.append(0x0A)
-        try AtomicFile.write(d, to: url)
-    }
-}
-
 /// A path as the user wrote it: `~` expanded, a relative path resolved against `base` (the
 /// current directory when nil). The one resolver: recipes, pass options and the CLI use it.
 public func resolvePath(_ path: String, relativeTo base: URL? = nil) -> URL {

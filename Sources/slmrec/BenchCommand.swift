@@ -47,9 +47,9 @@ struct Bench: ParsableCommand {
         let rss = peakRSSBytes()
         if json {
             var obj = header(machine, sgemm: sg)
-            obj["peak_rss_bytes"] = rss
-            obj["rows"] = rows.map(rowJSON)
-            emit(String(decoding: try JSONOut.data(obj), as: UTF8.self))
+            obj["peak_rss_bytes"] = .int(Int(rss))
+            obj["rows"] = .array(rows.map(rowJSON))
+            emit(JSONText.prettyString(.object(obj)))
             return
         }
         emit("slmrec bench --config \(config.rawValue)")
@@ -65,14 +65,14 @@ struct Bench: ParsableCommand {
 
     /// What every JSON output starts with: the config, the machine and the threads, so that a
     /// reader can refuse to compare figures from different machines.
-    private func header(_ m: MachineInfo, sgemm: Double?) -> [String: Any] {
-        var o: [String: Any] = [
-            "tool": "slmrec", "version": toolVersion, "config": config.rawValue, "seconds_per_row": seconds,
-            "machine": ["cpu_model": m.cpuModel, "isa": m.isa, "avx2": m.avx2, "avx512f": m.avx512f,
-                        "avx512_vnni": m.avx512vnni, "logical_cpus": m.logicalCPUs] as [String: Any],
-            "threads": BLASThreads.current,
+    private func header(_ m: MachineInfo, sgemm: Double?) -> [String: JSONValue] {
+        var o: [String: JSONValue] = [
+            "tool": .string("slmrec"), "version": .string(toolVersion), "config": .string(config.rawValue), "seconds_per_row": .number(seconds),
+            "machine": .object(["cpu_model": .string(m.cpuModel), "isa": .string(m.isa), "avx2": .bool(m.avx2), "avx512f": .bool(m.avx512f),
+                                "avx512_vnni": .bool(m.avx512vnni), "logical_cpus": .int(m.logicalCPUs)]),
+            "threads": .int(BLASThreads.current),
         ]
-        if let sgemm { o["sgemm_gflops"] = sgemm }
+        if let sgemm { o["sgemm_gflops"] = .number(sgemm) }
         return o
     }
 
@@ -81,10 +81,10 @@ struct Bench: ParsableCommand {
         return "machine: \(m.summary); \(BLASThreads.current) BLAS threads\(sg)"
     }
 
-    private func rowJSON(_ r: BenchRow) -> [String: Any] {
-        var o: [String: Any] = ["id": r.id, "name": r.name, "unit": r.unit, "rate": r.rate, "ms": r.msPerIter]
-        if let g = r.gflops { o["gflops"] = g }
-        return o
+    private func rowJSON(_ r: BenchRow) -> JSONValue {
+        var o: [String: JSONValue] = ["id": .string(r.id), "name": .string(r.name), "unit": .string(r.unit), "rate": .number(r.rate), "ms": .number(r.msPerIter)]
+        if let g = r.gflops { o["gflops"] = .number(g) }
+        return .object(o)
     }
 
     private func textRow(_ r: BenchRow) -> [String] {
@@ -102,9 +102,9 @@ struct Bench: ParsableCommand {
         if json {
             var obj = header(machine, sgemm: nil)
             obj["config"] = nil
-            obj["peak_rss_bytes"] = rss
-            obj["rows"] = rows.map(rowJSON)
-            emit(String(decoding: try JSONOut.data(obj), as: UTF8.self))
+            obj["peak_rss_bytes"] = .int(Int(rss))
+            obj["rows"] = .array(rows.map(rowJSON))
+            emit(JSONText.prettyString(.object(obj)))
             return
         }
         emit("slmrec bench --io   (file in \(dir.path); read back from the page cache)")
@@ -147,16 +147,16 @@ struct Bench: ParsableCommand {
         let rss = peakRSSBytes()
         if json {
             var obj = header(machine, sgemm: sg)
-            obj["int8_kernels"] = r.isa
-            obj["rows"] = [rowJSON(r.fp32), rowJSON(r.int8)]
-            obj["fp32_users_per_s"] = r.fp32.rate
-            obj["int8_users_per_s"] = r.int8.rate
-            obj["int8_vs_fp32"] = r.int8.rate / r.fp32.rate
-            obj["top10_overlap"] = r.top10Overlap
-            obj["decoder_linear_bytes_fp32"] = r.weightBytesFP32
-            obj["decoder_linear_bytes_int8"] = r.weightBytesInt8
-            obj["peak_rss_bytes"] = rss
-            emit(String(decoding: try JSONOut.data(obj), as: UTF8.self))
+            obj["int8_kernels"] = .string(r.isa)
+            obj["rows"] = .array([rowJSON(r.fp32), rowJSON(r.int8)])
+            obj["fp32_users_per_s"] = .number(r.fp32.rate)
+            obj["int8_users_per_s"] = .number(r.int8.rate)
+            obj["int8_vs_fp32"] = .number(r.int8.rate / r.fp32.rate)
+            obj["top10_overlap"] = .number(r.top10Overlap)
+            obj["decoder_linear_bytes_fp32"] = .int(r.weightBytesFP32)
+            obj["decoder_linear_bytes_int8"] = .int(r.weightBytesInt8)
+            obj["peak_rss_bytes"] = .int(Int(rss))
+            emit(JSONText.prettyString(.object(obj)))
             return
         }
         emit("slmrec bench --config \(config.rawValue) --int8   (int8 kernels: \(r.isa))")
