@@ -78,6 +78,24 @@ final class ModelCommandTests: XCTestCase {
         }
     }
 
+    /// `slmrec bench --io` is the benchmark row that replaced a timed unit test: it runs, says
+    /// which machine it ran on, and its JSON has the rows `make bench-compare` pairs by id.
+    /// One benchmark at a time: combining modes is a usage error.
+    func testBenchIORowAndModeErrors() throws {
+        let r = try CLI.run(["bench", "--io", "--seconds", "0.05", "--json"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let rows = try XCTUnwrap(json["rows"] as? [[String: Any]])
+        XCTAssertEqual(rows.compactMap { $0["id"] as? String }, ["safetensors_write", "safetensors_read"])
+        XCTAssertTrue(rows.allSatisfy { ($0["rate"] as? Double ?? 0) > 0 })
+        let machine = try XCTUnwrap(json["machine"] as? [String: Any])
+        XCTAssertNotNil(machine["isa"] as? String)
+        XCTAssertNotNil(machine["cpu_model"] as? String)
+        let both = try CLI.run(["bench", "--io", "--int8"])
+        XCTAssertEqual(both.status, 64, both.all)
+        XCTAssertTrue(both.stderr.contains("one at a time"), both.stderr)
+    }
+
     func testHelpAndUsageErrors() throws {
         var r = try CLI.run(["--help"])
         XCTAssertEqual(r.status, 0)
