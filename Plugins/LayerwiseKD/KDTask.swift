@@ -182,7 +182,6 @@ public final class LayerwiseKDTask: TrainingTask {
         let sRows = headWorkspace.get("kd.sRows", nr * C).ptr
         let ds = headWorkspace.get("kd.ds", nr * C).ptr
         let dt = headWorkspace.get("kd.dt", nr * C).ptr
-        let scratch = headWorkspace.get("kd.scratch", nr * C).ptr
         let dh = headWorkspace.get("kd.dh", R * C).ptr
         var dTeacher: [Int: [Float]] = [:], dTeacherLast: [Float]? = nil
         var dCos = 0.0, dNorm = 0.0, lms = 0.0
@@ -203,8 +202,8 @@ public final class LayerwiseKDTask: TrainingTask {
             if lastPost { req.dLastHidden = scatter(ds, into: req.dLastHidden) } else { req.dHidden[p.student] = scatter(ds, into: req.dHidden[p.student]) }
             if online {
                 dt.update(repeating: 0, count: nr * C)
-                _ = cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: scratch, dt: dt, scale: s.lambdaCos / Float(B))
-                _ = squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: scratch, dt: dt, scale: s.lambdaNorm / Float(B))
+                _ = cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: nil, dt: dt, scale: s.lambdaCos / Float(B))
+                _ = squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: nil, dt: dt, scale: s.lambdaNorm / Float(B))
                 if lastPost { dTeacherLast = scatter(dt, into: dTeacherLast) } else { dTeacher[p.teacher] = scatter(dt, into: dTeacher[p.teacher]) }
             }
             // L_ms on the intermediate blocks (k < B), over every scored row with its target.

@@ -6,12 +6,7 @@ import ModelFormat
 /// eval`, `embed`, `grads`, the recipe's evaluator and the report's timing all load through it.
 public enum RunnableModel {
     /// - Parameter requireFloat: refuse an int8 checkpoint (commands that train or take gradients).
-    public static func load(checkpoint: URL, adapter: URL? = nil, requireFloat: Bool = false) throws -> ELLMRecModel {
-        try loadWithCheckpoint(checkpoint: checkpoint, adapter: adapter, requireFloat: requireFloat).model
-    }
-
-    /// The model and the checkpoint it came from (for its config and tensor dtypes).
-    public static func loadWithCheckpoint(checkpoint dir: URL, adapter: URL? = nil, requireFloat: Bool = false) throws -> (model: ELLMRecModel, checkpoint: Checkpoint) {
+    public static func load(checkpoint dir: URL, adapter: URL? = nil, requireFloat: Bool = false) throws -> ELLMRecModel {
         let ck = try Checkpoint.load(directory: dir)
         if ck.config.quantization != nil {
             if requireFloat {
@@ -20,7 +15,7 @@ public enum RunnableModel {
             if adapter != nil {
                 throw EngineError("\(dir.path): an int8 checkpoint takes no adapter; merge the adapter (slmrec apply lora-merge) before quantizing")
             }
-            return (try ELLMRecModel.loadQuantized(checkpoint: ck), ck)
+            return try ELLMRecModel.loadQuantized(checkpoint: ck)
         }
         let model = try ELLMRecModel(checkpoint: ck)
         if let adapter {
@@ -28,6 +23,6 @@ public enum RunnableModel {
             try a.validate(against: ck.config, source: adapter.path)
             model.lora = try LoRAWeights(adapter: a, dims: model.dims)
         }
-        return (model, ck)
+        return model
     }
 }

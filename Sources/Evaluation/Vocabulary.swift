@@ -11,16 +11,10 @@ public enum Candidates: String, CaseIterable, Sendable, Codable {
     /// Against every item except padding and the user's history (Krichene & Rendle 2020).
     case full
     case both
-
-    /// The protocols this choice runs (`both` runs sampled and full).
-    public var protocols: [Candidates] { self == .both ? [.sampled, .full] : [self] }
 }
 
 /// Metric names.
 public enum MetricName {
-    /// Every per-protocol metric, in report order (`HR@1` … `MRR@10`).
-    public static var keys: [String] { MetricAccumulator.keys }
-
     /// "full.NDCG@10": a metric with the protocol that measured it.
     public static func qualified(_ protocol: Candidates, _ key: String) -> String { "\(`protocol`.rawValue).\(key)" }
 
@@ -31,13 +25,6 @@ public enum MetricName {
     public static let reportOrder: [Candidates] = [.full, .sampled]
     /// Every reported metric of both protocols, qualified, in report order ("full.HR@1", …).
     public static var reportedQualified: [String] { reportOrder.flatMap { p in reported.map { qualified(p, $0) } } }
-
-    /// ("full", "NDCG@10") from "full.NDCG@10"; nil for a name that is not qualified.
-    public static func split(_ name: String) -> (protocol: Candidates, key: String)? {
-        guard let dot = name.firstIndex(of: "."), let p = Candidates(rawValue: String(name[..<dot])), p != .both else { return nil }
-        let key = String(name[name.index(after: dot)...])
-        return keys.contains(key) ? (p, key) : nil
-    }
 
     /// Both protocols' metrics under qualified names.
     public static func qualifiedMetrics(sampled: [String: Double]?, full: [String: Double]?) -> [String: Double] {
