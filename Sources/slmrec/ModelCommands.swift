@@ -84,7 +84,7 @@ struct Init: ParsableCommand {
             let f = try SafetensorsFile(url: fileURL(path))
             let name = f.names.first { $0.hasSuffix("item_embedding.weight") } ?? (f.names.count == 1 ? f.names[0] : nil)
             guard let name, let t = try? f.tensor(name), t.shape.count == 2, t.shape[0] >= 2 else {
-                throw InputError(path, problem: "expected one [items+1, item_dim] tensor (e.g. \"item_embedding.weight\"), found \(f.names)",
+                throw ModelFormatError(file: path, problem: "expected one [items+1, item_dim] tensor (e.g. \"item_embedding.weight\"), found \(f.names)",
                                  fix: "pass the item_embeddings.safetensors that slmrec sasrec writes")
             }
             itemTable = t

@@ -24,13 +24,6 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// Bad contents of a file the user gave (not a usage error: exit status 1, not 64): which file,
-/// what is wrong, what to do.
-struct InputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ file: String, problem: String, fix: String) { description = "\(file): \(problem). Fix: \(fix)" }
-}
-
 /// Standard output for results (the CLI keeps standard error for progress and logs).
 func emit(_ s: String) { print(s) }
 
