@@ -206,25 +206,10 @@ public final class Trainer {
         var lastLoss = 0.0
         /// The validation records so far (metrics.json's `history`).
         var history: [JSONValue] = []
-        /// Sums of each loss term over the steps so far, and how many steps they cover (a state
-        /// saved before the sums existed covers fewer steps than `step`).
+        /// Sums of each loss term over the `step` steps so far (for their means).
         var termSums: [String: Double] = [:]
-        var termSteps = 0
-
-        init() {}
-        // States saved before the last five fields existed still load.
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            step = try c.decode(Int.self, forKey: .step)
-            bestMetric = try c.decodeIfPresent(Double.self, forKey: .bestMetric)
-            bestStep = try c.decode(Int.self, forKey: .bestStep)
-            badValidations = try c.decode(Int.self, forKey: .badValidations)
-            stoppedEarly = try c.decodeIfPresent(Bool.self, forKey: .stoppedEarly) ?? false
-            lastLoss = try c.decodeIfPresent(Double.self, forKey: .lastLoss) ?? 0
-            history = try c.decodeIfPresent([JSONValue].self, forKey: .history) ?? []
-            termSums = try c.decodeIfPresent([String: Double].self, forKey: .termSums) ?? [:]
-            termSteps = try c.decodeIfPresent(Int.self, forKey: .termSteps) ?? 0
-        }
+        // No decoding of older states: their options.json no longer matches (loadState refuses
+        // them before this is read), so every state read here was written by this version.
     }
 
     /// Runs to the budget (or early stop). With `resume`, continues from the state directory.
@@ -312,7 +297,6 @@ public final class Trainer {
             }
             state.step += 1
             for (k, v) in terms { state.termSums[k, default: 0] += v }
-            state.termSteps += 1
             seen += ex.count
             tokens += ex.reduce(0) { $0 + $1.input.count }
             state.lastLoss = loss
@@ -377,7 +361,7 @@ public final class Trainer {
                               bestMetric: state.bestMetric, lastLoss: state.lastLoss, seconds: secs,
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
                               stoppedEarly: state.stoppedEarly, history: state.history,
-                              meanTerms: state.termSums.mapValues { $0 / Double(max(state.termSteps, 1)) }, seed: o.seed)
+                              meanTerms: state.termSums.mapValues { $0 / Double(max(state.step, 1)) }, seed: o.seed)
     }
 
     // MARK: resumable state (atomic: everything is written to a temp dir, then renamed)
