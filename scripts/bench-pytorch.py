@@ -242,6 +242,14 @@ def run_main(c, seconds):
     import torch.nn.functional as F
     from peft import LoraConfig, get_peft_model
 
+    def train_step(model, opt, seqs, targets):
+        """One training step as the rows time it: zero the gradients, CE over all items, backward, AdamW."""
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(seqs), targets).backward()
+            opt.step()
+        return step
+
     rows = []
     seqs, targets = sequences(c, c["batch"], seed=2)
     fwd = forward_flops(c, [c["seq_len"]] * c["batch"], c["batch"])
@@ -250,13 +258,7 @@ def run_main(c, seconds):
     model, _ = build_model(c, seed=1)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01)
-
-    def full_step():
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(seqs), targets).backward()
-        opt.step()
-
-    t = timed(seconds, full_step)
+    t = timed(seconds, train_step(model, opt, seqs, targets))
     rows.append(row("full_step", "full fine-tuning step", "seq/s", c["batch"], t, 3 * fwd))
     log(f"full step: {t * 1000:.1f} ms")
     del model, opt
@@ -270,13 +272,7 @@ def run_main(c, seconds):
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     lora_opt = torch.optim.AdamW(trainable, lr=1e-5, weight_decay=0.01)
     n_lora = sum(1 for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" in n)
-
-    def lora_step():
-        lora_opt.zero_grad(set_to_none=True)
-        F.cross_entropy(peft_model(seqs), targets).backward()
-        lora_opt.step()
-
-    t = timed(seconds, lora_step)
+    t = timed(seconds, train_step(peft_model, lora_opt, seqs, targets))
     rows.append(row("lora_step", "LoRA step (r=8, q,v)", "seq/s", c["batch"], t, 2 * fwd))
     log(f"LoRA step: {t * 1000:.1f} ms ({n_lora} LoRA tensors, {len(trainable)} trainable tensors)")
     del model, peft_model, lora_opt
