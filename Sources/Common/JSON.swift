@@ -281,6 +281,9 @@ public enum JSONText {
     /// Writes `v` to `url` atomically (temporary file, then rename).
     public static func write(_ v: JSONValue, to url: URL) throws { try AtomicFile.write(pretty(v), to: url) }
 
+    /// Writes an Encodable record to `url` atomically.
+    public static func write<T: Encodable>(encoding record: T, to url: URL) throws { try AtomicFile.write(pretty(encoding: record), to: url) }
+
     /// One line, sorted keys (logs, keys hashed for resume).
     public static func compact(_ v: JSONValue) -> String {
         var s = ""

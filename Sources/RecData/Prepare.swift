@@ -280,7 +280,7 @@ public enum DataPrepare {
                                   duplicatesDropped: duplicates, kcoreRounds: kcoreRounds, keptPublishedIds: keptPublishedIds,
                                   usersWithFewerNegatives: shortNegativeUsers,
                                   idOrder: keptPublishedIds ? "source ids (already dense 1..N)" : "first appearance in file order"))
-            try AtomicFile.write(JSONText.pretty(encoding: record), to: dir.appendingPathComponent("dataset.json"))
+            try JSONText.write(encoding: record, to: dir.appendingPathComponent("dataset.json"))
         }
         if progress {
             if shortNegativeUsers > 0 {

@@ -18,7 +18,7 @@ extension ComparisonReport {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AtomicFile.write(Data(markdown().utf8), to: directory.appendingPathComponent("report.md"))
         try AtomicFile.write(Data(csv().utf8), to: directory.appendingPathComponent("report.csv"))
-        try AtomicFile.write(JSONText.pretty(json()), to: directory.appendingPathComponent("report.json"))
+        try JSONText.write(json(), to: directory.appendingPathComponent("report.json"))
         try AtomicFile.write(Data(svg().utf8), to: directory.appendingPathComponent("report.svg"))
     }
 

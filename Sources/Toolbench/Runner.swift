@@ -128,20 +128,20 @@ public struct RecipeRunner: Sendable {
         var pathHashes: [String: String] = [:]
         for s in plan.stages {
             for p in s.options.inputPaths {
-                let url = resolve(p, plan.baseDirectory)
+                let url = resolvePath(p, relativeTo: plan.baseDirectory)
                 if pathHashes[url.path] == nil { pathHashes[url.path] = try ContentHash.of(path: url) }
             }
         }
         if !pathHashes.isEmpty { hashes["option_paths"] = .object(pathHashes.mapValues { .string($0) }) }
-        try AtomicFile.write(JSONText.pretty(plan.effectiveRecipe), to: runDirectory.appendingPathComponent("recipe.effective.json"))
-        try AtomicFile.write(JSONText.pretty(.object(hashes)), to: runDirectory.appendingPathComponent("inputs.json"))
+        try JSONText.write(plan.effectiveRecipe, to: runDirectory.appendingPathComponent("recipe.effective.json"))
+        try JSONText.write(.object(hashes), to: runDirectory.appendingPathComponent("inputs.json"))
 
         var records: [StageRecord] = []
         var dirs: [String: URL] = [:]
         for (n, a) in plan.inputs { dirs[n] = a.url }
         for s in plan.stages {
             let stageDir = runDirectory.appendingPathComponent(s.name)
-            let paths = s.options.inputPaths.map { resolve($0, plan.baseDirectory).path }
+            let paths = s.options.inputPaths.map { resolvePath($0, relativeTo: plan.baseDirectory).path }
             let key = Self.stageKey(s, inputKeys: keys, optionPathHashes: paths.map { pathHashes[$0] ?? "?" })
             keys[s.name] = key
             let refDir: (String, ArtifactKind) -> URL = { name, kind in
@@ -233,7 +233,6 @@ public struct RecipeRunner: Sendable {
         return records
     }
 
-    func resolve(_ p: String, _ base: URL) -> URL { resolvePath(p, relativeTo: base) }
 
     /// A stage's resume key: a hash of everything its output depends on — the pass, its
     /// effective options, the seed it runs with, and the keys of its input, its references

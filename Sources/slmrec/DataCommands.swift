@@ -105,7 +105,7 @@ struct Eval: ParsableCommand {
         record.data = fileURL(data).path
         record.numItems = ds.numItems
         record.int8 = model.int8 != nil
-        try AtomicFile.write(JSONText.pretty(encoding: record), to: fileURL(output))
+        try JSONText.write(encoding: record, to: fileURL(output))
         if let ranks { try AtomicFile.write(Data(ModelEvaluator.ranksTSV(r).utf8), to: fileURL(ranks)) }
         var rows = [["protocol"] + MetricName.reported]
         for (name, m) in [("sampled (999 neg.)", r.sampled), ("full ranking", r.full)] {

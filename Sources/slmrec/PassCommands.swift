@@ -152,7 +152,7 @@ struct Apply: ParsableCommand {
         metrics["options"] = try AnyPass.effective(opts)
         metrics["seed"] = .int(Int(truncatingIfNeeded: seed))
         let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
-        try AtomicFile.write(JSONText.pretty(.object(metrics)), to: metricsURL)
+        try JSONText.write(.object(metrics), to: metricsURL)
         work.remove()
         emit(String(format: "%@: wrote %@ in %.2f s (metrics: %@)", p.name, output, Date().timeIntervalSince(start), metricsURL.path))
     }

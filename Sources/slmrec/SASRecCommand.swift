@@ -112,8 +112,8 @@ struct SASRecCommand: ParsableCommand {
             try Safetensors.write(SASRecTrainer.itemEmbeddingTensors(model), metadata: ["format": "pt", "source": "slmrec sasrec"],
                                   to: dir.appendingPathComponent("item_embeddings.safetensors"))
             try Safetensors.write(SASRecTrainer.allTensors(model), to: dir.appendingPathComponent("sasrec.safetensors"))
-            try AtomicFile.write(JSONText.pretty(encoding: SASRecOutputConfig(model: cfg, training: opts)), to: dir.appendingPathComponent("config.json"))
-            try AtomicFile.write(JSONText.pretty(encoding: metrics), to: dir.appendingPathComponent("metrics.json"))
+            try JSONText.write(encoding: SASRecOutputConfig(model: cfg, training: opts), to: dir.appendingPathComponent("config.json"))
+            try JSONText.write(encoding: metrics, to: dir.appendingPathComponent("metrics.json"))
             try AtomicFile.write(Data(log.map { $0 + "\n" }.joined().utf8), to: dir.appendingPathComponent("log.jsonl"))
         }
         work.remove()

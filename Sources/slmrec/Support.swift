@@ -118,7 +118,7 @@ struct WorkDirectory {
             if resume { logLine("\(what): nothing to resume in \(url.path); starting from the beginning") }
         }
         try fm.createDirectory(at: url, withIntermediateDirectories: true)
-        try AtomicFile.write(JSONText.pretty(.object(["key": .string(key), "command": .string(resumeCommand())])), to: keyURL)
+        try JSONText.write(.object(["key": .string(key), "command": .string(resumeCommand())]), to: keyURL)
     }
 
     /// Whether anything besides the key file is there (trainer state worth keeping).
