@@ -1,5 +1,6 @@
 import Foundation
 import ModelFormat
+import Common
 
 /// Writes GGUF files for tests, byte by byte, following ggml/docs/gguf.md (the reader under
 /// test is not used to write them). Fields can be corrupted on purpose through `rawHeader`
@@ -146,5 +147,31 @@ public struct GGUFBuilder {
             }
         }
         return b
+    }
+
+    /// Hugging Face tensors of a tiny GQA llama (hidden 16, 4 heads of 4, 2 KV heads,
+    /// intermediate 24, vocabulary 10), seeded.
+    public static func tinyLlamaHF(layers: Int = 2, tied: Bool = true) -> [String: (shape: [Int], values: [Float])] {
+        var rng = SeededRNG(seed: 5)
+        let c = 16, i = 24, q = 16, kv = 8, v = 10
+        var t: [String: (shape: [Int], values: [Float])] = [:]
+        func add(_ n: String, _ s: [Int]) { t[n] = (s, randomArray(s.reduce(1, *), &rng)) }
+        add("model.embed_tokens.weight", [v, c])
+        add("model.norm.weight", [c])
+        if !tied { add("lm_head.weight", [v, c]) }
+        for l in 0..<layers {
+            let p = "model.layers.\(l)."
+            add(p + "input_layernorm.weight", [c]); add(p + "post_attention_layernorm.weight", [c])
+            add(p + "self_attn.q_proj.weight", [q, c]); add(p + "self_attn.k_proj.weight", [kv, c])
+            add(p + "self_attn.v_proj.weight", [kv, c]); add(p + "self_attn.o_proj.weight", [c, q])
+            add(p + "mlp.gate_proj.weight", [i, c]); add(p + "mlp.up_proj.weight", [i, c]); add(p + "mlp.down_proj.weight", [c, i])
+        }
+        return t
+    }
+
+    /// `tinyLlamaHF` written as llama.cpp would (vocabulary "t0"…"t9").
+    public static func tinyLlama(layers: Int = 2, tied: Bool = true) -> GGUFBuilder {
+        llama(hf: tinyLlamaHF(layers: layers, tied: tied), layers: layers, hidden: 16, intermediate: 24, heads: 4, kvHeads: 2,
+              vocab: (0..<10).map { "t\($0)" })
     }
 }

@@ -15,29 +15,9 @@ final class LlamaGGUFTests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
-    /// Hugging Face tensors of a tiny GQA llama (hidden 16, 4 heads of 4, 2 KV heads).
-    static func tinyHF(layers: Int = 2, tied: Bool = true) -> [String: (shape: [Int], values: [Float])] {
-        var rng = SeededRNG(seed: 5)
-        let c = 16, i = 24, q = 16, kv = 8, v = 10
-        var t: [String: (shape: [Int], values: [Float])] = [:]
-        func add(_ n: String, _ s: [Int]) { t[n] = (s, randomArray(s.reduce(1, *), &rng)) }
-        add("model.embed_tokens.weight", [v, c])
-        add("model.norm.weight", [c])
-        if !tied { add("lm_head.weight", [v, c]) }
-        for l in 0..<layers {
-            let p = "model.layers.\(l)."
-            add(p + "input_layernorm.weight", [c]); add(p + "post_attention_layernorm.weight", [c])
-            add(p + "self_attn.q_proj.weight", [q, c]); add(p + "self_attn.k_proj.weight", [kv, c])
-            add(p + "self_attn.v_proj.weight", [kv, c]); add(p + "self_attn.o_proj.weight", [c, q])
-            add(p + "mlp.gate_proj.weight", [i, c]); add(p + "mlp.up_proj.weight", [i, c]); add(p + "mlp.down_proj.weight", [c, i])
-        }
-        return t
-    }
-    static let vocab = (0..<10).map { "t\($0)" }
 
     func tiny(layers: Int = 2, tied: Bool = true, edit: (inout GGUFBuilder) -> Void = { _ in }) throws -> URL {
-        var b = GGUFBuilder.llama(hf: Self.tinyHF(layers: layers, tied: tied), layers: layers, hidden: 16, intermediate: 24, heads: 4, kvHeads: 2,
-                                  vocab: Self.vocab)
+        var b = GGUFBuilder.tinyLlama(layers: layers, tied: tied)
         edit(&b)
         let u = tmp.appendingPathComponent("tiny-\(UUID().uuidString).gguf")
         try b.write(to: u)
@@ -58,7 +38,7 @@ final class LlamaGGUFTests: XCTestCase {
         XCTAssertEqual(m.config["eos_token_id"], .int(1))
         XCTAssertTrue(m.tiedEmbeddings)
         // Every tensor comes back exactly as the Hugging Face original (q/k un-permuted).
-        let hf = Self.tinyHF()
+        let hf = GGUFBuilder.tinyLlamaHF()
         XCTAssertEqual(Set(m.hfToGGUF.keys), Set(hf.keys))
         for (name, t) in hf {
             XCTAssertEqual(m.shape(name), t.shape, name)
@@ -75,7 +55,7 @@ final class LlamaGGUFTests: XCTestCase {
         let m = try LlamaGGUF.open(try tiny(tied: false))
         XCTAssertFalse(m.tiedEmbeddings)
         XCTAssertEqual(m.config["tie_word_embeddings"], .bool(false))
-        XCTAssertEqual(try m.floats("lm_head.weight"), Self.tinyHF(tied: false)["lm_head.weight"]!.values)
+        XCTAssertEqual(try m.floats("lm_head.weight"), GGUFBuilder.tinyLlamaHF(tied: false)["lm_head.weight"]!.values)
     }
 
     func error(_ url: URL) -> String {
