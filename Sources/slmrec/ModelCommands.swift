@@ -144,6 +144,9 @@ struct Inspect: ParsableCommand {
         emit("checkpoint   \(dir.path)")
         emit("architecture \(c.numLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), heads \(c.numHeads)/\(c.numKVHeads) kv, head_dim \(c.headDim)")
         emit("ellmrec      \(c.ellmrec.numItems) items × \(c.ellmrec.itemDim), prompt \(c.ellmrec.promptLength), suffix \(c.ellmrec.suffixLength), max_seq_len \(c.ellmrec.maxSeqLen)")
+        if let t = info.trunk { emit("trunk        the first \(c.numLayers) layers of \(t)") }
+        if let p = c.ellmrec.prompt { emit("prompt text  \(jsonQuoted(p.text)) (\(p.tokenIds.count) tokens: \(p.tokenIds.map(String.init).joined(separator: " ")); the embeddings were initialised from them)") }
+        if let p = c.ellmrec.suffix { emit("suffix text  \(jsonQuoted(p.text)) (\(p.tokenIds.count) tokens: \(p.tokenIds.map(String.init).joined(separator: " ")))") }
         emit("parameters   \(fmtCount(total)) total, \(fmtCount(total - (groups["item table"] ?? 0))) non-embedding")
         emit(textTable([["  group", "parameters"]] + groups.sorted(by: { $0.value > $1.value }).map { ["  " + $0.key, fmtCount($0.value)] }))
         emit("on disk      \(fmtBytes(bytes)), dtypes \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))")
@@ -151,6 +154,9 @@ struct Inspect: ParsableCommand {
         if info.adapterInDirectory { emit("warning      an adapter_config.json sits inside the checkpoint; Hugging Face would auto-attach it. Keep adapters in their own directory.") }
     }
 }
+
+/// A string as a JSON literal (escapes newlines, so a "\n### Response:\n" suffix reads on one line).
+func jsonQuoted(_ s: String) -> String { JSONText.compact(.string(s)) }
 
 func fmtCount(_ n: Int) -> String {
     n >= 1_000_000 ? String(format: "%.2fM", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1fk", Double(n) / 1e3) : "\(n)"
