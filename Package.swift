@@ -8,10 +8,11 @@ import PackageDescription
 
 /// A compression pass lives in `Plugins/<name>/` and depends on the host and on the core
 /// targets it really imports (listed per pass below); its tests run the shared conformance kit.
-func pass(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
-    [
-        .target(name: name, dependencies: ["Toolbench"] + dependencies, path: "Plugins/\(name)"),
-        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name), "TestKit", "Toolbench", "Common"] + dependencies,
+func pass(_ name: String, _ dependencies: [String]) -> [Target] {
+    let testDependencies = ["TestKit", "Toolbench", "Common"].filter { !dependencies.contains($0) } + dependencies
+    return [
+        .target(name: name, dependencies: ["Toolbench"] + dependencies.map { .target(name: $0) }, path: "Plugins/\(name)"),
+        .testTarget(name: "\(name)Tests", dependencies: [.target(name: name)] + testDependencies.map { .target(name: $0) },
                     path: "Tests/Plugins/\(name)Tests"),
     ]
 }
@@ -19,7 +20,7 @@ func pass(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
 /// The passes, in the order `slmrec passes` lists them (the CLI's registry is the one place
 /// that names them in code), each with what it imports besides the host. A training pass
 /// uses the kit (`TrainingKit`: shared options, `train(…)`); the others use the engine only.
-let passes: [(name: String, dependencies: [Target.Dependency])] = [
+let passes: [(name: String, dependencies: [String])] = [
     ("LayerPruning", ["Common", "Engine", "ModelFormat"]),
     ("LoRAMerge", ["Common", "Engine", "ModelFormat"]),
     ("Int8Quantization", ["Common", "Engine", "ModelFormat"]),
@@ -51,7 +52,9 @@ let package = Package(
         // Core.
         .target(name: "Common", dependencies: ["CSystem"]),
         .target(name: "ModelFormat", dependencies: ["Common"]),
-        .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat"]),
+        // llama.cpp's GGUF files (memory-mapped, dequantized) seen as Hugging Face LLaMa trunks.
+        .target(name: "GGUF", dependencies: ["Common", "ModelFormat"]),
+        .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat", "GGUF"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
         // Ranking metrics and their vocabulary (protocols, metric names): pure, no model.
         .target(name: "Evaluation", dependencies: ["RecData"]),
@@ -71,12 +74,13 @@ let package = Package(
 
         // The CLI: the composition root, and the one place that lists the passes.
         .executableTarget(name: "slmrec", dependencies: [
-            "Common", "CommandKit", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
+            "Common", "CommandKit", "ModelFormat", "GGUF", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
             "SASRec", "Reports",
         ] + passes.map { .target(name: $0.name) }),
 
         // Tests.
         .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat", "Common"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "ModelFormat", "TestKit", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "CInt8Tests", dependencies: ["CInt8"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"]),

@@ -27,18 +27,21 @@ public final class AdamW: @unchecked Sendable {
         v = ParamSet(layout: layout)
     }
 
-    /// One update of the tensors named in `names` (nil: all), at learning rate `lr`.
-    /// `noDecay` tensors (norms, biases) get no weight decay, the usual convention.
+    /// One update of the tensors named in `names` (nil: all of `grads`), at learning rate `lr`.
+    /// `grads` and the moments share a layout that may hold only the trainable tensors of
+    /// `params` (each found in `params` by name). `noDecay` tensors (norms, biases) get no
+    /// weight decay, the usual convention.
     public func update(params: ParamSet, grads: ParamSet, lr: Float, names: Set<String>? = nil, noDecay: (String) -> Bool = { _ in false }) {
-        precondition(params.layout == grads.layout && params.layout == m.layout)
+        precondition(grads.layout == m.layout, "AdamW: gradients and moments have different layouts")
         step += 1
         let c = config
         let bc1 = 1 - powf(c.beta1, Float(step)), bc2 = 1 - powf(c.beta2, Float(step))
         let stepSize = lr / bc1
         let bc2Sqrt = bc2.squareRoot()
-        for e in params.layout.entries {
+        for e in grads.layout.entries {
             if let names, !names.contains(e.name) { continue }
-            let p = params.buffer.ptr + e.offset, g = grads.buffer.ptr + e.offset
+            precondition(params.layout.entry(e.name)?.shape == e.shape, "AdamW: \(e.name) has another shape in the parameters")
+            let p = params.req(e.name), g = grads.buffer.ptr + e.offset
             let mm = m.buffer.ptr + e.offset, vv = v.buffer.ptr + e.offset
             let decay = noDecay(e.name) ? 0 : lr * c.weightDecay
             for i in 0..<e.count {

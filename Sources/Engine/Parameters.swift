@@ -32,6 +32,13 @@ public struct ParamLayout: Sendable, Equatable {
 
     public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
     public var names: [String] { entries.map(\.name) }
+
+    /// The entries named in `names`, in this layout's order, packed anew: the layout of the
+    /// gradients and optimizer moments of a group's trainable tensors (a frozen tensor holds no
+    /// gradient or AdamW buffer, as in PyTorch where requires_grad=False tensors get none).
+    public func subset(_ names: Set<String>) -> ParamLayout {
+        ParamLayout(entries.filter { names.contains($0.name) }.map { ($0.name, $0.shape) })
+    }
 }
 
 /// A zero-initialised, 64-byte aligned Float buffer that owns its memory. A class so that
@@ -104,6 +111,18 @@ public final class ParamSet: @unchecked Sendable {
         let c = ParamSet(layout: layout)
         c.buffer.copy(from: buffer)
         return c
+    }
+
+    /// A copy of the named tensors only (in a packed layout of their own).
+    public func copy(_ names: Set<String>) -> ParamSet {
+        let c = ParamSet(layout: layout.subset(names))
+        for e in c.layout.entries { (c.buffer.ptr + e.offset).update(from: req(e.name), count: e.count) }
+        return c
+    }
+
+    /// Copies every tensor of `other` (whose layout may be a subset of this one) into this set.
+    public func update(from other: ParamSet) {
+        for e in other.layout.entries { req(e.name).update(from: other.buffer.ptr + e.offset, count: e.count) }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Common
 import ModelFormat
+import GGUF
 
 /// A pretrained LLaMa trunk under a new recommendation head (E4SRec, Li et al. 2023; SLMRec
 /// takes the first N layers of LLaMa-2): the first `keepLayers` decoder layers and the final
@@ -22,15 +23,16 @@ public struct TrunkImport: Sendable {
 
     public init(numItems: Int) { self.numItems = numItems }
 
-    /// The checkpoint; errors name the file and what to fix.
-    public func wrap(base dir: URL) throws -> Checkpoint {
-        let cfgURL = dir.appendingPathComponent(Checkpoint.configFile)
-        guard let data = FileManager.default.contents(atPath: cfgURL.path), case .object(var json)? = try? JSONValue.parse(data) else {
-            throw EngineError("\(cfgURL.path): cannot read a JSON object (is the base a Hugging Face model directory?)")
-        }
+    /// The checkpoint; errors name the file and what to fix. `base` is a Hugging Face LLaMa
+    /// directory or a llama GGUF file.
+    public func wrap(base url: URL) throws -> Checkpoint { try wrap(try PretrainedTrunk.open(url)) }
+
+    public func wrap(_ trunk: PretrainedTrunk) throws -> Checkpoint {
+        var json = trunk.config
+        let where_ = trunk.configSource
         let total = json["num_hidden_layers"]?.intValue ?? 0
         let keep = keepLayers ?? total
-        if keep < 1 || keep > total { throw EngineError("\(cfgURL.path): cannot keep \(keep) layers: the base model has \(total) layers (num_hidden_layers)") }
+        if keep < 1 || keep > total { throw EngineError("\(where_): cannot keep \(keep) layers: the base model has \(total) layers (num_hidden_layers)") }
         if numItems < 1 { throw EngineError("a recommendation head needs at least one item (got \(numItems))") }
         let dim = itemTable?.shape[1] ?? itemDim
         json["num_hidden_layers"] = .int(keep)
@@ -39,28 +41,63 @@ public struct TrunkImport: Sendable {
         if !suffixTokenIds.isEmpty { ell["suffix_length"] = .int(suffixTokenIds.count) }
         json["ellmrec"] = .object(ell)
         json["architectures"] = .array([.string("LlamaModel")])
-        let cfg = try ModelConfig.parse(json, file: cfgURL.path)
-        let store = try TensorStore.open(directory: dir)
+        let cfg = try ModelConfig.parse(json, file: where_)
         let model = ELLMRecModel.random(dims: ModelDims(config: cfg, inputProjBias: true, outputProjBias: true), seed: seed)
         for l in 0..<keep {
             for name in [ParamName.inputNorm(l), ParamName.postNorm(l)] + LinearKind.allCases.map({ ParamName.weight(l, $0) }) {
-                model.params.set(name, try store.tensor(name).floats())
+                model.params.set(name, try trunk.floats(name))
             }
         }
-        model.params.set(ParamName.finalNorm, try store.tensor(ParamName.finalNorm).floats())
-        if !promptTokenIds.isEmpty || !suffixTokenIds.isEmpty {
-            let emb = try store.tensor("model.embed_tokens.weight")
-            let rows = try emb.floats(), vocab = emb.shape[0], c = emb.shape[1]
-            func gather(_ ids: [Int], _ what: String) throws -> [Float] {
-                try ids.flatMap { id -> ArraySlice<Float> in
-                    guard id >= 0 && id < vocab else { throw EngineError("\(what): token id \(id) is outside the base model's vocabulary 0..<\(vocab)") }
-                    return rows[(id * c)..<((id + 1) * c)]
-                }
+        model.params.set(ParamName.finalNorm, try trunk.floats(ParamName.finalNorm))
+        func gather(_ ids: [Int], _ what: String) throws -> [Float] {
+            for id in ids where id < 0 || id >= trunk.vocabSize {
+                throw EngineError("\(what): token id \(id) is outside the base model's vocabulary 0..<\(trunk.vocabSize)")
             }
-            if !promptTokenIds.isEmpty { model.params.set(ParamName.prompt, try gather(promptTokenIds, "prompt token ids")) }
-            if !suffixTokenIds.isEmpty { model.params.set(ParamName.suffix, try gather(suffixTokenIds, "suffix token ids")) }
+            return try trunk.embeddingRows(ids)
         }
+        if !promptTokenIds.isEmpty { model.params.set(ParamName.prompt, try gather(promptTokenIds, "prompt token ids")) }
+        if !suffixTokenIds.isEmpty { model.params.set(ParamName.suffix, try gather(suffixTokenIds, "suffix token ids")) }
         if let t = itemTable { model.params.set(ParamName.itemEmbedding, try t.floats()) }
         return model.checkpoint(base: cfg)
+    }
+}
+
+/// A pretrained LLaMa whose layers become a trunk: a Hugging Face directory (config.json +
+/// safetensors) or a llama GGUF file (dequantized on read, q/k rows in Hugging Face order).
+public struct PretrainedTrunk: Sendable {
+    /// The Hugging Face config keys (without `ellmrec`).
+    public let config: [String: JSONValue]
+    /// What error messages name as the config's origin (config.json or the .gguf file).
+    public let configSource: String
+    public let vocabSize: Int
+    private let tensor: @Sendable (String) throws -> [Float]
+    private let rows: @Sendable ([Int]) throws -> [Float]
+
+    public func floats(_ hfName: String) throws -> [Float] { try tensor(hfName) }
+    /// Rows of the token embedding (model.embed_tokens.weight).
+    public func embeddingRows(_ ids: [Int]) throws -> [Float] { try rows(ids) }
+
+    public static func open(_ url: URL) throws -> PretrainedTrunk {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw EngineError("\(url.path): no such file or directory (--base takes a Hugging Face LLaMa directory or a .gguf file)")
+        }
+        if !isDir.boolValue {
+            let g = try LlamaGGUF.open(url)
+            return PretrainedTrunk(config: g.config, configSource: url.path, vocabSize: g.vocabSize,
+                                   tensor: { try g.floats($0) }, rows: { try g.embeddingRows($0) })
+        }
+        let cfgURL = url.appendingPathComponent(Checkpoint.configFile)
+        guard let data = FileManager.default.contents(atPath: cfgURL.path), case .object(let json)? = try? JSONValue.parse(data) else {
+            throw EngineError("\(cfgURL.path): cannot read a JSON object (is the base a Hugging Face model directory?)")
+        }
+        let store = try TensorStore.open(directory: url)
+        let embName = "model.embed_tokens.weight"
+        let vocab = store.info(embName)?.shape.first ?? 0
+        return PretrainedTrunk(config: json, configSource: cfgURL.path, vocabSize: vocab, tensor: { try store.tensor($0).floats() }, rows: { ids in
+            let emb = try store.tensor(embName)
+            let all = try emb.floats(), c = emb.shape[1]
+            return ids.flatMap { all[($0 * c)..<(($0 + 1) * c)] }
+        })
     }
 }

@@ -17,12 +17,12 @@ public struct TensorInfo: Sendable, Equatable {
 }
 
 /// The read-only POSIX mapping of a whole file; unmapped when the last reference goes.
-final class MappedFile: @unchecked Sendable {
-    let bytes: UnsafeRawBufferPointer  // immutable after init; PROT_READ mapping
+public final class MappedFile: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer  // immutable after init; PROT_READ mapping
     private let mapping: UnsafeMutableRawPointer?
     private let length: Int
 
-    init(url: URL) throws {
+    public init(url: URL) throws {
         let path = url.path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
@@ -35,7 +35,7 @@ final class MappedFile: @unchecked Sendable {
             throw ModelFormatError(file: path, problem: "cannot stat: \(String(cString: strerror(errno)))", fix: "check the file")
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw ModelFormatError(file: path, problem: "is not a regular file", fix: "point to a .safetensors file")
+            throw ModelFormatError(file: path, problem: "is not a regular file", fix: "point to a file, not a directory or device")
         }
         length = Int(st.st_size)
         if length == 0 {

@@ -64,7 +64,10 @@ final class LibraryTests: XCTestCase {
         t.keepLayers = 1
         t.promptTokenIds = [10]
         XCTAssertThrowsError(try t.wrap(base: base)) { XCTAssertTrue("\($0)".contains("0..<10"), "\($0)") }
-        XCTAssertThrowsError(try t.wrap(base: dir.appendingPathComponent("nowhere"))) { XCTAssertTrue("\($0)".contains("config.json"), "\($0)") }
+        XCTAssertThrowsError(try t.wrap(base: dir.appendingPathComponent("nowhere"))) { XCTAssertTrue("\($0)".contains("nowhere: no such file"), "\($0)") }
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try t.wrap(base: empty)) { XCTAssertTrue("\($0)".contains("config.json"), "\($0)") }
     }
 
     /// `slmrec grads` names LoRA gradients exactly as PEFT saves the adapter's tensors, so the

@@ -4,6 +4,7 @@ import Common
 import Engine
 import RecData
 import TestKit
+import ModelFormat
 @testable import Training
 
 final class TrainerTests: XCTestCase {
@@ -67,6 +68,32 @@ final class TrainerTests: XCTestCase {
     /// as a new process would.
     func freshTask(lora: LoRAOptions? = nil) throws -> FineTuneTask {
         try FineTuneTask(model: tinyModel(), lora: lora, parts: TrainableParts(), seed: 1)
+    }
+
+    /// LoRA as SLMRec trains it (gate/up/down, base frozen): the frozen decoder holds no
+    /// gradient and no AdamW moments; only the adapter, projections and prompt do. And the
+    /// trained result is what training with full-size buffers gave (frozen tensors unchanged).
+    func testFrozenTensorsHoldNoGradientOrOptimizerBuffers() throws {
+        let task = try freshTask(lora: LoRAOptions(rank: 4, alpha: 4, targets: ["gate_proj", "up_proj", "down_proj"], dropout: 0.05))
+        let grads = Gradients(groups: task.groups)
+        let model = try XCTUnwrap(task.groups.first { $0.name == ParamGroup.model })
+        let modelGrads = try XCTUnwrap(grads[ParamGroup.model])
+        XCTAssertEqual(Set(modelGrads.layout.names), model.trainable)
+        XCTAssertEqual(modelGrads.buffer.count, model.params.layout.subset(model.trainable).totalCount)
+        XCTAssertLessThan(modelGrads.layout.totalCount, model.params.layout.totalCount / 2, "the frozen decoder is most of the model")
+        XCTAssertFalse(modelGrads.layout.names.contains { $0.contains("mlp") || $0.contains("self_attn") })
+        let frozen = model.params.layout.names.filter { !model.trainable.contains($0) }
+        let before = frozen.map { model.params.values($0) }
+        var o = TrainerOptions()
+        o.epochs = 1; o.batchSize = 8; o.validUsers = 0; o.patience = 0
+        let dir = tmp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try quietTrainer(task, o, dir).run()
+        XCTAssertGreaterThan(r.steps, 0)
+        XCTAssertEqual(frozen.map { model.params.values($0) }, before, "frozen tensors never change")
+        // The saved state holds moments for the trainable tensors only.
+        let state = try Safetensors.read(dir.appendingPathComponent("state/tensors.safetensors"))
+        XCTAssertEqual(Set(state.keys.filter { $0.hasPrefix("model/m/") }.map { String($0.dropFirst(8)) }), model.trainable)
     }
 
     func quietTrainer(_ task: TrainingTask, _ o: TrainerOptions, _ dir: URL) throws -> Trainer {
