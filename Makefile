@@ -3,7 +3,7 @@ SWIFT ?= swift
 CONFIG ?= release
 BIN = .build/release/slmrec
 
-.PHONY: deps build test demo bench bench-compare clean
+.PHONY: deps build test demo bench bench-compare bench-compare-smollm2 clean
 
 # Installs what a fresh Debian machine lacks (only if missing).
 deps:
@@ -55,6 +55,27 @@ bench-compare: build
 	$(PYTHON) scripts/bench-pytorch.py --io --seconds $(BENCH_SECONDS) --threads $$($(THREADS_OF) $(BENCH_OUT)/slmrec-io.json) --json > $(BENCH_OUT)/pytorch-io.json
 	@echo
 	@$(PYTHON) scripts/bench-ratios.py $(BENCH_OUT) | tee $(BENCH_OUT)/ratios.txt
+
+# The real trunk's shape: 8 layers of SmolLM2-135M (GQA 9/3, 18,357 items, 15 + 5 prompt tokens,
+# LoRA r 16 on gate/up/down, dropout 0.05), fp32 rows only (int8 and I/O are bench-compare's),
+# ~15 minutes on 2 cores. Then the LoRA step alone on each side (SLMREC_BENCH_ROWS=lora_step):
+# its peak RSS is a LoRA training step's, without the full step's gradients and AdamW moments.
+BENCH_SMOLLM2_OUT ?= out/bench-compare-smollm2
+
+bench-compare-smollm2: build
+	$(PYTHON) scripts/bench-pytorch.py --setup
+	@mkdir -p $(BENCH_SMOLLM2_OUT) && rm -f $(BENCH_SMOLLM2_OUT)/*.json $(BENCH_SMOLLM2_OUT)/loadavg.txt
+	@cat /proc/loadavg > $(BENCH_SMOLLM2_OUT)/loadavg.txt 2>/dev/null || true
+	@set -e; o=$(BENCH_SMOLLM2_OUT); \
+	echo "== smollm2-8: slmrec fp32, PyTorch fp32" >&2; \
+	$(BIN) bench --config smollm2-8 --seconds $(BENCH_SECONDS) --json > $$o/slmrec-smollm2-8.json; \
+	t=$$($(THREADS_OF) $$o/slmrec-smollm2-8.json); \
+	$(PYTHON) scripts/bench-pytorch.py --config smollm2-8 --seconds $(BENCH_SECONDS) --threads $$t --json > $$o/pytorch-smollm2-8.json; \
+	echo "== smollm2-8: the LoRA step alone (peak RSS of LoRA training)" >&2; \
+	SLMREC_BENCH_ROWS=lora_step $(BIN) bench --config smollm2-8 --seconds $(BENCH_SECONDS) --json > $$o/slmrec-smollm2-8-lora-only.json; \
+	SLMREC_BENCH_ROWS=lora_step $(PYTHON) scripts/bench-pytorch.py --config smollm2-8 --seconds $(BENCH_SECONDS) --threads $$t --json > $$o/pytorch-smollm2-8-lora-only.json
+	@echo
+	@$(PYTHON) scripts/bench-ratios.py $(BENCH_SMOLLM2_OUT) | tee $(BENCH_SMOLLM2_OUT)/ratios.txt
 
 clean:
 	rm -rf .build

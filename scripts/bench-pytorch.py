@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Optional tooling: the PyTorch side of `slmrec bench`, for `make bench-compare`.
 
-    python3 scripts/bench-pytorch.py --config small|medium [--int8 | --io] [--json] [--seconds 4] [--threads N]
+    python3 scripts/bench-pytorch.py --config small|medium|smollm2-8 [--int8 | --io] [--json] [--seconds 4] [--threads N]
     python3 scripts/bench-pytorch.py --setup     # only install the venv (make bench-compare does this first)
 
 The same rows as `slmrec bench` on the same shapes, timed the same way, so that a ratio of
@@ -14,6 +14,10 @@ What is mirrored from Sources/Engine (BenchConfig.named, EngineBenchmark.run/run
   dim 64, prompt 4 (no suffix), 50 items per sequence, batch 64, 512 inference users; medium
   = hidden 512, intermediate 1376, 8 heads, 10,000 items; tiny as in BenchConfig. RMSNorm eps
   1e-6, RoPE theta 10000, SiLU MLP, no attention/MLP biases, input/output projection biases.
+  smollm2-8 = 8 layers of SmolLM2-135M's shape: hidden 576, intermediate 1536, 9 heads, 3 KV
+  heads (grouped-query attention), head_dim 64, RMSNorm eps 1e-5, RoPE theta 1e5; 18,357 items,
+  item dim 64, SLMRec's prompt (15 tokens) before the items and "\n### Response:\n" (5 tokens)
+  after them, batch 64, 512 inference users.
 - the model: the E-LLMRec head of scripts/verify-with-pytorch.py around Hugging Face's
   LlamaModel: item_embedding -> input_proj -> [prompt, items] -> LlamaModel(inputs_embeds)
   -> last hidden state (after model.norm) -> output_proj -> user · item_embedding over all
@@ -23,9 +27,11 @@ What is mirrored from Sources/Engine (BenchConfig.named, EngineBenchmark.run/run
 - full fine-tuning step: zero grads, forward, mean cross-entropy over all N+1 scores,
   backward, torch.optim.AdamW(lr 1e-5, weight_decay 0.01, betas (0.9, 0.999), eps 1e-8) on
   every parameter (the unused LlamaModel.embed_tokens excluded).
-- LoRA step: PEFT LoraConfig(r=8, lora_alpha=16, lora_dropout=0, target_modules q_proj,
-  v_proj); input_proj, output_proj (weights and biases) and the prompt trainable, the item
-  table and the decoder frozen; AdamW as above on the trainable tensors.
+- LoRA step: PEFT LoraConfig with the config's adapter (BenchConfig.lora): r=8, lora_alpha=16,
+  lora_dropout=0, target_modules q_proj, v_proj for tiny/small/medium; r=16, lora_alpha=16,
+  lora_dropout=0.05, gate_proj, up_proj, down_proj for smollm2-8 (SLMRec's); input_proj,
+  output_proj (weights and biases) and the prompt trainable, the item table, the suffix and the
+  decoder frozen; AdamW as above on the trainable tensors.
 - inference: the 512 users in one batch under torch.inference_mode, users/s.
 - int8: torch.ao.quantization.quantize_dynamic({nn.Linear}, qint8) on the decoder
   (LlamaModel: q, k, v, o, gate, up, down — the linears ours quantizes; input_proj and
@@ -36,6 +42,8 @@ What is mirrored from Sources/Engine (BenchConfig.named, EngineBenchmark.run/run
 - weights initialised as ELLMRecModel.random: linears normal(0, 0.5/sqrt(fan_in)), item
   table normal(0, 0.1), prompt normal(0, 0.02), norms 1, biases 0 (the values differ, the
   distributions do not; it matters for the top-10 overlap, not for the time).
+- rows: all three, or those named in --rows / $SLMREC_BENCH_ROWS (ids, comma-separated), as
+  `slmrec bench` reads SLMREC_BENCH_ROWS: a LoRA-only run's peak RSS is the LoRA step's.
 - timing: one warm-up call, then the median of at least 3 calls and --seconds of wall time
   (at most 50 calls), as EngineBenchmark.time.
 - threads: torch.set_num_threads(N) with N as OpenBLAS picks it for `slmrec bench`
@@ -56,12 +64,34 @@ import argparse, contextlib, json, os, subprocess, sys, tempfile, warnings
 PINS = {"torch": "2.15.0", "transformers": "5.23.0", "peft": "0.21.2"}
 VENV = os.path.expanduser(os.environ.get("SLMREC_BENCH_VENV", "~/.cache/slmrec/bench-venv"))
 
-CONFIGS = {
-    # name: (hidden, intermediate, layers, heads, items, item_dim, prompt, seq_len, batch, users)
-    "small": (256, 688, 8, 4, 3000, 64, 4, 50, 64, 512),
-    "medium": (512, 1376, 8, 8, 10000, 64, 4, 50, 64, 512),
-    "tiny": (64, 172, 2, 4, 500, 16, 4, 20, 16, 64),
+LORA_QV = {"r": 8, "alpha": 16, "targets": ["q_proj", "v_proj"], "dropout": 0.0}
+
+
+def config(hidden, intermediate, layers, heads, items, item_dim, prompt, seq_len, batch, users, kv_heads=None,
+           head_dim=None, eps=1e-6, rope_theta=10000.0, suffix=0, lora=LORA_QV):
+    return {"hidden": hidden, "intermediate": intermediate, "layers": layers, "heads": heads, "items": items,
+            "item_dim": item_dim, "prompt": prompt, "seq_len": seq_len, "batch": batch, "users": users,
+            "kv_heads": kv_heads or heads, "head_dim": head_dim or hidden // heads, "eps": eps, "rope_theta": rope_theta,
+            "suffix": suffix, "lora": lora}
+
+
+CONFIGS = {   # BenchConfig.named
+    "small": config(256, 688, 8, 4, 3000, 64, 4, 50, 64, 512),
+    "medium": config(512, 1376, 8, 8, 10000, 64, 4, 50, 64, 512),
+    "tiny": config(64, 172, 2, 4, 500, 16, 4, 20, 16, 64),
+    # SmolLM2-135M's shape, 8 of its 30 layers; prompt 15 and suffix 5 = the token counts of SLMRec's
+    # instruction and "\n### Response:\n" under SmolLM2's tokenizer (Benchmark.swift says how).
+    "smollm2-8": config(576, 1536, 8, 9, 18357, 64, 15, 50, 64, 512, kv_heads=3, head_dim=64, eps=1e-5,
+                        rope_theta=100000.0, suffix=5,
+                        lora={"r": 16, "alpha": 16, "targets": ["gate_proj", "up_proj", "down_proj"], "dropout": 0.05}),
 }
+ROWS = ["full_step", "lora_step", "inference"]
+
+
+def lora_row_name(lora):
+    """BenchLoRA.rowName: "LoRA step (r=8, q,v)"."""
+    mods = ",".join(t.replace("_proj", "") for t in lora["targets"])
+    return f"LoRA step (r={lora['r']}, {mods}" + (f", dropout {lora['dropout']}" if lora["dropout"] > 0 else "") + ")"
 
 
 # ---------------------------------------------------------------- environment
@@ -152,11 +182,11 @@ def peak_rss_bytes():
 def forward_flops(c, seq_lens, scored):
     """Benchmark.swift's forwardFLOPs: the model's full computation, 2 FLOPs per multiply-add."""
     C, I, L, NH, N, D0, P = c["hidden"], c["intermediate"], c["layers"], c["heads"], c["items"], c["item_dim"], c["prompt"]
-    hd = C // NH
-    q = kv = NH * hd
+    hd = c["head_dim"]
+    q, kv = NH * hd, c["kv_heads"] * hd
     f = 0.0
     for n0 in seq_lens:
-        n = n0 + P
+        n = n0 + P + c["suffix"]
         per_tok = 2 * C * (q + 2 * kv) + 2 * q * C + 3 * 2 * C * I
         f += L * (n * per_tok + 2 * 2 * NH * n * n * hd)
         f += n0 * 2 * D0 * C
@@ -170,8 +200,8 @@ def build_model(c, seed):
 
     torch.manual_seed(seed)
     config = LlamaConfig(hidden_size=c["hidden"], intermediate_size=c["intermediate"], num_hidden_layers=c["layers"],
-                         num_attention_heads=c["heads"], num_key_value_heads=c["heads"], rms_norm_eps=1e-6,
-                         rope_theta=10000.0, max_position_embeddings=2048, vocab_size=1, hidden_act="silu",
+                         num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"], head_dim=c["head_dim"],
+                         rms_norm_eps=c["eps"], rope_theta=c["rope_theta"], max_position_embeddings=2048, vocab_size=1, hidden_act="silu",
                          attention_bias=False, mlp_bias=False, use_cache=False, tie_word_embeddings=False,
                          bos_token_id=None, eos_token_id=None, pad_token_id=None)
     config._attn_implementation = "sdpa"
@@ -182,12 +212,17 @@ def build_model(c, seed):
             self.item_embedding = nn.Embedding(c["items"] + 1, c["item_dim"])
             self.input_proj = nn.Linear(c["item_dim"], c["hidden"])
             self.prompt = nn.Parameter(torch.zeros(c["prompt"], c["hidden"]))
+            self.suffix = nn.Parameter(torch.zeros(c["suffix"], c["hidden"])) if c["suffix"] else None
             self.model = LlamaModel(config)
             self.output_proj = nn.Linear(c["hidden"], c["item_dim"])
 
         def forward(self, seqs):
+            B = seqs.shape[0]
             x = self.input_proj(self.item_embedding(seqs))                        # (B, T, C)
-            x = torch.cat([self.prompt.unsqueeze(0).expand(seqs.shape[0], -1, -1), x], 1)  # (B, P+T, C)
+            parts = [self.prompt.unsqueeze(0).expand(B, -1, -1), x]
+            if self.suffix is not None:
+                parts.append(self.suffix.unsqueeze(0).expand(B, -1, -1))
+            x = torch.cat(parts, 1)                                              # (B, P+T+S, C)
             h = self.model(inputs_embeds=x).last_hidden_state[:, -1]             # (B, C), after model.norm
             return self.output_proj(h) @ self.item_embedding.weight.T            # (B, N+1)
 
@@ -201,7 +236,7 @@ def build_model(c, seed):
                 p.zero_()
             elif name == "item_embedding.weight":
                 p.normal_(0, 0.1)
-            elif name == "prompt":
+            elif name in ("prompt", "suffix"):
                 p.normal_(0, 0.02)
             elif p.dim() == 2 and name != "model.embed_tokens.weight":
                 p.normal_(0, 0.5 / p.shape[1] ** 0.5)
@@ -237,7 +272,7 @@ def row(id_, name, unit, count, t, flops=None):
 
 # ---------------------------------------------------------------- rows
 
-def run_main(c, seconds):
+def run_main(c, seconds, selected=tuple(ROWS)):
     import torch
     import torch.nn.functional as F
     from peft import LoraConfig, get_peft_model
@@ -255,28 +290,34 @@ def run_main(c, seconds):
     fwd = forward_flops(c, [c["seq_len"]] * c["batch"], c["batch"])
 
     # (a) full fine-tuning step
-    model, _ = build_model(c, seed=1)
-    model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01)
-    t = timed(seconds, train_step(model, opt, seqs, targets))
-    rows.append(row("full_step", "full fine-tuning step", "seq/s", c["batch"], t, 3 * fwd))
-    log(f"full step: {t * 1000:.1f} ms")
-    del model, opt
+    if "full_step" in selected:
+        model, _ = build_model(c, seed=1)
+        model.train()
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01)
+        t = timed(seconds, train_step(model, opt, seqs, targets))
+        rows.append(row("full_step", "full fine-tuning step", "seq/s", c["batch"], t, 3 * fwd))
+        log(f"full step: {t * 1000:.1f} ms")
+        del model, opt
 
     # (b) LoRA step: PEFT on the E-LLMRec module (the decoder is its `.model`, as E4SRec's)
-    model, _ = build_model(c, seed=1)
-    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], bias="none"))
-    for p in [model.input_proj.weight, model.input_proj.bias, model.output_proj.weight, model.output_proj.bias, model.prompt]:
-        p.requires_grad_(True)
-    peft_model.train()
-    trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    lora_opt = torch.optim.AdamW(trainable, lr=1e-5, weight_decay=0.01)
-    n_lora = sum(1 for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" in n)
-    t = timed(seconds, train_step(peft_model, lora_opt, seqs, targets))
-    rows.append(row("lora_step", "LoRA step (r=8, q,v)", "seq/s", c["batch"], t, 2 * fwd))
-    log(f"LoRA step: {t * 1000:.1f} ms ({n_lora} LoRA tensors, {len(trainable)} trainable tensors)")
-    del model, peft_model, lora_opt
+    if "lora_step" in selected:
+        lc = c["lora"]
+        model, _ = build_model(c, seed=1)
+        peft_model = get_peft_model(model, LoraConfig(r=lc["r"], lora_alpha=lc["alpha"], lora_dropout=lc["dropout"],
+                                                      target_modules=lc["targets"], bias="none"))
+        for p in [model.input_proj.weight, model.input_proj.bias, model.output_proj.weight, model.output_proj.bias, model.prompt]:
+            p.requires_grad_(True)
+        peft_model.train()
+        trainable = [p for p in peft_model.parameters() if p.requires_grad]
+        lora_opt = torch.optim.AdamW(trainable, lr=1e-5, weight_decay=0.01)
+        n_lora = sum(1 for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" in n)
+        t = timed(seconds, train_step(peft_model, lora_opt, seqs, targets))
+        rows.append(row("lora_step", lora_row_name(lc), "seq/s", c["batch"], t, 2 * fwd))
+        log(f"LoRA step: {t * 1000:.1f} ms ({n_lora} LoRA tensors, {len(trainable)} trainable tensors)")
+        del model, peft_model, lora_opt
 
+    if "inference" not in selected:
+        return rows, {}
     # (c) inference: all users in one batch, full-ranking scores
     model, _ = build_model(c, seed=1)
     model.eval()
@@ -367,11 +408,16 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: as OpenBLAS picks)")
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument("--setup", action="store_true", help="only make sure the venv has the pinned packages, then exit")
+    ap.add_argument("--rows", default=os.environ.get("SLMREC_BENCH_ROWS") or ",".join(ROWS),
+                    help="row ids to time, comma-separated (default: $SLMREC_BENCH_ROWS, else all: " + ",".join(ROWS) + ")")
     a = ap.parse_args()
     if a.seconds <= 0:
         ap.error("--seconds must be positive")
     if a.threads is not None and a.threads < 1:
         ap.error("--threads must be at least 1")
+    selected = [r.strip() for r in a.rows.split(",") if r.strip()]
+    if any(r not in ROWS for r in selected):
+        ap.error(f"--rows: {', '.join(r for r in selected if r not in ROWS)} is not a row ({', '.join(ROWS)})")
 
     if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
         ensure_venv()
@@ -387,16 +433,14 @@ def main():
 
     threads = a.threads or default_threads()
     torch.set_num_threads(threads)
-    h, i, l, nh, n, d0, p, t, b, u = CONFIGS[a.config]
-    c = {"hidden": h, "intermediate": i, "layers": l, "heads": nh, "items": n, "item_dim": d0, "prompt": p,
-         "seq_len": t, "batch": b, "users": u}
+    c = CONFIGS[a.config]
     machine = machine_info()
     if a.io:
         rows, extra = run_io(a.seconds)
     elif a.int8:
         rows, extra = run_int8(c, a.seconds)
     else:
-        rows, extra = run_main(c, a.seconds)
+        rows, extra = run_main(c, a.seconds, selected)
     out = {
         "tool": "pytorch", "config": None if a.io else a.config, "seconds_per_row": a.seconds, "machine": machine,
         "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -13,7 +13,7 @@ Standard library only.
 """
 import json, os, sys
 
-ORDER = {"tiny": 0, "small": 1, "medium": 2, "io": 9}
+ORDER = {"tiny": 0, "small": 1, "medium": 2, "smollm2-8": 3, "smollm2-8-lora-only": 4, "io": 9}
 
 
 def runs(d):

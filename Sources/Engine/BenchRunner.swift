@@ -16,9 +16,17 @@ public struct BenchRow: Sendable {
 }
 
 public enum EngineBenchmark {
-    /// Times (a) a full fine-tuning step, (b) a LoRA step (r=8 on q,v; projections and prompt
-    /// trainable, item table frozen), (c) inference of user vectors + full-ranking scores.
+    /// The ids of `run`'s rows, in order.
+    public static let mainRows = ["full_step", "lora_step", "inference"]
+
+    /// Times (a) a full fine-tuning step, (b) a LoRA step (the config's adapter, `cfg.lora`:
+    /// r=8 on q,v for the first configs; projections and prompt trainable, item table frozen),
+    /// (c) inference of user vectors + full-ranking scores. $SLMREC_BENCH_ROWS picks rows.
     public static func run(_ cfg: BenchConfig, seconds: Double = 3, log: (String) -> Void = { _ in }) throws -> [BenchRow] {
+        let selected = benchRowsSelected(mainRows)
+        if let bad = selected.subtracting(mainRows).sorted().first {
+            throw EngineError("SLMREC_BENCH_ROWS names \"\(bad)\", which is not a row (rows: \(mainRows.joined(separator: ", ")))")
+        }
         let d = cfg.dims
         let model = ELLMRecModel.random(dims: d, seed: 1)
         let (seqs, tg) = cfg.sequences(cfg.batch, seed: 2)
@@ -28,48 +36,62 @@ public enum EngineBenchmark {
         let ws = Workspace()
 
         // (a) full fine-tuning step
-        let grads = ParamSet(layout: model.params.layout)
-        let opt = AdamW(layout: model.params.layout)
-        let full = time(seconds) {
-            grads.zero()
-            let a = model.forward(batch, training: true, workspace: ws)
-            model.backward(a, BackwardRequest(grads: grads), workspace: ws)
-            opt.update(params: model.params, grads: grads, lr: 1e-5)
+        if selected.contains("full_step") {
+            let grads = ParamSet(layout: model.params.layout)
+            let opt = AdamW(layout: model.params.layout)
+            let full = time(seconds) {
+                grads.zero()
+                let a = model.forward(batch, training: true, workspace: ws)
+                model.backward(a, BackwardRequest(grads: grads), workspace: ws)
+                opt.update(params: model.params, grads: grads, lr: 1e-5)
+            }
+            rows.append(BenchRow(id: "full_step", name: "full fine-tuning step", unit: "seq/s", rate: Double(cfg.batch) / full,
+                                 gflops: 3 * flopsFwd / full / 1e9, msPerIter: full * 1000))
+            log("full step: \(String(format: "%.1f", full * 1000)) ms")
         }
-        rows.append(BenchRow(id: "full_step", name: "full fine-tuning step", unit: "seq/s", rate: Double(cfg.batch) / full,
-                             gflops: 3 * flopsFwd / full / 1e9, msPerIter: full * 1000))
-        log("full step: \(String(format: "%.1f", full * 1000)) ms")
 
-        // (b) LoRA step
-        let lora = LoRAWeights(dims: d, rank: 8, alpha: 16, targets: [.q, .v])
-        var rng = SeededRNG(seed: 3)
-        lora.initialise(rng: &rng)
-        model.lora = lora
-        let trainable: Set<String> = [ParamName.inputProj, ParamName.inputProjBias, ParamName.outputProj, ParamName.outputProjBias, ParamName.prompt]
-        let loraGrads = ParamSet(layout: lora.params.layout)
-        let loraOpt = AdamW(layout: lora.params.layout)
-        let loraStep = time(seconds) {
-            grads.zero()
-            loraGrads.zero()
-            let a = model.forward(batch, training: true, workspace: ws)
-            model.backward(a, BackwardRequest(grads: grads, trainable: trainable, loraGrads: loraGrads), workspace: ws)
-            opt.update(params: model.params, grads: grads, lr: 1e-5, names: trainable)
-            loraOpt.update(params: lora.params, grads: loraGrads, lr: 1e-5)
+        // (b) LoRA step. Gradients and AdamW moments for the trainable tensors only (as the
+        // trainer holds them, and PyTorch, where frozen tensors get none).
+        if selected.contains("lora_step") {
+            let spec = cfg.lora
+            let lora = LoRAWeights(dims: d, rank: spec.rank, alpha: spec.alpha, targets: spec.targets)
+            lora.dropout = spec.dropout
+            var rng = SeededRNG(seed: 3)
+            lora.initialise(rng: &rng)
+            model.lora = lora
+            let trainable: Set<String> = [ParamName.inputProj, ParamName.inputProjBias, ParamName.outputProj, ParamName.outputProjBias, ParamName.prompt]
+            let headGrads = ParamSet(layout: model.params.layout.subset(trainable))
+            let headOpt = AdamW(layout: headGrads.layout)
+            let loraGrads = ParamSet(layout: lora.params.layout)
+            let loraOpt = AdamW(layout: lora.params.layout)
+            var step: UInt64 = 0
+            let loraStep = time(seconds) {
+                headGrads.zero()
+                loraGrads.zero()
+                lora.dropoutSeed = step   // a new dropout mask every step, as in training
+                step += 1
+                let a = model.forward(batch, training: true, workspace: ws)
+                model.backward(a, BackwardRequest(grads: headGrads, trainable: trainable, loraGrads: loraGrads), workspace: ws)
+                headOpt.update(params: model.params, grads: headGrads, lr: 1e-5)
+                loraOpt.update(params: lora.params, grads: loraGrads, lr: 1e-5)
+            }
+            // LoRA FLOPs: forward + dx everywhere, dW only for the small trainable tensors: ≈ 2× forward.
+            rows.append(BenchRow(id: "lora_step", name: spec.rowName, unit: "seq/s", rate: Double(cfg.batch) / loraStep,
+                                 gflops: 2 * flopsFwd / loraStep / 1e9, msPerIter: loraStep * 1000))
+            model.lora = nil
+            log("LoRA step: \(String(format: "%.1f", loraStep * 1000)) ms")
         }
-        // LoRA FLOPs: forward + dx everywhere, dW only for the small trainable tensors: ≈ 2× forward.
-        rows.append(BenchRow(id: "lora_step", name: "LoRA step (r=8, q,v)", unit: "seq/s", rate: Double(cfg.batch) / loraStep,
-                             gflops: 2 * flopsFwd / loraStep / 1e9, msPerIter: loraStep * 1000))
-        model.lora = nil
-        log("LoRA step: \(String(format: "%.1f", loraStep * 1000)) ms")
 
         // (c) inference: 512 users, user vectors + full-ranking scores
-        let (iseqs, _) = cfg.sequences(cfg.inferenceUsers, seed: 4)
-        let ibatch = try PackedBatch(sequences: iseqs, targets: nil, dims: d)
-        let iflops = forwardFLOPs(d, seqLens: iseqs.map(\.count), scoredRows: iseqs.count)
-        let inf = time(seconds) { _ = model.infer(ibatch, workspace: ws) }
-        rows.append(BenchRow(id: "inference", name: "inference (\(cfg.inferenceUsers) users, full scores)", unit: "users/s",
-                             rate: Double(cfg.inferenceUsers) / inf, gflops: iflops / inf / 1e9, msPerIter: inf * 1000))
-        log("inference: \(String(format: "%.1f", inf * 1000)) ms")
+        if selected.contains("inference") {
+            let (iseqs, _) = cfg.sequences(cfg.inferenceUsers, seed: 4)
+            let ibatch = try PackedBatch(sequences: iseqs, targets: nil, dims: d)
+            let iflops = forwardFLOPs(d, seqLens: iseqs.map(\.count), scoredRows: iseqs.count)
+            let inf = time(seconds) { _ = model.infer(ibatch, workspace: ws) }
+            rows.append(BenchRow(id: "inference", name: "inference (\(cfg.inferenceUsers) users, full scores)", unit: "users/s",
+                                 rate: Double(cfg.inferenceUsers) / inf, gflops: iflops / inf / 1e9, msPerIter: inf * 1000))
+            log("inference: \(String(format: "%.1f", inf * 1000)) ms")
+        }
         return rows
     }
 

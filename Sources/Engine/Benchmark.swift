@@ -4,15 +4,53 @@ import Common
 // `slmrec bench`: the engine's throughput on the fixed shapes, with the machine's
 // sgemm rate measured in the same run so the numbers can be read against the hardware.
 
+/// The adapter a bench config's LoRA row trains (scripts/bench-pytorch.py mirrors it with PEFT).
+public struct BenchLoRA: Sendable, Equatable {
+    public var rank: Int
+    public var alpha: Float
+    public var targets: [LinearKind]
+    /// PEFT's lora_dropout (training forward only).
+    public var dropout: Float = 0
+
+    /// The first configs' adapter: r 8, alpha 16 on q and v, no dropout.
+    public static let qv = BenchLoRA(rank: 8, alpha: 16, targets: [.q, .v])
+
+    /// "LoRA step (r=8, q,v)": the row's name, as the PyTorch script names it.
+    public var rowName: String {
+        let mods = targets.map { $0.module.replacingOccurrences(of: "_proj", with: "") }.joined(separator: ",")
+        return "LoRA step (r=\(rank), \(mods)" + (dropout > 0 ? ", dropout \(dropout)" : "") + ")"
+    }
+}
+
 public struct BenchConfig: Sendable {
     public let name: String
     public let dims: ModelDims
     public let batch: Int
     public let seqLen: Int
     public let inferenceUsers: Int
+    public var lora: BenchLoRA = .qv
+
+    /// Every name `named` knows, smallest first.
+    public static let names = ["tiny", "small", "medium", "smollm2-8"]
 
     public static func named(_ name: String) -> BenchConfig? {
         switch name {
+        case "smollm2-8":
+            // The shape of the pretrained trunk scripts/fetch-smollm2 fetches (SmolLM2-135M-Instruct:
+            // hidden 576, intermediate 1536, 9 heads, 3 KV heads, head_dim 64, RoPE theta 1e5, RMSNorm
+            // eps 1e-5), 8 of its 30 layers; Amazon Sports' 18,357 items (SLMRec's dataset); SLMRec's
+            // prompt and suffix. promptLength 15 and suffixLength 5 are the token counts of
+            // "Given the user's purchase history, predict next possible item to be purchased." and
+            // "\n### Response:\n" under SmolLM2's tokenizer (no BOS: add_bos_token is false), obtained
+            // with transformers 5.23: AutoTokenizer.from_pretrained(dir, gguf_file=
+            // "SmolLM2-135M-Instruct.Q4_1.gguf")(text).input_ids; the same ids are in
+            // Tests/EngineTests/Fixtures/smollm2-slice/golden.json. LoRA as SLMRec trains it: r 16,
+            // alpha 16 on the MLP (gate, up, down), lora_dropout 0.05.
+            return BenchConfig(name: name, dims: ModelDims(hidden: 576, intermediate: 1536, layers: 8, heads: 9, kvHeads: 3, headDim: 64,
+                                                           numItems: 18357, itemDim: 64, promptLength: 15, suffixLength: 5, maxSeqLen: 50,
+                                                           rmsNormEps: 1e-5, ropeTheta: 100000),
+                               batch: 64, seqLen: 50, inferenceUsers: 512,
+                               lora: BenchLoRA(rank: 16, alpha: 16, targets: [.gate, .up, .down], dropout: 0.05))
         case "small":
             return BenchConfig(name: name, dims: ModelDims(hidden: 256, intermediate: 688, layers: 8, heads: 4, numItems: 3000, itemDim: 64,
                                                            promptLength: 4, maxSeqLen: 50), batch: 64, seqLen: 50, inferenceUsers: 512)
@@ -108,6 +146,14 @@ public struct MachineInfo: Sendable {
         return MachineInfo(cpuModel: model, logicalCPUs: cpus, avx2: flags.contains("avx2"),
                            avx512f: flags.contains("avx512f"), avx512vnni: flags.contains("avx512_vnni"))
     }
+}
+
+/// Which rows `EngineBenchmark.run` times: the ids in $SLMREC_BENCH_ROWS (comma-separated,
+/// e.g. "lora_step"), else all. Lets `/usr/bin/time -v` or the peak RSS a bench prints
+/// measure one row alone (the full step's gradients and AdamW moments are the largest buffers).
+public func benchRowsSelected(_ all: [String]) -> Set<String> {
+    guard let v = ProcessInfo.processInfo.environment["SLMREC_BENCH_ROWS"], !v.isEmpty else { return Set(all) }
+    return Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
 }
 
 /// Peak resident set size of this process, in bytes (Linux: VmHWM).

@@ -5,7 +5,7 @@ import Engine
 import RecData
 import Training
 
-enum BenchSize: String, CaseIterable, ExpressibleByArgument { case tiny, small, medium }
+enum BenchSize: String, CaseIterable, ExpressibleByArgument { case tiny, small, medium, smollm2_8 = "smollm2-8" }
 
 // No row here is divided by a figure this process did not measure: PyTorch's rates from
 // another machine read 0.68x on an AVX2 machine where the same-run ratio is 1.15x.
@@ -15,7 +15,7 @@ enum BenchSize: String, CaseIterable, ExpressibleByArgument { case tiny, small, 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time a full fine-tuning step, a LoRA step and full-ranking inference (release builds only).",
-        discussion: "small: hidden 256, intermediate 688, 8 layers, 4 heads, 3,000 items, item dim 64, prompt 4, 50 items per sequence, batch 64; medium: hidden 512, intermediate 1376, 8 heads, 10,000 items. Prints the machine's CPU model and vector ISA, the BLAS threads, each row's rate and achieved GFLOP/s, peak RSS and the machine's sgemm GFLOP/s measured in the same run. It prints no ratio against PyTorch: `make bench-compare` measures both on this machine in one run and prints those.")
+        discussion: "small: hidden 256, intermediate 688, 8 layers, 4 heads, 3,000 items, item dim 64, prompt 4, 50 items per sequence, batch 64; medium: hidden 512, intermediate 1376, 8 heads, 10,000 items; smollm2-8: 8 layers of SmolLM2-135M's shape (hidden 576, intermediate 1536, 9 heads, 3 KV heads), 18,357 items, prompt 15 + suffix 5 tokens, LoRA r 16 on gate/up/down with dropout 0.05. SLMREC_BENCH_ROWS=lora_step (comma-separated row ids) times only those rows. Prints the machine's CPU model and vector ISA, the BLAS threads, each row's rate and achieved GFLOP/s, peak RSS and the machine's sgemm GFLOP/s measured in the same run. It prints no ratio against PyTorch: `make bench-compare` measures both on this machine in one run and prints those.")
 
     @Option(help: "Model shape.") var config: BenchSize = .small
     @Option(help: "Seconds of timing per row (median of repeated runs).") var seconds: Double = 4
