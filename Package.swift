@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "ModelFormat", "TestKit", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "CInt8Tests", dependencies: ["CInt8"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelEvaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
