@@ -139,6 +139,10 @@ extension Tokenizer {
             eosId = try id(of: "eos_token")
             padId = try id(of: "pad_token")
             let configBos = try id(of: "bos_token")
+            if config["add_eos_token"]?.boolValue == true {
+                throw TokenizerError(file: configURL.path, problem: "add_eos_token is true; this tokenizer adds a bos token only",
+                                     fix: "set add_eos_token false (SLMRec prompts end with their own suffix), or append the eos id yourself")
+            }
             if let explicit = config["add_bos_token"]?.boolValue {
                 // transformers rebuilds the post-processor from these two when add_bos_token is given.
                 addBos = explicit && (configBos ?? bosId) != nil

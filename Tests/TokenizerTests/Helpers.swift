@@ -152,3 +152,33 @@ func assertTokenizerError(_ body: () throws -> Void, contains needles: [String],
         XCTFail("expected a TokenizerError, got \(error)", file: file, line: line)
     }
 }
+
+/// About `bytes` bytes of varied text in which few words repeat (so the word cache does not hide
+/// the merge loop's cost): words of Latin letters with some accents, numbers, short CJK runs,
+/// emoji, punctuation and line breaks, from a fixed linear congruential sequence.
+func variedParagraph(bytes: Int) -> String {
+    var state: UInt64 = 0x2545_F491_4F6C_DD1D
+    func next(_ n: Int) -> Int {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Int((state >> 33) % UInt64(n))
+    }
+    let letters = Array("abcdefghijklmnopqrstuvwxyzeeeaaiioonnrrsstt".unicodeScalars) + Array("éüñçøå".unicodeScalars)
+    let separators = [" ", " ", " ", " ", ", ", ". ", "\n", "  ", "! ", "'s "]
+    var out = ""
+    while out.utf8.count < bytes {
+        var word = String.UnicodeScalarView()
+        switch next(24) {
+        case 0: word.append(contentsOf: String(next(100_000)).unicodeScalars)
+        case 1: for _ in 0..<(2 + next(3)) { word.append(Unicode.Scalar(0x4E00 + UInt32(next(3000))) ?? "?") }
+        case 2: word.append(Unicode.Scalar(0x1F600 + UInt32(next(60))) ?? "?")
+        default:
+            let capital = next(6) == 0
+            for k in 0..<(2 + next(9)) {
+                let u = letters[next(letters.count)]
+                word.append(capital && k == 0 ? Unicode.Scalar(u.value &- 32) ?? u : u)
+            }
+        }
+        out += String(word) + separators[next(separators.count)]
+    }
+    return out
+}

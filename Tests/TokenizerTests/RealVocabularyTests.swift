@@ -66,6 +66,15 @@ final class RealVocabularyTests: XCTestCase {
         assertMatches(fromGGUF, expected, "\(name) GGUF metadata")
         try assertLlamaCpp(fromGGUF, r, "\(name) GGUF metadata")
         assertMatches(try exportAndReload(fromGGUF, name: "\(name)-gguf"), expected, "\(name) GGUF metadata written as HF files")
+
+        // Speed with a real vocabulary: 10 KB of varied text, empty cache, debug build.
+        let text = variedParagraph(bytes: 10_000)
+        let start = Date()
+        let ids = fromGGUF.encode(text, addBos: false)
+        let seconds = Date().timeIntervalSince(start)
+        XCTAssertLessThan(seconds, 1, "\(name): \(text.utf8.count) bytes took \(seconds) s")
+        print("\(name): \(text.utf8.count) bytes → \(ids.count) ids in \(Int(seconds * 1000)) ms")
+        XCTAssertEqual(scalars(fromGGUF.decode(ids)), scalars(text), name)
     }
 
     func testSmolLM2() throws {
