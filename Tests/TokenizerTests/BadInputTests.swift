@@ -96,4 +96,28 @@ final class BadInputTests: XCTestCase {
         assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: URL(fileURLWithPath: "/nonexistent/tokenizer.json")) },
                              contains: ["/nonexistent/tokenizer.json", "cannot be read"])
     }
+
+    /// A tokenizer_config.json next to the file names eos/pad and may turn the bos token off, as
+    /// in transformers; add_eos_token true is refused rather than ignored.
+    func testTokenizerConfigNextToTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tokenizer-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("tokenizer.json")
+        try FileManager.default.copyItem(at: fixturesDir.appendingPathComponent("spm-legacy/tokenizer.json"), to: url)
+        let config = dir.appendingPathComponent("tokenizer_config.json")
+        try Data(#"{"add_bos_token": false, "bos_token": {"content": "<s>"}, "eos_token": "</s>", "pad_token": null}"#.utf8).write(to: config)
+        let tok = try Tokenizer.load(tokenizerJSON: url)
+        XCTAssertFalse(tok.vocabulary.addBos)
+        XCTAssertEqual(tok.vocabulary.bosId, 1)
+        XCTAssertEqual(tok.vocabulary.eosId, 2)
+        XCTAssertNil(tok.vocabulary.padId)
+        XCTAssertEqual(tok.encode("Hello").first, tok.encode("Hello", addBos: false).first)
+
+        try Data(#"{"add_eos_token": true}"#.utf8).write(to: config)
+        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: url) }, contains: [config.path, "add_eos_token is true"])
+        try Data(#"{"eos_token": "<nope>"}"#.utf8).write(to: config)
+        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: url) }, contains: [config.path, "eos_token \"<nope>\" is not in"])
+    }
+
 }
