@@ -56,6 +56,8 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["Common", "ModelFormat"]),
         .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat", "GGUF"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
+        // Text ↔ token ids for a pretrained trunk's prompt (byte-level and SentencePiece BPE).
+        .target(name: "Tokenizer", dependencies: ["Common"]),
         // Ranking metrics and their vocabulary (protocols, metric names): pure, no model.
         .target(name: "Evaluation", dependencies: ["RecData"]),
         // Ranking a model's users (float or int8) and the metrics file's record.
@@ -85,6 +87,7 @@ let package = Package(
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelEvaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),
