@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "Common", dependencies: ["CSystem"]),
         .target(name: "ModelFormat", dependencies: ["Common"]),
         // Text ↔ token ids for a pretrained trunk's prompt (byte-level and SentencePiece BPE).
-        .target(name: "Tokenizer", dependencies: ["Common"]),
+        .target(name: "Tokenizer", dependencies: ["Common", "ModelFormat"]),
         // llama.cpp's GGUF files (memory-mapped, dequantized) seen as Hugging Face LLaMa trunks.
         .target(name: "GGUF", dependencies: ["Common", "ModelFormat", "Tokenizer"]),
         .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat", "GGUF", "Tokenizer"]),
@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"], exclude: ["Fixtures"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Common"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "ModelFormat", "TestKit", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelEvaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),

@@ -76,21 +76,55 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
 /// writes) over raw bytes. Depth is bounded so a hostile header cannot overflow the stack.
 extension JSONValue {
     /// Parses strict JSON (RFC 8259, plus Python's NaN/Infinity); throws `JSONParseError`.
-    public static func parse(_ data: Data) throws -> JSONValue { try JSONParser.parse(data) }
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue { try JSONParser.parse(bytes) }
+    public static func parse(_ data: Data) throws -> JSONValue { try JSONParser<JSONValue>.parse(data) }
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue { try JSONParser<JSONValue>.parse(bytes) }
 }
 
-struct JSONParser {
+/// What the one JSON reader builds. `JSONValue` keeps objects as dictionaries (every config and
+/// record file); a tree that keeps each object's keys in file order, exactly as written, serves
+/// files whose keys must not be merged: Swift's `String` equality is canonical equivalence, and a
+/// tokenizer.json vocabulary holds distinct keys that are canonically equivalent.
+public protocol JSONTree {
+    static var jsonNull: Self { get }
+    static func json(bool: Bool) -> Self
+    static func json(string: String) -> Self
+    /// An integer literal (no '.', 'e' or 'E') that fits in Int.
+    static func json(int: Int) -> Self
+    static func json(double: Double) -> Self
+    static func json(array: [Self]) -> Self
+    /// Keys in file order; a repeated key appears twice.
+    static func json(object: [(key: String, value: Self)]) -> Self
+}
+
+extension JSONValue: JSONTree {
+    public static var jsonNull: JSONValue { .null }
+    public static func json(bool: Bool) -> JSONValue { .bool(bool) }
+    public static func json(string: String) -> JSONValue { .string(string) }
+    public static func json(int: Int) -> JSONValue { .int(int) }
+    public static func json(double: Double) -> JSONValue { .double(double) }
+    public static func json(array: [JSONValue]) -> JSONValue { .array(array) }
+    /// A repeated key keeps the last value, as Python's json does.
+    public static func json(object: [(key: String, value: JSONValue)]) -> JSONValue {
+        var out: [String: JSONValue] = [:]
+        for (k, v) in object { out[k] = v }
+        return .object(out)
+    }
+}
+
+/// Parses JSON into any `JSONTree` (the one reader: strict RFC 8259 plus NaN/Infinity, depth-bounded).
+public func parseJSON<Tree: JSONTree>(_ data: Data, as: Tree.Type) throws -> Tree { try JSONParser<Tree>.parse(data) }
+
+struct JSONParser<Tree: JSONTree> {
     private let bytes: UnsafeRawBufferPointer
     private var i = 0
     private var depth = 0
-    private static let maxDepth = 256
+    private var maxDepth: Int { 256 }
 
-    static func parse(_ data: Data) throws -> JSONValue {
+    static func parse(_ data: Data) throws -> Tree {
         try data.withUnsafeBytes { try parse($0) }
     }
 
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> Tree {
         var p = JSONParser(bytes: bytes)
         p.skipWhitespace()
         let v = try p.value()
@@ -107,7 +141,7 @@ struct JSONParser {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
-    private mutating func literal(_ word: String, _ v: JSONValue) throws -> JSONValue {
+    private mutating func literal(_ word: String, _ v: Tree) throws -> Tree {
         for b in word.utf8 {
             guard i < bytes.count, bytes[i] == b else { throw fail("invalid literal, expected \(word)") }
             i += 1
@@ -115,30 +149,30 @@ struct JSONParser {
         return v
     }
 
-    private mutating func value() throws -> JSONValue {
+    private mutating func value() throws -> Tree {
         guard i < bytes.count else { throw fail("unexpected end of JSON") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()
-        case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): return try literal("true", .bool(true))
-        case UInt8(ascii: "f"): return try literal("false", .bool(false))
-        case UInt8(ascii: "n"): return try literal("null", .null)
-        case UInt8(ascii: "N"): return try literal("NaN", .double(.nan))
-        case UInt8(ascii: "I"): return try literal("Infinity", .double(.infinity))
+        case UInt8(ascii: "\""): return .json(string: try string())
+        case UInt8(ascii: "t"): return try literal("true", .json(bool: true))
+        case UInt8(ascii: "f"): return try literal("false", .json(bool: false))
+        case UInt8(ascii: "n"): return try literal("null", .jsonNull)
+        case UInt8(ascii: "N"): return try literal("NaN", .json(double: .nan))
+        case UInt8(ascii: "I"): return try literal("Infinity", .json(double: .infinity))
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
         default: throw fail("unexpected character '\(Character(Unicode.Scalar(bytes[i])))'")
         }
     }
 
-    private mutating func object() throws -> JSONValue {
+    private mutating func object() throws -> Tree {
         depth += 1
         defer { depth -= 1 }
-        if depth > JSONParser.maxDepth { throw fail("JSON nested too deeply") }
+        if depth > maxDepth { throw fail("JSON nested too deeply") }
         i += 1
-        var out: [String: JSONValue] = [:]
+        var out: [(key: String, value: Tree)] = []
         skipWhitespace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(out) }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .json(object: out) }
         while true {
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -147,40 +181,40 @@ struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
             skipWhitespace()
-            out[k] = try value()  // a repeated key keeps the last value, as Python's json does
+            out.append((k, try value()))
             skipWhitespace()
             guard i < bytes.count else { throw fail("unterminated object") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(out) }
+            if bytes[i] == UInt8(ascii: "}") { i += 1; return .json(object: out) }
             throw fail("expected ',' or '}'")
         }
     }
 
-    private mutating func array() throws -> JSONValue {
+    private mutating func array() throws -> Tree {
         depth += 1
         defer { depth -= 1 }
-        if depth > JSONParser.maxDepth { throw fail("JSON nested too deeply") }
+        if depth > maxDepth { throw fail("JSON nested too deeply") }
         i += 1
-        var out: [JSONValue] = []
+        var out: [Tree] = []
         skipWhitespace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(out) }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .json(array: out) }
         while true {
             skipWhitespace()
             out.append(try value())
             skipWhitespace()
             guard i < bytes.count else { throw fail("unterminated array") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(out) }
+            if bytes[i] == UInt8(ascii: "]") { i += 1; return .json(array: out) }
             throw fail("expected ',' or ']'")
         }
     }
 
-    private mutating func number() throws -> JSONValue {
+    private mutating func number() throws -> Tree {
         let start = i
         var isFloat = false
         if bytes[i] == UInt8(ascii: "-") {
             i += 1
-            if i < bytes.count, bytes[i] == UInt8(ascii: "I") { _ = try literal("Infinity", .null); return .double(-.infinity) }
+            if i < bytes.count, bytes[i] == UInt8(ascii: "I") { _ = try literal("Infinity", .jsonNull); return .json(double: -.infinity) }
         }
         while i < bytes.count {
             let b = bytes[i]
@@ -194,9 +228,9 @@ struct JSONParser {
             }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
-        if !isFloat, let v = Int(text) { return .int(v) }
+        if !isFloat, let v = Int(text) { return .json(int: v) }
         guard let d = Double(text) else { throw JSONParseError(message: "invalid number '\(text)'", offset: start) }
-        return .double(d)
+        return .json(double: d)
     }
 
     private mutating func hex4() throws -> UInt32 {

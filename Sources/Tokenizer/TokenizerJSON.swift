@@ -4,6 +4,7 @@
 // name, with what is supported, rather than tokenized differently from Hugging Face.
 import Common
 import Foundation
+import ModelFormat
 
 extension Tokenizer {
     /// The shapes `load(tokenizerJSON:)` reads, for messages.
@@ -19,7 +20,7 @@ extension Tokenizer {
     /// post-processor); without it, the bos token comes from the post-processor's template.
     public static func load(tokenizerJSON url: URL) throws -> Tokenizer {
         let file = url.path
-        func fail(_ problem: String, _ fix: String) -> TokenizerError { TokenizerError(file: file, problem: problem, fix: fix) }
+        func fail(_ problem: String, _ fix: String) -> ModelFormatError { ModelFormatError(file: file, problem: problem, fix: fix) }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw fail("cannot be read (\(error.localizedDescription))", "check the path; a tokenizer.json comes with the model's Hugging Face files")
@@ -123,16 +124,16 @@ extension Tokenizer {
         if let configData = try? Data(contentsOf: configURL) {
             let config: JSONValue
             do { config = try JSONValue.parse(configData) } catch {
-                throw TokenizerError(file: configURL.path, problem: "is not valid JSON (\(error))", fix: "re-save it with transformers' save_pretrained, or remove it")
+                throw ModelFormatError(file: configURL.path, problem: "is not valid JSON (\(error))", fix: "re-save it with transformers' save_pretrained, or remove it")
             }
             func id(of key: String) throws -> Int? {
                 // A name ("</s>") or an AddedToken object ({"content": "</s>", …}); null: none.
                 guard let v = config[key], !v.isNull else { return nil }
                 guard let name = v.stringValue ?? v["content"]?.stringValue else {
-                    throw TokenizerError(file: configURL.path, problem: "\(key) is neither a token nor null", fix: "give the token's text")
+                    throw ModelFormatError(file: configURL.path, problem: "\(key) is neither a token nor null", fix: "give the token's text")
                 }
                 guard let id = tokens.lastIndex(where: { Array($0.utf8) == Array(name.utf8) }) else {
-                    throw TokenizerError(file: configURL.path, problem: "\(key) \"\(name)\" is not in \(file)'s vocabulary", fix: "name a token of the vocabulary, or null")
+                    throw ModelFormatError(file: configURL.path, problem: "\(key) \"\(name)\" is not in \(file)'s vocabulary", fix: "name a token of the vocabulary, or null")
                 }
                 return id
             }
@@ -140,7 +141,7 @@ extension Tokenizer {
             padId = try id(of: "pad_token")
             let configBos = try id(of: "bos_token")
             if config["add_eos_token"]?.boolValue == true {
-                throw TokenizerError(file: configURL.path, problem: "add_eos_token is true; this tokenizer adds a bos token only",
+                throw ModelFormatError(file: configURL.path, problem: "add_eos_token is true; this tokenizer adds a bos token only",
                                      fix: "set add_eos_token false (SLMRec prompts end with their own suffix), or append the eos id yourself")
             }
             if let explicit = config["add_bos_token"]?.boolValue {
@@ -170,8 +171,8 @@ extension Tokenizer {
 
     /// normalizer + pre_tokenizer + decoder → a pipeline (model flags are set by the caller).
     private static func readPipeline(_ root: OrderedJSON, file: String) throws -> Pipeline {
-        func fail(_ field: String, _ value: OrderedJSON?) -> TokenizerError {
-            TokenizerError(file: file, problem: "\(field) \(describe(value)) is not a shape this tokenizer reads",
+        func fail(_ field: String, _ value: OrderedJSON?) -> ModelFormatError {
+            ModelFormatError(file: file, problem: "\(field) \(describe(value)) is not a shape this tokenizer reads",
                            fix: "use a tokenizer.json of one of these shapes: \(supportedShapes)")
         }
         let marker = "\u{2581}"
@@ -243,8 +244,8 @@ extension Tokenizer {
     }
 
     private static func readDecoder(_ decoder: OrderedJSON?, file: String) throws -> [DecodeStep] {
-        func fail(_ v: OrderedJSON?) -> TokenizerError {
-            TokenizerError(file: file, problem: "decoder \(describe(v)) is not a shape this tokenizer reads",
+        func fail(_ v: OrderedJSON?) -> ModelFormatError {
+            ModelFormatError(file: file, problem: "decoder \(describe(v)) is not a shape this tokenizer reads",
                            fix: "use a tokenizer.json of one of these shapes: \(supportedShapes)")
         }
         guard let decoder, !decoder.isNull else { throw fail(decoder) }
@@ -275,8 +276,8 @@ extension Tokenizer {
     /// `<bos> $A`; a ByteLevel processor (offsets only) or none adds nothing.
     private static func readTemplate(_ post: OrderedJSON?, tokens: [String], file: String) throws -> (Bool, Int?) {
         guard let post, !post.isNull else { return (false, nil) }
-        func fail() -> TokenizerError {
-            TokenizerError(file: file, problem: "post_processor \(describe(post)) is not a shape this tokenizer reads",
+        func fail() -> ModelFormatError {
+            ModelFormatError(file: file, problem: "post_processor \(describe(post)) is not a shape this tokenizer reads",
                            fix: "use TemplateProcessing with single \"$A\" or \"<bos> $A\" (a ByteLevel processor may come first)")
         }
         let steps = post["type"]?.stringValue == "Sequence" ? (post["processors"]?.arrayValue ?? []) : [post]

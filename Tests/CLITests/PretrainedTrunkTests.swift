@@ -73,14 +73,7 @@ final class PretrainedTrunkTests: XCTestCase {
     }
 
     static func smollm2() throws -> URL {
-        let env = ProcessInfo.processInfo.environment
-        let cache = env["SLMREC_CACHE"].map { URL(fileURLWithPath: $0) }
-            ?? (env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-                ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")).appendingPathComponent("slmrec")
-        let u = cache.appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        guard FileManager.default.fileExists(atPath: u.path) else {
-            throw XCTSkip("\(u.path) is absent: run scripts/fetch-smollm2 to test the real SmolLM2-135M")
-        }
+        guard let u = FetchedFiles.present(FetchedFiles.smollm2) else { throw XCTSkip(FetchedFiles.missing(FetchedFiles.smollm2)) }
         return u
     }
 

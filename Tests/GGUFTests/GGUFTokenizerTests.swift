@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Common
 import Tokenizer
+import TestKit
 @testable import GGUF
 
 /// Tokenizers read from GGUF metadata by our reader (`tokenizer.ggml.*`) give Hugging Face's ids
@@ -12,12 +13,6 @@ final class GGUFTokenizerTests: XCTestCase {
     static let expectedDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("TokenizerTests/Fixtures")
 
-    func cache() -> URL {
-        let env = ProcessInfo.processInfo.environment
-        if let c = env["SLMREC_CACHE"] { return URL(fileURLWithPath: c) }
-        return (env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-                ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")).appendingPathComponent("slmrec")
-    }
 
     /// (text, ids without specials, ids with the tokenizer's specials) from NAME-expected.json.
     func expected(_ name: String) throws -> [(String, [Int], [Int])] {
@@ -31,9 +26,7 @@ final class GGUFTokenizerTests: XCTestCase {
     }
 
     func check(_ gguf: URL, _ name: String, llamaCpp: Bool) throws {
-        guard FileManager.default.fileExists(atPath: gguf.path) else {
-            throw XCTSkip("\(gguf.path) is absent: run scripts/\(name == "smollm2" ? "fetch-smollm2" : "fetch-test-vocabs")")
-        }
+        guard FetchedFiles.present(gguf) != nil else { throw XCTSkip(FetchedFiles.missing(gguf)) }
         let tok = try GGUFFile.open(gguf).tokenizer()
         let cases = try expected(name)
         XCTAssertGreaterThan(cases.count, 50)
@@ -54,7 +47,7 @@ final class GGUFTokenizerTests: XCTestCase {
     }
 
     func testSmolLM2FromItsGGUF() throws {
-        let tok = cache().appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        let tok = FetchedFiles.smollm2
         try check(tok, "smollm2", llamaCpp: false)
         // The prompt SLMRec puts before the items: 15 tokens, no BOS (add_bos_token is false).
         let t = try GGUFFile.open(tok).tokenizer()
@@ -66,7 +59,7 @@ final class GGUFTokenizerTests: XCTestCase {
     func testLlamaCppVocabularies() throws {
         var ran = 0
         for name in ["llama-spm", "llama-bpe", "gpt-2"] {
-            let g = cache().appendingPathComponent("vocabs/\(name)/ggml-vocab-\(name).gguf")
+            let g = FetchedFiles.vocabulary(name)
             do { try check(g, name, llamaCpp: true); ran += 1 } catch is XCTSkip { continue }
         }
         if ran == 0 { throw XCTSkip("no llama.cpp vocabulary is cached: run scripts/fetch-test-vocabs") }

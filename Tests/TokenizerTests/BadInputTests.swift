@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormat
 import XCTest
 import Common
 @testable import Tokenizer
@@ -33,67 +34,67 @@ final class BadInputTests: XCTestCase {
     }
 
     func testUnknownPreIsRefusedWithTheSupportedNames() {
-        assertTokenizerError({ _ = try Tokenizer(self.byteLevelVocabulary(pre: "qwen2"), source: "qwen.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(self.byteLevelVocabulary(pre: "qwen2"), source: "qwen.gguf") },
                              contains: ["qwen.gguf", "tokenizer.ggml.pre", "\"qwen2\"", "smollm", "llama-bpe", "gpt-2", "default"])
-        assertTokenizerError({
+        assertModelFormatError({
             _ = try Tokenizer(TokenizerVocabulary(model: .llama, pre: "smollm", tokens: ["a"], scores: [0]), source: "spm.gguf")
         }, contains: ["spm.gguf", "tokenizer.ggml.pre", "SentencePiece"])
     }
 
     func testMergeWithUnknownTokensIsRefused() {
-        assertTokenizerError({ _ = try Tokenizer(self.byteLevelVocabulary(merges: ["h e", "he zz"]), source: "m.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(self.byteLevelVocabulary(merges: ["h e", "he zz"]), source: "m.gguf") },
                              contains: ["m.gguf", "tokenizer.ggml.merges[1]", "\"zz\"", "not in tokenizer.ggml.tokens"])
-        assertTokenizerError({ _ = try Tokenizer(self.byteLevelVocabulary(merges: ["h e", "l l"]), source: "m.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(self.byteLevelVocabulary(merges: ["h e", "l l"]), source: "m.gguf") },
                              contains: ["tokenizer.ggml.merges[1]", "makes \"ll\"", "not in tokenizer.ggml.tokens"])
-        assertTokenizerError({ _ = try Tokenizer(self.byteLevelVocabulary(merges: ["h e l"]), source: "m.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(self.byteLevelVocabulary(merges: ["h e l"]), source: "m.gguf") },
                              contains: ["tokenizer.ggml.merges[0]", "not two tokens"])
     }
 
     func testInconsistentVocabulariesAreRefused() {
-        assertTokenizerError({ _ = try Tokenizer(TokenizerVocabulary(model: .gpt2, tokens: []), source: "e.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(TokenizerVocabulary(model: .gpt2, tokens: []), source: "e.gguf") },
                              contains: ["e.gguf", "tokenizer.ggml.tokens is empty"])
-        assertTokenizerError({ _ = try Tokenizer(TokenizerVocabulary(model: .llama, tokens: ["a", "b"], scores: [0], addBos: false), source: "s.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(TokenizerVocabulary(model: .llama, tokens: ["a", "b"], scores: [0], addBos: false), source: "s.gguf") },
                              contains: ["tokenizer.ggml.scores has 1 values for 2 tokens"])
-        assertTokenizerError({ _ = try Tokenizer(TokenizerVocabulary(model: .llama, tokens: ["a", "b"], addBos: false), source: "s.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(TokenizerVocabulary(model: .llama, tokens: ["a", "b"], addBos: false), source: "s.gguf") },
                              contains: ["neither tokenizer.ggml.merges nor tokenizer.ggml.scores"])
-        assertTokenizerError({ _ = try Tokenizer(TokenizerVocabulary(model: .gpt2, tokens: ["a"], bosId: 5), source: "b.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(TokenizerVocabulary(model: .gpt2, tokens: ["a"], bosId: 5), source: "b.gguf") },
                              contains: ["bos token id 5 is outside the vocabulary"])
-        assertTokenizerError({ _ = try Tokenizer(TokenizerVocabulary(model: .gpt2, tokens: ["a"], addBos: true), source: "b.gguf") },
+        assertModelFormatError({ _ = try Tokenizer(TokenizerVocabulary(model: .gpt2, tokens: ["a"], addBos: true), source: "b.gguf") },
                              contains: ["add_bos_token is true but there is no bos token id"])
     }
 
     func testUnsupportedModelTypeIsRefused() throws {
         let url = try write(tokenizerJSON(model: #"{"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0.0]]}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: url) },
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: url) },
                              contains: [url.path, "model.type is \"Unigram\"", "only BPE", "SmolLM2"])
         let wordPiece = try write(tokenizerJSON(model: #"{"type": "WordPiece", "vocab": {"a": 0}}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: wordPiece) }, contains: ["model.type is \"WordPiece\""])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: wordPiece) }, contains: ["model.type is \"WordPiece\""])
     }
 
     func testTokenizerJSONMergeWithUnknownTokensIsRefused() throws {
         let url = try write(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b", ["ab", "q"]]}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: url) },
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: url) },
                              contains: [url.path, "model.merges[1]", "\"q\"", "not in model.vocab"])
     }
 
     func testUnsupportedPipelinesAreRefused() throws {
         let bert = try write(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": []}"#, pre: #"{"type": "BertPreTokenizer"}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: bert) },
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: bert) },
                              contains: [bert.path, "pre_tokenizer of type \"BertPreTokenizer\"", "Digits"])
         let regex = try write(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": []}"#,
                                             pre: #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: regex) }, contains: ["pre_tokenizer Split regex \"\\w+\""])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: regex) }, contains: ["pre_tokenizer Split regex \"\\w+\""])
         let nfkc = try write(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": []}"#, pre: "null",
                                            normalizer: #"{"type": "NFKC"}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: nfkc) }, contains: ["normalizer of type \"NFKC\""])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: nfkc) }, contains: ["normalizer of type \"NFKC\""])
         let prefixSpace = try write(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": []}"#,
                                                   pre: #"{"type": "ByteLevel", "add_prefix_space": true}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: prefixSpace) }, contains: ["pre_tokenizer of type \"ByteLevel\""])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: prefixSpace) }, contains: ["pre_tokenizer of type \"ByteLevel\""])
         let holes = try write(tokenizerJSON(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 2}, "merges": []}"#))
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: holes) }, contains: ["no token has id 1"])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: holes) }, contains: ["no token has id 1"])
         let notJSON = try write("{\"model\": ")
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: notJSON) }, contains: [notJSON.path, "not valid JSON"])
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: URL(fileURLWithPath: "/nonexistent/tokenizer.json")) },
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: notJSON) }, contains: [notJSON.path, "not valid JSON"])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: URL(fileURLWithPath: "/nonexistent/tokenizer.json")) },
                              contains: ["/nonexistent/tokenizer.json", "cannot be read"])
     }
 
@@ -115,9 +116,9 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(tok.encode("Hello").first, tok.encode("Hello", addBos: false).first)
 
         try Data(#"{"add_eos_token": true}"#.utf8).write(to: config)
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: url) }, contains: [config.path, "add_eos_token is true"])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: url) }, contains: [config.path, "add_eos_token is true"])
         try Data(#"{"eos_token": "<nope>"}"#.utf8).write(to: config)
-        assertTokenizerError({ _ = try Tokenizer.load(tokenizerJSON: url) }, contains: [config.path, "eos_token \"<nope>\" is not in"])
+        assertModelFormatError({ _ = try Tokenizer.load(tokenizerJSON: url) }, contains: [config.path, "eos_token \"<nope>\" is not in"])
     }
 
 }

@@ -1,4 +1,6 @@
 import Foundation
+import TestKit
+import ModelFormat
 import XCTest
 import Common
 @testable import Tokenizer
@@ -8,13 +10,7 @@ import Common
 let fixturesDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
 /// The cache scripts/fetch-test-vocabs fills: ${SLMREC_CACHE:-${XDG_CACHE_HOME:-~/.cache}/slmrec}.
-func cacheDir() -> URL {
-    let env = ProcessInfo.processInfo.environment
-    if let c = env["SLMREC_CACHE"], !c.isEmpty { return URL(fileURLWithPath: c) }
-    let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
-    return base.appendingPathComponent("slmrec")
-}
+func cacheDir() -> URL { FetchedFiles.cache }
 
 /// One row of expected ids, as Hugging Face `tokenizers` gave them.
 struct Expected {
@@ -138,18 +134,18 @@ func llamaCppCases(gguf: URL) throws -> [(text: String, ids: [Int])] {
     return texts.enumerated().map { k, t in (t, k < lines.count ? lines[k].split(separator: " ").compactMap { Int($0) } : [-1]) }
 }
 
-/// Asserts that `body` throws a TokenizerError whose text contains every needle.
-func assertTokenizerError(_ body: () throws -> Void, contains needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+/// Asserts that `body` throws a ModelFormatError whose text contains every needle.
+func assertModelFormatError(_ body: () throws -> Void, contains needles: [String], file: StaticString = #filePath, line: UInt = #line) {
     do {
         try body()
         XCTFail("no error; expected one containing \(needles)", file: file, line: line)
-    } catch let e as TokenizerError {
+    } catch let e as ModelFormatError {
         for n in needles where !e.description.contains(n) {
             XCTFail("error \"\(e.description)\" does not contain \"\(n)\"", file: file, line: line)
         }
         XCTAssertFalse(e.fix.isEmpty, "the error names no fix", file: file, line: line)
     } catch {
-        XCTFail("expected a TokenizerError, got \(error)", file: file, line: line)
+        XCTFail("expected a ModelFormatError, got \(error)", file: file, line: line)
     }
 }
 
