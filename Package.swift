@@ -52,9 +52,11 @@ let package = Package(
         // Core.
         .target(name: "Common", dependencies: ["CSystem"]),
         .target(name: "ModelFormat", dependencies: ["Common"]),
+        // Text ↔ token ids for a pretrained trunk's prompt (byte-level and SentencePiece BPE).
+        .target(name: "Tokenizer", dependencies: ["Common"]),
         // llama.cpp's GGUF files (memory-mapped, dequantized) seen as Hugging Face LLaMa trunks.
-        .target(name: "GGUF", dependencies: ["Common", "ModelFormat"]),
-        .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat", "GGUF"]),
+        .target(name: "GGUF", dependencies: ["Common", "ModelFormat", "Tokenizer"]),
+        .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat", "GGUF", "Tokenizer"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
         // Ranking metrics and their vocabulary (protocols, metric names): pure, no model.
         .target(name: "Evaluation", dependencies: ["RecData"]),
@@ -74,17 +76,18 @@ let package = Package(
 
         // The CLI: the composition root, and the one place that lists the passes.
         .executableTarget(name: "slmrec", dependencies: [
-            "Common", "CommandKit", "ModelFormat", "GGUF", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
+            "Common", "CommandKit", "ModelFormat", "GGUF", "Tokenizer", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
             "SASRec", "Reports",
         ] + passes.map { .target(name: $0.name) }),
 
         // Tests.
         .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat", "Common"]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "ModelFormat", "TestKit", "Common"], exclude: ["Fixtures"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Tokenizer", "ModelFormat", "TestKit", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "CInt8Tests", dependencies: ["CInt8"]),
         .testTarget(name: "CommonTests", dependencies: ["Common"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelFormat", "TestKit", "CInt8", "CKernels", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "RecDataTests", dependencies: ["RecData", "Common"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelEvaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
         .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),

@@ -56,7 +56,13 @@ extension ELLMRecModel {
         let fresh = dims.config()
         cfg.hiddenSize = fresh.hiddenSize; cfg.intermediateSize = fresh.intermediateSize; cfg.numLayers = fresh.numLayers
         cfg.numHeads = fresh.numHeads; cfg.numKVHeads = fresh.numKVHeads; cfg.headDim = fresh.headDim
+        // The head's numbers are the model's; where its prompt and trunk came from stays
+        // recorded (the config drops a prompt text whose length no longer matches).
+        let origin = cfg.ellmrec
         cfg.ellmrec = fresh.ellmrec
+        cfg.ellmrec.prompt = origin.prompt
+        cfg.ellmrec.suffix = origin.suffix
+        cfg.ellmrec.trunk = origin.trunk
         cfg.torchDtype = "float32"   // the engine's tensors are fp32 (slmrec convert changes it)
         var tensors: [String: Tensor] = [:]
         for e in params.layout.entries { tensors[e.name] = Tensor(floats: params.values(e.name), shape: e.shape) }

@@ -2,6 +2,7 @@ import Foundation
 import Common
 import ModelFormat
 import GGUF
+import Tokenizer
 
 /// A pretrained LLaMa trunk under a new recommendation head (E4SRec, Li et al. 2023; SLMRec
 /// takes the first N layers of LLaMa-2): the first `keepLayers` decoder layers and the final
@@ -17,6 +18,11 @@ public struct TrunkImport: Sendable {
     /// Token ids whose embeddings become the prompt before the items, and after them.
     public var promptTokenIds: [Int] = []
     public var suffixTokenIds: [Int] = []
+    /// Or the prompt as text, tokenized with the trunk's own tokenizer (E4SRec/SLMRec's
+    /// instruction before the items, "\n### Response:\n" after them). BOS goes before the
+    /// prompt only when the trunk's tokenizer adds one (SmolLM2's does not); never before the suffix.
+    public var promptText: String?
+    public var suffixText: String?
     public var maxSeqLen = 50
     /// Seed of the fresh head.
     public var seed: UInt64 = 42
@@ -30,6 +36,23 @@ public struct TrunkImport: Sendable {
     public func wrap(_ trunk: PretrainedTrunk) throws -> Checkpoint {
         var json = trunk.config
         let where_ = trunk.configSource
+        if promptText != nil && !promptTokenIds.isEmpty || suffixText != nil && !suffixTokenIds.isEmpty {
+            throw EngineError("give the prompt (or the suffix) as text or as token ids, not both")
+        }
+        var promptIds = promptTokenIds, suffixIds = suffixTokenIds
+        var texts: (prompt: ELLMRecConfig.PromptText?, suffix: ELLMRecConfig.PromptText?) = (nil, nil)
+        if promptText != nil || suffixText != nil {
+            guard let tok = try trunk.tokenizer() else {
+                throw EngineError("\(trunk.name): the base model has no tokenizer (a tokenizer.json, or tokenizer.ggml.* metadata in a GGUF), so the prompt text cannot be tokenized; add its tokenizer.json or pass --prompt-token-ids")
+            }
+            func encode(_ text: String, bos: Bool?, what: String) throws -> [Int] {
+                let ids = tok.encode(text, addBos: bos)
+                if ids.isEmpty { throw EngineError("the \(what) text is empty: it gives no tokens") }
+                return ids
+            }
+            if let t = promptText { promptIds = try encode(t, bos: nil, what: "prompt"); texts.prompt = .init(text: t, tokenIds: promptIds) }
+            if let t = suffixText { suffixIds = try encode(t, bos: false, what: "suffix"); texts.suffix = .init(text: t, tokenIds: suffixIds) }
+        }
         let total = json["num_hidden_layers"]?.intValue ?? 0
         let keep = keepLayers ?? total
         if keep < 1 || keep > total { throw EngineError("\(where_): cannot keep \(keep) layers: the base model has \(total) layers (num_hidden_layers)") }
@@ -37,11 +60,14 @@ public struct TrunkImport: Sendable {
         let dim = itemTable?.shape[1] ?? itemDim
         json["num_hidden_layers"] = .int(keep)
         var ell: [String: JSONValue] = ["num_items": .int(itemTable.map { $0.shape[0] - 1 } ?? numItems), "item_dim": .int(dim),
-                                        "prompt_length": .int(promptTokenIds.count), "max_seq_len": .int(maxSeqLen)]
-        if !suffixTokenIds.isEmpty { ell["suffix_length"] = .int(suffixTokenIds.count) }
+                                        "prompt_length": .int(promptIds.count), "max_seq_len": .int(maxSeqLen)]
+        if !suffixIds.isEmpty { ell["suffix_length"] = .int(suffixIds.count) }
         json["ellmrec"] = .object(ell)
         json["architectures"] = .array([.string("LlamaModel")])
-        let cfg = try ModelConfig.parse(json, file: where_)
+        var cfg = try ModelConfig.parse(json, file: where_)
+        cfg.ellmrec.prompt = texts.prompt
+        cfg.ellmrec.suffix = texts.suffix
+        cfg.ellmrec.trunk = trunk.name
         let model = ELLMRecModel.random(dims: ModelDims(config: cfg, inputProjBias: true, outputProjBias: true), seed: seed)
         for l in 0..<keep {
             for name in [ParamName.inputNorm(l), ParamName.postNorm(l)] + LinearKind.allCases.map({ ParamName.weight(l, $0) }) {
@@ -55,8 +81,8 @@ public struct TrunkImport: Sendable {
             }
             return try trunk.embeddingRows(ids)
         }
-        if !promptTokenIds.isEmpty { model.params.set(ParamName.prompt, try gather(promptTokenIds, "prompt token ids")) }
-        if !suffixTokenIds.isEmpty { model.params.set(ParamName.suffix, try gather(suffixTokenIds, "suffix token ids")) }
+        if !promptIds.isEmpty { model.params.set(ParamName.prompt, try gather(promptIds, "prompt token ids")) }
+        if !suffixIds.isEmpty { model.params.set(ParamName.suffix, try gather(suffixIds, "suffix token ids")) }
         if let t = itemTable { model.params.set(ParamName.itemEmbedding, try t.floats()) }
         return model.checkpoint(base: cfg)
     }
@@ -70,8 +96,15 @@ public struct PretrainedTrunk: Sendable {
     /// What error messages name as the config's origin (config.json or the .gguf file).
     public let configSource: String
     public let vocabSize: Int
+    /// The trunk's file or directory name (recorded as `ellmrec.trunk`).
+    public let name: String
     private let tensor: @Sendable (String) throws -> [Float]
     private let rows: @Sendable ([Int]) throws -> [Float]
+    private let loadTokenizer: @Sendable () throws -> Tokenizer?
+
+    /// The trunk's tokenizer (nil: it has none): from the GGUF's tokenizer.ggml.* metadata or
+    /// the directory's tokenizer.json.
+    public func tokenizer() throws -> Tokenizer? { try loadTokenizer() }
 
     public func floats(_ hfName: String) throws -> [Float] { try tensor(hfName) }
     /// Rows of the token embedding (model.embed_tokens.weight).
@@ -84,8 +117,9 @@ public struct PretrainedTrunk: Sendable {
         }
         if !isDir.boolValue {
             let g = try LlamaGGUF.open(url)
-            return PretrainedTrunk(config: g.config, configSource: url.path, vocabSize: g.vocabSize,
-                                   tensor: { try g.floats($0) }, rows: { try g.embeddingRows($0) })
+            return PretrainedTrunk(config: g.config, configSource: url.path, vocabSize: g.vocabSize, name: url.lastPathComponent,
+                                   tensor: { try g.floats($0) }, rows: { try g.embeddingRows($0) },
+                                   loadTokenizer: { g.file.hasTokenizer ? try g.tokenizer() : nil })
         }
         let cfgURL = url.appendingPathComponent(Checkpoint.configFile)
         guard let data = FileManager.default.contents(atPath: cfgURL.path), case .object(let json)? = try? JSONValue.parse(data) else {
@@ -94,10 +128,14 @@ public struct PretrainedTrunk: Sendable {
         let store = try TensorStore.open(directory: url)
         let embName = "model.embed_tokens.weight"
         let vocab = store.info(embName)?.shape.first ?? 0
-        return PretrainedTrunk(config: json, configSource: cfgURL.path, vocabSize: vocab, tensor: { try store.tensor($0).floats() }, rows: { ids in
+        let tokenizerURL = url.appendingPathComponent("tokenizer.json")
+        return PretrainedTrunk(config: json, configSource: cfgURL.path, vocabSize: vocab, name: url.lastPathComponent,
+                               tensor: { try store.tensor($0).floats() }, rows: { ids in
             let emb = try store.tensor(embName)
             let all = try emb.floats(), c = emb.shape[1]
             return ids.flatMap { all[($0 * c)..<(($0 + 1) * c)] }
+        }, loadTokenizer: {
+            FileManager.default.fileExists(atPath: tokenizerURL.path) ? try Tokenizer.load(tokenizerJSON: tokenizerURL) : nil
         })
     }
 }

@@ -16,6 +16,10 @@ public struct CheckpointSummary: Codable, Sendable, Equatable {
     public var quantization: String
     /// An adapter_config.json inside the checkpoint (Hugging Face would attach it).
     public var adapterInDirectory: Bool
+    /// The text the prompt blocks were built from (init --base --prompt-text), if any.
+    public var promptText: String?, suffixText: String?
+    /// The pretrained trunk the decoder came from, if recorded.
+    public var trunk: String?
 
     /// The group a tensor's values count in: decoder layers, item table, prompt, projections
     /// or final norm. Int8 scales are not parameters (they count in no group).
@@ -49,6 +53,9 @@ public struct CheckpointSummary: Codable, Sendable, Equatable {
         torchDtype = c.torchDtype
         quantization = c.quantization == nil ? "none" : "int8 per-channel weights (compressed-tensors)"
         adapterInDirectory = FileManager.default.fileExists(atPath: directory.appendingPathComponent(LoRAAdapter.configFile).path)
+        promptText = c.ellmrec.prompt?.text
+        suffixText = c.ellmrec.suffix?.text
+        trunk = c.ellmrec.trunk
     }
 
     enum CodingKeys: String, CodingKey {
@@ -56,5 +63,6 @@ public struct CheckpointSummary: Codable, Sendable, Equatable {
         case numItems = "num_items", itemDim = "item_dim", promptLength = "prompt_length", suffixLength = "suffix_length", maxSeqLen = "max_seq_len"
         case parameters, parametersByGroup = "parameters_by_group", nonEmbeddingParameters = "non_embedding_parameters"
         case bytesOnDisk = "bytes_on_disk", dtypes, torchDtype = "torch_dtype", quantization, adapterInDirectory = "adapter_in_directory"
+        case promptText = "prompt_text", suffixText = "suffix_text", trunk
     }
 }

@@ -8,6 +8,19 @@ public struct ELLMRecConfig: Sendable, Equatable {
     public var promptLength: Int  // P
     public var suffixLength: Int
     public var maxSeqLen: Int     // T of the item history
+    /// Where the prompt blocks came from when `init --base` built them from text through the
+    /// trunk's tokenizer (E4SRec/SLMRec's instruction): the text and its token ids, kept so
+    /// `inspect` can show them. Training may move the embeddings away from those tokens'.
+    public var prompt: PromptText?
+    public var suffix: PromptText?
+    /// The pretrained trunk the decoder layers were taken from (a file or directory name).
+    public var trunk: String?
+
+    public struct PromptText: Sendable, Equatable {
+        public var text: String
+        public var tokenIds: [Int]
+        public init(text: String, tokenIds: [Int]) { self.text = text; self.tokenIds = tokenIds }
+    }
 
     public init(numItems: Int, itemDim: Int, promptLength: Int = 0, suffixLength: Int = 0, maxSeqLen: Int = 50) {
         self.numItems = numItems
@@ -16,6 +29,10 @@ public struct ELLMRecConfig: Sendable, Equatable {
         self.suffixLength = suffixLength
         self.maxSeqLen = maxSeqLen
     }
+
+    /// Keys of the `ellmrec` object for the fields above.
+    static let promptTextKey = "prompt_text", promptIdsKey = "prompt_token_ids"
+    static let suffixTextKey = "suffix_text", suffixIdsKey = "suffix_token_ids", trunkKey = "trunk"
 }
 
 /// `quantization_config` in the compressed-tensors int8 layout (per-output-channel symmetric
@@ -254,6 +271,15 @@ public struct ModelConfig: Sendable, Equatable {
         let prompt = try int(e, "prompt_length", path: "ellmrec.prompt_length", default: 0)
         let suffix = try int(e, "suffix_length", path: "ellmrec.suffix_length", default: 0)
         let maxSeq = try int(e, "max_seq_len", path: "ellmrec.max_seq_len", default: 50)
+        func promptText(_ textKey: String, _ idsKey: String, length: Int) throws -> ELLMRecConfig.PromptText? {
+            guard let t = e[textKey], !t.isNull else { return nil }
+            guard let text = t.stringValue else { throw bad("\"ellmrec.\(textKey)\" is not a string", "write the prompt text as a JSON string or remove the key") }
+            guard let arr = e[idsKey]?.arrayValue, case let ids = arr.compactMap(\.intValue), ids.count == arr.count, ids.count == length else {
+                throw bad("\"ellmrec.\(idsKey)\" is missing or does not list the \(length) token ids of \"ellmrec.\(textKey)\"",
+                          "remove both keys (the prompt embeddings stay as they are) or re-create the checkpoint with slmrec init --base")
+            }
+            return ELLMRecConfig.PromptText(text: text, tokenIds: ids)
+        }
         try positive(items, "ellmrec.num_items")
         try positive(itemDim, "ellmrec.item_dim")
         try positive(maxSeq, "ellmrec.max_seq_len")
@@ -267,6 +293,12 @@ public struct ModelConfig: Sendable, Equatable {
                             headDim: headDim, rmsNormEps: eps, ropeTheta: theta, maxPositionEmbeddings: maxPos,
                             ellmrec: ELLMRecConfig(numItems: items, itemDim: itemDim, promptLength: prompt, suffixLength: suffix, maxSeqLen: maxSeq),
                             torchDtype: dtypeName)
+        c.ellmrec.prompt = try promptText(ELLMRecConfig.promptTextKey, ELLMRecConfig.promptIdsKey, length: prompt)
+        c.ellmrec.suffix = try promptText(ELLMRecConfig.suffixTextKey, ELLMRecConfig.suffixIdsKey, length: suffix)
+        if let t = e[ELLMRecConfig.trunkKey], !t.isNull {
+            guard let s = t.stringValue else { throw bad("\"ellmrec.trunk\" is not a string", "write the trunk's name as a string or remove the key") }
+            c.ellmrec.trunk = s
+        }
         c.quantization = quant
         c.raw = o
         return c
@@ -304,6 +336,17 @@ public struct ModelConfig: Sendable, Equatable {
         setInt("prompt_length", ellmrec.promptLength, in: &e)
         setInt("max_seq_len", ellmrec.maxSeqLen, in: &e)
         if ellmrec.suffixLength > 0 || e["suffix_length"] != nil { setInt("suffix_length", ellmrec.suffixLength, in: &e) }
+        // A prompt whose length no longer matches its text (a pass changed it) loses the text.
+        for (p, len, tk, ik) in [(ellmrec.prompt, ellmrec.promptLength, ELLMRecConfig.promptTextKey, ELLMRecConfig.promptIdsKey),
+                                 (ellmrec.suffix, ellmrec.suffixLength, ELLMRecConfig.suffixTextKey, ELLMRecConfig.suffixIdsKey)] {
+            if let p, p.tokenIds.count == len {
+                e[tk] = .string(p.text)
+                e[ik] = .array(p.tokenIds.map { .int($0) })
+            } else {
+                e.removeValue(forKey: tk); e.removeValue(forKey: ik)
+            }
+        }
+        if let t = ellmrec.trunk { e[ELLMRecConfig.trunkKey] = .string(t) } else { e.removeValue(forKey: ELLMRecConfig.trunkKey) }
         o["ellmrec"] = .object(e)
         if let q = quantization { o["quantization_config"] = q.jsonValue } else { o.removeValue(forKey: "quantization_config") }
         return o

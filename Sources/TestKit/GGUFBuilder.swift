@@ -100,7 +100,7 @@ public struct GGUFBuilder {
     /// convert_hf_to_gguf.py does: q/k rows permuted for its RoPE layout
     /// (`w.reshape(n_head, 2, d/2, C).swapaxes(1, 2)`), names mapped, F32 storage.
     public static func llama(hf: [String: (shape: [Int], values: [Float])], layers: Int, hidden: Int, intermediate: Int,
-                             heads: Int, kvHeads: Int, vocab: [String], ropeTheta: Float = 100000, eps: Float = 1e-5,
+                             heads: Int, kvHeads: Int, vocab: [String], merges: [String] = [], ropeTheta: Float = 100000, eps: Float = 1e-5,
                              context: UInt32 = 2048) -> GGUFBuilder {
         var b = GGUFBuilder()
         b.set("general.architecture", .string("llama"))
@@ -116,7 +116,9 @@ public struct GGUFBuilder {
         b.set("llama.rope.dimension_count", .u32(UInt32(hidden / heads)))
         b.set("general.alignment", .u32(32))
         b.set("tokenizer.ggml.model", .string("gpt2"))
+        b.set("tokenizer.ggml.pre", .string("smollm"))
         b.set("tokenizer.ggml.tokens", .strings(vocab))
+        b.set("tokenizer.ggml.merges", .strings(merges))
         b.set("tokenizer.ggml.bos_token_id", .u32(0))
         b.set("tokenizer.ggml.eos_token_id", .u32(1))
         func permute(_ w: [Float], _ nh: Int, _ c: Int) -> [Float] {
@@ -169,9 +171,12 @@ public struct GGUFBuilder {
         return t
     }
 
-    /// `tinyLlamaHF` written as llama.cpp would (vocabulary "t0"…"t9").
+    /// `tinyLlamaHF` written as llama.cpp would, with a 10-token byte-level BPE vocabulary
+    /// (GPT-2's byte alphabet: "Ġ" is the space): "t", "o", "p", "Ġ", "to", "op", "top", "Ġtop", "<s>", "</s>".
+    public static let tinyVocabulary = ["<s>", "</s>", "t", "o", "p", "Ġ", "to", "op", "top", "Ġtop"]
+    public static let tinyMerges = ["o p", "t op", "Ġ top", "t o"]
     public static func tinyLlama(layers: Int = 2, tied: Bool = true) -> GGUFBuilder {
         llama(hf: tinyLlamaHF(layers: layers, tied: tied), layers: layers, hidden: 16, intermediate: 24, heads: 4, kvHeads: 2,
-              vocab: (0..<10).map { "t\($0)" })
+              vocab: tinyVocabulary, merges: tinyMerges)
     }
 }

@@ -11,18 +11,21 @@ struct Init: ParsableCommand {
         abstract: "Create a new E-LLMRec checkpoint (random weights, or wrapping a pretrained LLaMa).",
         discussion: """
         Random: give the architecture by flags or take it from --config (a config.json). \
-        Pretrained: --base DIR is a Hugging Face LLaMa directory; its first --keep-layers layers and \
-        final norm become the trunk, and the prompt blocks are the embed_tokens rows of \
-        --prompt-token-ids / --suffix-token-ids. Item embeddings come from --item-embeddings \
+        Pretrained: --base is a Hugging Face LLaMa directory or a llama .gguf file; its first --keep-layers \
+        layers and final norm become the trunk, and the prompt blocks are the token embeddings of \
+        --prompt-text / --suffix-text (tokenized with the trunk's tokenizer; docs/pretrained-trunks.md) \
+        or of --prompt-token-ids / --suffix-token-ids. Item embeddings come from --item-embeddings \
         (a safetensors file with one [items+1, item_dim] tensor, row 0 = padding, as `slmrec sasrec` writes) or are random.
         """)
 
     @Option(help: "Output checkpoint directory.") var output: String
     @Option(help: "Take the architecture from this config.json.") var config: String?
-    @Option(help: "A pretrained Hugging Face LLaMa directory to wrap.") var base: String?
+    @Option(help: "A pretrained LLaMa to wrap: a Hugging Face directory or a .gguf file.") var base: String?
     @Option(help: "With --base: keep the first N decoder layers (default: all).") var keepLayers: Int?
     @Option(help: "With --base: token ids whose embeddings form the prompt prefix.") var promptTokenIds: [Int] = []
     @Option(help: "With --base: token ids whose embeddings form the prompt suffix.") var suffixTokenIds: [Int] = []
+    @Option(help: "With --base: the prompt prefix as text (E4SRec/SLMRec's instruction), tokenized with the trunk's tokenizer.") var promptText: String?
+    @Option(help: "With --base: the prompt suffix as text (e.g. $'\\n### Response:\\n').") var suffixText: String?
     @Option(help: "Item table to use (safetensors, [items+1, item_dim]).") var itemEmbeddings: String?
     // Architecture flags are optional so that one given where it cannot apply (with --config
     // or --base) is an error instead of being silently ignored; defaults in the help text.
@@ -48,7 +51,7 @@ struct Init: ParsableCommand {
         let architecture: [(String, Int?)] = [("--layers", layers), ("--hidden", hidden), ("--intermediate", intermediate),
                                               ("--heads", heads), ("--kv-heads", kvHeads), ("--prompt-length", promptLength),
                                               ("--suffix-length", suffixLength)]
-        let source = base != nil ? "--base (the prompt comes from --prompt-token-ids/--suffix-token-ids)" : config != nil ? "--config" : nil
+        let source = base != nil ? "--base (the prompt comes from --prompt-text/--suffix-text or --prompt-token-ids/--suffix-token-ids)" : config != nil ? "--config" : nil
         if let source, let given = architecture.first(where: { $0.1 != nil }) {
             throw ValidationError("\(given.0) does not apply with \(source): the architecture comes from there")
         }
@@ -61,9 +64,11 @@ struct Init: ParsableCommand {
         let h = hidden ?? 256, nh = heads ?? 4
         if h % nh != 0 { throw ValidationError("--hidden \(h) is not divisible by --heads \(nh)") }
         if let kv = kvHeads, nh % kv != 0 { throw ValidationError("--kv-heads \(kv) must divide --heads \(nh)") }
-        if base == nil && (!promptTokenIds.isEmpty || !suffixTokenIds.isEmpty) {
-            throw ValidationError("--prompt-token-ids/--suffix-token-ids need --base (the token embeddings come from it)")
+        if base == nil && (!promptTokenIds.isEmpty || !suffixTokenIds.isEmpty || promptText != nil || suffixText != nil) {
+            throw ValidationError("--prompt-text/--suffix-text and --prompt-token-ids/--suffix-token-ids need --base (the token embeddings come from it)")
         }
+        if promptText != nil && !promptTokenIds.isEmpty { throw ValidationError("give --prompt-text or --prompt-token-ids, not both") }
+        if suffixText != nil && !suffixTokenIds.isEmpty { throw ValidationError("give --suffix-text or --suffix-token-ids, not both") }
     }
 
     func run() throws {
@@ -103,6 +108,8 @@ struct Init: ParsableCommand {
             trunk.itemTable = itemTable
             trunk.promptTokenIds = promptTokenIds
             trunk.suffixTokenIds = suffixTokenIds
+            trunk.promptText = promptText
+            trunk.suffixText = suffixText
             trunk.maxSeqLen = maxSeqLen ?? 50
             trunk.seed = seed
             ck = try trunk.wrap(base: fileURL(base))
@@ -144,6 +151,9 @@ struct Inspect: ParsableCommand {
         emit("checkpoint   \(dir.path)")
         emit("architecture \(c.numLayers) layers, hidden \(c.hiddenSize), intermediate \(c.intermediateSize), heads \(c.numHeads)/\(c.numKVHeads) kv, head_dim \(c.headDim)")
         emit("ellmrec      \(c.ellmrec.numItems) items × \(c.ellmrec.itemDim), prompt \(c.ellmrec.promptLength), suffix \(c.ellmrec.suffixLength), max_seq_len \(c.ellmrec.maxSeqLen)")
+        if let t = info.trunk { emit("trunk        pretrained layers from \(t)") }
+        if let p = c.ellmrec.prompt { emit("prompt text  \(jsonQuoted(p.text)) (\(p.tokenIds.count) tokens: \(p.tokenIds.map(String.init).joined(separator: " ")); the embeddings were initialised from them)") }
+        if let p = c.ellmrec.suffix { emit("suffix text  \(jsonQuoted(p.text)) (\(p.tokenIds.count) tokens: \(p.tokenIds.map(String.init).joined(separator: " ")))") }
         emit("parameters   \(fmtCount(total)) total, \(fmtCount(total - (groups["item table"] ?? 0))) non-embedding")
         emit(textTable([["  group", "parameters"]] + groups.sorted(by: { $0.value > $1.value }).map { ["  " + $0.key, fmtCount($0.value)] }))
         emit("on disk      \(fmtBytes(bytes)), dtypes \(dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))")
@@ -151,6 +161,9 @@ struct Inspect: ParsableCommand {
         if info.adapterInDirectory { emit("warning      an adapter_config.json sits inside the checkpoint; Hugging Face would auto-attach it. Keep adapters in their own directory.") }
     }
 }
+
+/// A string as a JSON literal (escapes newlines, so a "\n### Response:\n" suffix reads on one line).
+func jsonQuoted(_ s: String) -> String { JSONText.compact(.string(s)) }
 
 func fmtCount(_ n: Int) -> String {
     n >= 1_000_000 ? String(format: "%.2fM", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1fk", Double(n) / 1e3) : "\(n)"

@@ -11,7 +11,7 @@ struct Slmrec: ParsableCommand {
         Start with `slmrec init`, inspect with `slmrec inspect`, run a recipe with `slmrec run`.
         """,
         version: toolVersion,
-        subcommands: [Init.self, Inspect.self, Embed.self, Grads.self, Convert.self, ImportGGUF.self, Bench.self]
+        subcommands: [Init.self, Inspect.self, Embed.self, Grads.self, Convert.self, ImportGGUF.self, Tokenize.self, Bench.self]
             + dataCommands + sasrecCommands + passCommands + compareCommands)
 }
 

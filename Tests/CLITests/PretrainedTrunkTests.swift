@@ -72,6 +72,62 @@ final class PretrainedTrunkTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("general.architecture") && r.stderr.contains("qwen2"), r.all)
     }
 
+    static func smollm2() throws -> URL {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["SLMREC_CACHE"].map { URL(fileURLWithPath: $0) }
+            ?? (env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")).appendingPathComponent("slmrec")
+        let u = cache.appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        guard FileManager.default.fileExists(atPath: u.path) else {
+            throw XCTSkip("\(u.path) is absent: run scripts/fetch-smollm2 to test the real SmolLM2-135M")
+        }
+        return u
+    }
+
+    /// The E4SRec/SLMRec prompt as text through SmolLM2's own tokenizer: `tokenize` shows the
+    /// ids, `init --prompt-text` builds the prompt from exactly those token embeddings (no BOS:
+    /// SmolLM2 adds none), and `inspect` shows the text.
+    func testInitWithPromptTextOnTheRealSmolLM2() throws {
+        let gguf = try Self.smollm2()
+        let dir = try CLI.tmp()
+        let instruction = "Given the user's purchase history, predict next possible item to be purchased."
+        var r = try CLI.run(["tokenize", "--base", gguf.path, instruction, "--json"])
+        XCTAssertEqual(r.status, 0, r.all)
+        let tok = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let ids = try XCTUnwrap(tok["ids"] as? [Int])
+        XCTAssertEqual(ids, [15423, 260, 2914, 506, 7131, 1463, 28, 3142, 1867, 1636, 5033, 288, 325, 10610, 30])
+        XCTAssertEqual((tok["pieces"] as? [String])?.first, "Given")
+
+        let ck = dir.appendingPathComponent("smol2")
+        r = try CLI.run(["init", "--base", gguf.path, "--keep-layers", "2", "--items", "30", "--item-dim", "16",
+                         "--prompt-text", instruction, "--suffix-text", "\n### Response:\n", "--output", ck.path])
+        XCTAssertEqual(r.status, 0, r.all)
+        let c = try Checkpoint.load(directory: ck)
+        XCTAssertEqual(c.config.numLayers, 2)
+        XCTAssertEqual(c.config.numKVHeads, 3)
+        XCTAssertEqual(c.config.headDim, 64)
+        XCTAssertEqual(c.config.ellmrec.promptLength, 15)
+        XCTAssertEqual(c.config.ellmrec.suffixLength, 5)
+        XCTAssertEqual(c.config.ellmrec.prompt?.tokenIds, ids)
+        XCTAssertEqual(c.config.ellmrec.suffix?.tokenIds, [198, 3757, 14212, 42, 198])
+        XCTAssertEqual(c.config.ellmrec.trunk, "SmolLM2-135M-Instruct.Q4_1.gguf")
+        // The prompt rows are the (dequantized Q8_0) token embeddings of those ids, the same as
+        // with --prompt-token-ids.
+        let byIds = dir.appendingPathComponent("by-ids")
+        r = try CLI.run(["init", "--base", gguf.path, "--keep-layers", "2", "--items", "30", "--item-dim", "16", "--output", byIds.path]
+                        + ids.flatMap { ["--prompt-token-ids", "\($0)"] })
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(try Checkpoint.load(directory: byIds).tensors["ellmrec.prompt_embeddings"], c.tensors["ellmrec.prompt_embeddings"])
+        r = try CLI.run(["inspect", ck.path])
+        XCTAssertTrue(r.stdout.contains("prompt text  \"Given the user's purchase history"), r.all)
+        XCTAssertTrue(r.stdout.contains(#"suffix text  "\n### Response:\n" (5 tokens"#), r.all)
+        XCTAssertTrue(r.stdout.contains("trunk        pretrained layers from SmolLM2-135M-Instruct.Q4_1.gguf"), r.all)
+        // Text and ids together are refused.
+        r = try CLI.run(["init", "--base", gguf.path, "--items", "30", "--prompt-text", "x", "--prompt-token-ids", "3", "--output", dir.appendingPathComponent("x").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("not both"), r.all)
+    }
+
     /// `init --base` takes the .gguf itself, or its import: the same checkpoint either way.
     func testInitFromAGGUFEqualsInitFromItsImport() throws {
         let dir = try CLI.tmp()
@@ -91,5 +147,21 @@ final class PretrainedTrunkTests: XCTestCase {
         XCTAssertEqual(try ta["ellmrec.prompt_embeddings"]?.floats(), Array(emb[48..<64] + emb[112..<128]))
         XCTAssertEqual(try ta["model.layers.0.self_attn.q_proj.weight"]?.floats(), GGUFBuilder.tinyLlamaHF()["model.layers.0.self_attn.q_proj.weight"]!.values)
         XCTAssertNil(ta["model.layers.1.self_attn.q_proj.weight"], "one layer kept")
+
+        // The prompt as text: the GGUF's vocabulary and the tokenizer.json import-gguf exported
+        // from it give the same ids ("top top" → top, Ġtop = 8, 9), hence the same checkpoint.
+        let text = ["--keep-layers", "1", "--items", "20", "--item-dim", "8", "--prompt-text", "top top", "--suffix-text", " to", "--seed", "3"]
+        let c = dir.appendingPathComponent("text-gguf"), d = dir.appendingPathComponent("text-hf")
+        XCTAssertEqual(try CLI.run(["init", "--base", gguf.path, "--output", c.path] + text).status, 0)
+        r = try CLI.run(["init", "--base", hf.path, "--output", d.path] + text)
+        XCTAssertEqual(r.status, 0, r.all)
+        let cc = try Checkpoint.load(directory: c)
+        XCTAssertEqual(cc.config.ellmrec.prompt?.tokenIds, [8, 9])
+        XCTAssertEqual(cc.config.ellmrec.suffix?.tokenIds, [5, 6])
+        XCTAssertEqual(try tensors(c), try tensors(d))
+        XCTAssertEqual(try Checkpoint.load(directory: d).config.ellmrec.prompt?.text, "top top")
+        XCTAssertEqual(try cc.tensors["ellmrec.prompt_embeddings"]?.floats(), Array(emb[128..<144] + emb[144..<160]))
     }
+
+    func tensors(_ u: URL) throws -> [String: Tensor] { try Checkpoint.load(directory: u).tensors }
 }

@@ -139,6 +139,39 @@ final class GGUFReaderTests: XCTestCase {
         XCTAssertEqual(got[81], 0.5 * Float(5 - 8) * -32)
     }
 
+    /// Q4_K / Q5_K (the pair behind Q4_K_M / Q5_K_M files): 8 sub-blocks of 32, 6-bit scales
+    /// and mins packed into 12 bytes as ggml's quantize_row_q4_K_ref packs them (sub-blocks 4–7
+    /// need the high bits), w = (d·sc)·q − (dmin·m).
+    func testQ4_KAndQ5_KBlocksByHand() throws {
+        let sc: [UInt8] = [1, 7, 20, 63, 40, 33, 62, 17], mn: [UInt8] = [0, 5, 63, 2, 48, 1, 35, 60]
+        var scales = [UInt8](repeating: 0, count: 12)
+        for j in 0..<8 {
+            if j < 4 {
+                scales[j] = sc[j]; scales[j + 4] = mn[j]
+            } else {
+                scales[j + 4] = (sc[j] & 0xF) | ((mn[j] & 0xF) << 4)
+                scales[j - 4] |= (sc[j] >> 4) << 6
+                scales[j] |= (mn[j] >> 4) << 6
+            }
+        }
+        // q of element e: (e * 7) % 16; sub-block j = e / 32 takes the low nibbles of bytes
+        // (j/2)·32 … +31 when j is even, the high nibbles when odd.
+        func q(_ e: Int) -> Int { (e * 7) % 16 }
+        var qs = [UInt8](repeating: 0, count: 128)
+        for e in 0..<256 {
+            let j = e / 32, l = e % 32, byte = (j / 2) * 32 + l
+            qs[byte] |= UInt8(q(e)) << (j % 2 == 0 ? 0 : 4)
+        }
+        let d: Float = 0.25, dmin: Float = 0.125
+        let got = try decode(.q4_K, halfBytes(d) + halfBytes(dmin) + scales + qs, count: 256)
+        XCTAssertEqual(got, (0..<256).map { e in (d * Float(sc[e / 32])) * Float(q(e)) - dmin * Float(mn[e / 32]) })
+        // Q5_K: the same plus a fifth bit from qh (bit j of qh[l] for sub-block j), set where e % 3 == 0.
+        var qh = [UInt8](repeating: 0, count: 32)
+        for e in 0..<256 where e % 3 == 0 { qh[e % 32] |= 1 << UInt8(e / 32) }
+        let got5 = try decode(.q5_K, halfBytes(d) + halfBytes(dmin) + scales + qh + qs, count: 256)
+        XCTAssertEqual(got5, (0..<256).map { e in (d * Float(sc[e / 32])) * Float(q(e) + (e % 3 == 0 ? 16 : 0)) - dmin * Float(mn[e / 32]) })
+    }
+
     // MARK: bad files: each error names the file and what is wrong
 
     func minimal() -> GGUFBuilder {
