@@ -14,13 +14,7 @@ public struct BatchFile: Sendable, Equatable {
 
     public static func load(_ url: URL, shownAs path: String? = nil) throws -> BatchFile {
         let path = path ?? url.path
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw problem(path, "", "cannot read the batch file", fix: "check that it exists and is readable")
-        }
-        let json: JSONValue
-        do { json = try JSONValue.parse(data) } catch {
-            throw problem(path, "", "not valid JSON (\(error))", fix: "write \(shape)")
-        }
+        let json = try readJSONFile(url, shownAs: path, syntaxFix: "write \(shape)")
         guard let raw = json["sequences"]?.arrayValue else {
             throw problem(path, "sequences", "missing or not a list", fix: "write \(shape)")
         }

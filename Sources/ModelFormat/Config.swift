@@ -176,21 +176,7 @@ public struct ModelConfig: Sendable, Equatable {
     }
 
     public static func load(from url: URL) throws -> ModelConfig {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw ModelFormatError(file: url.path, problem: "cannot read: \(error.localizedDescription)", fix: "check that config.json exists")
-        }
-        let json: JSONValue
-        do {
-            json = try JSONValue.parse(data)
-        } catch let e as JSONParseError {
-            throw ModelFormatError(file: url.path, problem: "not valid JSON (\(e.message) at byte \(e.offset))", fix: "fix the JSON syntax")
-        }
-        guard case .object(let o) = json else {
-            throw ModelFormatError(file: url.path, problem: "top level is not a JSON object", fix: "config.json must be a LlamaConfig object")
-        }
+        let o = try readJSONObject(url, readFix: "check that config.json exists", objectFix: "config.json must be a LlamaConfig object")
         return try parse(o, file: url.path)
     }
 

@@ -60,15 +60,8 @@ public struct LoRAAdapter: Sendable {
         let cfgURL = directory.appendingPathComponent(configFile)
         let file = cfgURL.path
         func bad(_ p: String, _ fix: String) -> ModelFormatError { ModelFormatError(file: file, problem: p, fix: fix) }
-        let data: Data
-        do { data = try Data(contentsOf: cfgURL) } catch {
-            throw bad("cannot read: \(error.localizedDescription)", "an adapter directory holds adapter_config.json and adapter_model.safetensors")
-        }
-        let json: JSONValue
-        do { json = try JSONValue.parse(data) } catch let e as JSONParseError {
-            throw bad("not valid JSON (\(e.message) at byte \(e.offset))", "fix the JSON syntax")
-        }
-        guard case .object(let o) = json else { throw bad("top level is not a JSON object", "re-save the adapter with PEFT") }
+        let o = try readJSONObject(cfgURL, readFix: "an adapter directory holds adapter_config.json and adapter_model.safetensors",
+                                   objectFix: "re-save the adapter with PEFT")
         let peftType = o["peft_type"]?.stringValue ?? "missing"
         guard peftType == "LORA" else {
             throw bad("peft_type is \(peftType); only LORA adapters are supported", "use a LoRA adapter")

@@ -71,3 +71,28 @@ public enum DType: String, Sendable, CaseIterable {
 
     static var supportedList: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
+
+/// Reads a JSON file into any `JSONTree` (`JSONValue`, or the tokenizer's order-keeping tree).
+/// Every failure is a `ModelFormatError` naming the file (`shownAs`, default its path): it cannot
+/// be read (`readFix`), or it is not valid JSON, with what and at which byte (`syntaxFix`).
+public func readJSONFile<Tree: JSONTree>(_ url: URL, as _: Tree.Type = JSONValue.self, shownAs: String? = nil,
+                                         readFix: String = "check that the file exists and is readable",
+                                         syntaxFix: String = "fix the JSON syntax") throws -> Tree {
+    let file = shownAs ?? url.path
+    let data: Data
+    do { data = try Data(contentsOf: url) } catch {
+        throw ModelFormatError(file: file, problem: "cannot be read (\(error.localizedDescription))", fix: readFix)
+    }
+    do { return try parseJSON(data, as: Tree.self) } catch let e as JSONParseError {
+        throw ModelFormatError(file: file, problem: "is not valid JSON (\(e.message) at byte \(e.offset))", fix: syntaxFix)
+    }
+}
+
+/// `readJSONFile` for a file whose top level must be an object (`objectFix` says what it should be).
+public func readJSONObject(_ url: URL, shownAs: String? = nil, readFix: String = "check that the file exists and is readable",
+                           syntaxFix: String = "fix the JSON syntax", objectFix: String) throws -> [String: JSONValue] {
+    guard case .object(let o) = try readJSONFile(url, shownAs: shownAs, readFix: readFix, syntaxFix: syntaxFix) else {
+        throw ModelFormatError(file: shownAs ?? url.path, problem: "top level is not a JSON object", fix: objectFix)
+    }
+    return o
+}

@@ -25,12 +25,7 @@ public struct TensorStore: Sendable {
             throw ModelFormatError(file: directory.path, problem: "no \(singleFile) or \(indexFile)",
                                    fix: "point to a checkpoint directory (save it with save_pretrained(..., safe_serialization=True))")
         }
-        let json: JSONValue
-        do {
-            json = try JSONValue.parse(try Data(contentsOf: index))
-        } catch let e as JSONParseError {
-            throw ModelFormatError(file: index.path, problem: "not valid JSON (\(e.message) at byte \(e.offset))", fix: "re-export the checkpoint")
-        }
+        let json = try readJSONFile(index, syntaxFix: "re-export the checkpoint")
         guard let map = json["weight_map"]?.objectValue else {
             throw ModelFormatError(file: index.path, problem: "no \"weight_map\" object", fix: "re-export the checkpoint with save_pretrained")
         }

@@ -32,9 +32,4 @@ indirect enum OrderedJSON: Sendable, JSONTree {
     /// The value of `key` (the last one when a key repeats, as Python's and serde's readers do).
     /// Keys of the structural fields are ASCII, so `==` here is exact.
     subscript(key: String) -> OrderedJSON? { objectPairs?.last(where: { $0.key == key })?.value }
-
-    /// Object keys other than `known`, for strict readers.
-    func unknownKeys(_ known: Set<String>) -> [String] { (objectPairs ?? []).map(\.key).filter { !known.contains($0) } }
-
-    static func parse(_ data: Data) throws -> OrderedJSON { try parseJSON(data, as: OrderedJSON.self) }
 }

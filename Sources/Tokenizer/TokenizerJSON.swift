@@ -21,14 +21,8 @@ extension Tokenizer {
     public static func load(tokenizerJSON url: URL) throws -> Tokenizer {
         let file = url.path
         func fail(_ problem: String, _ fix: String) -> ModelFormatError { ModelFormatError(file: file, problem: problem, fix: fix) }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw fail("cannot be read (\(error.localizedDescription))", "check the path; a tokenizer.json comes with the model's Hugging Face files")
-        }
-        let root: OrderedJSON
-        do { root = try OrderedJSON.parse(data) } catch {
-            throw fail("is not valid JSON (\(error))", "re-download or re-save it with tokenizers' Tokenizer.save")
-        }
+        let root = try readJSONFile(url, as: OrderedJSON.self, readFix: "check the path; a tokenizer.json comes with the model's Hugging Face files",
+                                    syntaxFix: "re-download or re-save it with tokenizers' Tokenizer.save")
         guard root.objectPairs != nil, let model = root["model"], model.objectPairs != nil else {
             throw fail("has no \"model\" object", "give a tokenizers-library tokenizer.json (not a vocab.json or tokenizer_config.json)")
         }
@@ -121,11 +115,8 @@ extension Tokenizer {
         var (addBos, bosId) = try readTemplate(root["post_processor"], tokens: tokens, file: file)
         var eosId: Int? = nil, padId: Int? = nil
         let configURL = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-        if let configData = try? Data(contentsOf: configURL) {
-            let config: JSONValue
-            do { config = try JSONValue.parse(configData) } catch {
-                throw ModelFormatError(file: configURL.path, problem: "is not valid JSON (\(error))", fix: "re-save it with transformers' save_pretrained, or remove it")
-            }
+        if FileManager.default.fileExists(atPath: configURL.path) {
+            let config = try readJSONFile(configURL, syntaxFix: "re-save it with transformers' save_pretrained, or remove it")
             func id(of key: String) throws -> Int? {
                 // A name ("</s>") or an AddedToken object ({"content": "</s>", …}); null: none.
                 guard let v = config[key], !v.isNull else { return nil }
