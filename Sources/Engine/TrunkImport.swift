@@ -37,7 +37,7 @@ public struct TrunkImport: Sendable {
         var json = trunk.config
         let where_ = trunk.configSource
         if promptText != nil && !promptTokenIds.isEmpty || suffixText != nil && !suffixTokenIds.isEmpty {
-            throw EngineError("give the prompt (or the suffix) as text or as token ids, not both")
+            throw EngineError("give the prompt (and the suffix) as text (--prompt-text/--suffix-text) or as token ids (--prompt-token-ids/--suffix-token-ids), not both")
         }
         var promptIds = promptTokenIds, suffixIds = suffixTokenIds
         var texts: (prompt: ELLMRecConfig.PromptText?, suffix: ELLMRecConfig.PromptText?) = (nil, nil)
@@ -107,7 +107,7 @@ public struct PretrainedTrunk: Sendable {
     public func tokenizer() throws -> Tokenizer? { try loadTokenizer() }
 
     public func floats(_ hfName: String) throws -> [Float] { try tensor(hfName) }
-    /// Rows of the token embedding (model.embed_tokens.weight).
+    /// Rows of the token embedding (`TensorNames.tokenEmbedding`).
     public func embeddingRows(_ ids: [Int]) throws -> [Float] { try rows(ids) }
 
     public static func open(_ url: URL) throws -> PretrainedTrunk {
@@ -122,18 +122,16 @@ public struct PretrainedTrunk: Sendable {
                                    loadTokenizer: { g.file.hasTokenizer ? try g.tokenizer() : nil })
         }
         let cfgURL = url.appendingPathComponent(Checkpoint.configFile)
-        guard let data = FileManager.default.contents(atPath: cfgURL.path), case .object(let json)? = try? JSONValue.parse(data) else {
-            throw EngineError("\(cfgURL.path): cannot read a JSON object (is the base a Hugging Face model directory?)")
-        }
+        let json = try readJSONObject(cfgURL, readFix: "--base takes a Hugging Face LLaMa directory (with config.json) or a .gguf file",
+                                      objectFix: "config.json must be a LlamaConfig object")
         let store = try TensorStore.open(directory: url)
-        let embName = "model.embed_tokens.weight"
-        let vocab = store.info(embName)?.shape.first ?? 0
+        let emb = store.info(TensorNames.tokenEmbedding)
+        let vocab = emb?.shape.first ?? 0, width = emb?.shape.last ?? 0
         let tokenizerURL = url.appendingPathComponent("tokenizer.json")
         return PretrainedTrunk(config: json, configSource: cfgURL.path, vocabSize: vocab, name: url.lastPathComponent,
-                               tensor: { try store.tensor($0).floats() }, rows: { ids in
-            let emb = try store.tensor(embName)
-            let all = try emb.floats(), c = emb.shape[1]
-            return ids.flatMap { all[($0 * c)..<(($0 + 1) * c)] }
+                               tensor: { try store.floats($0) }, rows: { ids in
+            let all = try store.floats(TensorNames.tokenEmbedding)
+            return ids.flatMap { all[($0 * width)..<(($0 + 1) * width)] }
         }, loadTokenizer: {
             FileManager.default.fileExists(atPath: tokenizerURL.path) ? try Tokenizer.load(tokenizerJSON: tokenizerURL) : nil
         })

@@ -86,22 +86,18 @@ public struct LlamaGGUF: Sendable {
         var map: [String: String] = [:], expected: [String: [Int]] = [:]
         let qd = heads * headDim, kvd = kvHeads * headDim
         func expect(_ gguf: String, _ hf: String, _ shape: [Int]) { map[hf] = gguf; expected[gguf] = shape }
-        expect("token_embd.weight", "model.embed_tokens.weight", [vocab, hidden])
-        expect("output_norm.weight", "model.norm.weight", [hidden])
+        expect("token_embd.weight", TensorNames.tokenEmbedding, [vocab, hidden])
+        expect("output_norm.weight", TensorNames.finalNorm, [hidden])
+        let linearShape: [String: [Int]] = ["q_proj": [qd, hidden], "k_proj": [kvd, hidden], "v_proj": [kvd, hidden], "o_proj": [hidden, qd],
+                                            "gate_proj": [intermediate, hidden], "up_proj": [intermediate, hidden], "down_proj": [hidden, intermediate]]
         for l in 0..<layers {
-            let b = "blk.\(l).", h = "model.layers.\(l)."
+            let b = "blk.\(l).", h = TensorNames.layerPrefix(l)
             expect(b + "attn_norm.weight", h + "input_layernorm.weight", [hidden])
-            expect(b + "attn_q.weight", h + "self_attn.q_proj.weight", [qd, hidden])
-            expect(b + "attn_k.weight", h + "self_attn.k_proj.weight", [kvd, hidden])
-            expect(b + "attn_v.weight", h + "self_attn.v_proj.weight", [kvd, hidden])
-            expect(b + "attn_output.weight", h + "self_attn.o_proj.weight", [hidden, qd])
             expect(b + "ffn_norm.weight", h + "post_attention_layernorm.weight", [hidden])
-            expect(b + "ffn_gate.weight", h + "mlp.gate_proj.weight", [intermediate, hidden])
-            expect(b + "ffn_up.weight", h + "mlp.up_proj.weight", [intermediate, hidden])
-            expect(b + "ffn_down.weight", h + "mlp.down_proj.weight", [hidden, intermediate])
+            for (g, m) in LlamaGGUF.linearNames { expect(b + g + ".weight", TensorNames.linear(l, m) + ".weight", linearShape[m] ?? []) }
         }
         tiedEmbeddings = file.info("output.weight") == nil
-        if !tiedEmbeddings { expect("output.weight", "lm_head.weight", [vocab, hidden]) }
+        if !tiedEmbeddings { expect("output.weight", TensorNames.lmHead, [vocab, hidden]) }
         for t in file.tensors {
             guard let shape = expected[t.name] else {
                 if t.name == "rope_freqs.weight" {
@@ -145,6 +141,10 @@ public struct LlamaGGUF: Sendable {
     }
 
     public static func open(_ url: URL) throws -> LlamaGGUF { try LlamaGGUF(GGUFFile(url: url)) }
+
+    /// llama.cpp's names of a block's linear layers and Hugging Face's module names.
+    static let linearNames = [("attn_q", "q_proj"), ("attn_k", "k_proj"), ("attn_v", "v_proj"), ("attn_output", "o_proj"),
+                              ("ffn_gate", "gate_proj"), ("ffn_up", "up_proj"), ("ffn_down", "down_proj")]
 
     /// The shape of a tensor by its Hugging Face name.
     public func shape(_ hfName: String) -> [Int]? { hfToGGUF[hfName].flatMap { file.info($0)?.shape } }

@@ -7,7 +7,9 @@ public enum TensorNames {
     public static let linearModules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
     /// Tensors of a raw LLaMa checkpoint that the recommender does not use; dropped on read.
-    public static let ignorable = ["model.embed_tokens.weight", "lm_head.weight", "model.rotary_emb.inv_freq"]
+    public static let ignorable = [tokenEmbedding, lmHead, "model.rotary_emb.inv_freq"]
+    /// A raw LLaMa's token embedding (a pretrained trunk's prompt rows come from it) and LM head.
+    public static let tokenEmbedding = "model.embed_tokens.weight", lmHead = "lm_head.weight"
 
     /// Also matches the per-layer `model.layers.{i}.self_attn.rotary_emb.inv_freq` buffers that
     /// older transformers saved.

@@ -67,8 +67,6 @@ struct Init: ParsableCommand {
         if base == nil && (!promptTokenIds.isEmpty || !suffixTokenIds.isEmpty || promptText != nil || suffixText != nil) {
             throw ValidationError("--prompt-text/--suffix-text and --prompt-token-ids/--suffix-token-ids need --base (the token embeddings come from it)")
         }
-        if promptText != nil && !promptTokenIds.isEmpty { throw ValidationError("give --prompt-text or --prompt-token-ids, not both") }
-        if suffixText != nil && !suffixTokenIds.isEmpty { throw ValidationError("give --suffix-text or --suffix-token-ids, not both") }
     }
 
     func run() throws {
