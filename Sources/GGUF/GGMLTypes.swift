@@ -74,10 +74,9 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
 func dequantize(_ type: GGMLType, _ src: UnsafeRawBufferPointer, count: Int, into dst: UnsafeMutablePointer<Float>) {
     @inline(__always) func u8(_ o: Int) -> UInt8 { src.load(fromByteOffset: o, as: UInt8.self) }
     @inline(__always) func i8(_ o: Int) -> Int8 { Int8(bitPattern: u8(o)) }
-    @inline(__always) func h(_ o: Int) -> Float { Half.toFloat(UInt16(u8(o)) | UInt16(u8(o + 1)) << 8) }
-    @inline(__always) func u32(_ o: Int) -> UInt32 {
-        UInt32(u8(o)) | UInt32(u8(o + 1)) << 8 | UInt32(u8(o + 2)) << 16 | UInt32(u8(o + 3)) << 24
-    }
+    @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(littleEndian: src.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+    @inline(__always) func h(_ o: Int) -> Float { Half.toFloat(u16(o)) }
+    @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: src.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
     let bs = type.blockSize, ts = type.typeSize
     let blocks = count / bs
     switch type {
@@ -86,7 +85,7 @@ func dequantize(_ type: GGMLType, _ src: UnsafeRawBufferPointer, count: Int, int
     case .f16:
         for i in 0..<count { dst[i] = h(2 * i) }
     case .bf16:
-        for i in 0..<count { dst[i] = BFloat.toFloat(UInt16(u8(2 * i)) | UInt16(u8(2 * i + 1)) << 8) }
+        for i in 0..<count { dst[i] = BFloat.toFloat(u16(2 * i)) }
     case .q4_0:
         // w = d·(q − 8); element j < 16 is the low nibble of qs[j], element j + 16 its high nibble.
         for b in 0..<blocks {
@@ -141,11 +140,13 @@ func dequantize(_ type: GGMLType, _ src: UnsafeRawBufferPointer, count: Int, int
         for b in 0..<blocks {
             let o = b * ts, y = dst + b * bs
             let d = h(o + 80), dmin = h(o + 82)
-            for e in 0..<256 {
-                let sc = u8(o + e / 16)
+            for sub in 0..<16 {
+                let sc = u8(o + sub)
                 let dl = d * Float(sc & 0xF), ml = dmin * Float(sc >> 4)
-                let q = (u8(o + 16 + (e / 128) * 32 + e % 32) >> UInt8(2 * ((e % 128) / 32))) & 3
-                y[e] = dl * Float(q) - ml
+                for e in (sub * 16)..<(sub * 16 + 16) {
+                    let q = (u8(o + 16 + (e / 128) * 32 + e % 32) >> UInt8(2 * ((e % 128) / 32))) & 3
+                    y[e] = dl * Float(q) - ml
+                }
             }
         }
     case .q3_K:
@@ -153,18 +154,16 @@ func dequantize(_ type: GGMLType, _ src: UnsafeRawBufferPointer, count: Int, int
         // bit from hmask whose *absence* subtracts 4 (ggml: `(hm & m) ? 0 : 4`).
         for b in 0..<blocks {
             let o = b * ts, y = dst + b * bs, d = h(o + 108)
-            var scales = [Int](repeating: 0, count: 16)
-            for i in 0..<16 {
-                let low = (u8(o + 96 + i % 8) >> UInt8(4 * (i / 8))) & 0xF
-                let high = (u8(o + 96 + 8 + i % 4) >> UInt8(2 * (i / 4))) & 3
-                scales[i] = Int(low | high << 4) - 32
-            }
-            for e in 0..<256 {
-                let g = e / 32, l = e % 32
-                let ql = Int((u8(o + 32 + (g / 4) * 32 + l) >> UInt8(2 * (g % 4))) & 3)
-                let hbit = (u8(o + l) >> UInt8(g)) & 1
-                let dl = d * Float(scales[e / 16])
-                y[e] = dl * Float(ql - (hbit == 0 ? 4 : 0))
+            for sub in 0..<16 {
+                let low = (u8(o + 96 + sub % 8) >> UInt8(4 * (sub / 8))) & 0xF
+                let high = (u8(o + 96 + 8 + sub % 4) >> UInt8(2 * (sub / 4))) & 3
+                let dl = d * Float(Int(low | high << 4) - 32)
+                for e in (sub * 16)..<(sub * 16 + 16) {
+                    let g = e / 32, l = e % 32
+                    let ql = Int((u8(o + 32 + (g / 4) * 32 + l) >> UInt8(2 * (g % 4))) & 3)
+                    let hbit = (u8(o + l) >> UInt8(g)) & 1
+                    y[e] = dl * Float(ql - (hbit == 0 ? 4 : 0))
+                }
             }
         }
     case .q4_K, .q5_K:

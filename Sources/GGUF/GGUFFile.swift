@@ -298,15 +298,9 @@ struct ByteReader {
         return offset
     }
     mutating func u8(_ what: String) throws -> UInt8 { bytes[try take(1, what)] }
-    mutating func u16(_ what: String) throws -> UInt16 { let o = try take(2, what); return UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8 }
-    mutating func u32(_ what: String) throws -> UInt32 {
-        let o = try take(4, what)
-        return (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[o + $1]) << (8 * UInt32($1)) }
-    }
-    mutating func u64(_ what: String) throws -> UInt64 {
-        let o = try take(8, what)
-        return (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[o + $1]) << (8 * UInt64($1)) }
-    }
+    mutating func u16(_ what: String) throws -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(2, what), as: UInt16.self)) }
+    mutating func u32(_ what: String) throws -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(4, what), as: UInt32.self)) }
+    mutating func u64(_ what: String) throws -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(8, what), as: UInt64.self)) }
     mutating func string(_ what: String) throws -> String {
         let n = try u64("the length of \(what)")
         guard n <= UInt64(remaining) else {
