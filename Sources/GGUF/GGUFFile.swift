@@ -232,6 +232,9 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init
 
     public func info(_ name: String) -> GGUFTensorInfo? { byName[name].map { tensors[$0] } }
 
+    /// Size of the file in bytes.
+    public var fileSize: Int { file.bytes.count }
+
     /// The raw bytes of a tensor, inside the mapping.
     public func rawBytes(_ t: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: file.bytes[(dataStart + t.offset)..<(dataStart + t.offset + t.byteCount)])

@@ -7,7 +7,7 @@ extension LlamaGGUF {
     /// (`LlamaForCausalLM.from_pretrained` loads it), the tokenizer's files and a provenance record.
     public static let outputKind = OutputKind(name: "Hugging Face LLaMa directory",
                                               files: [Checkpoint.configFile, TensorStore.singleFile, importRecordFile,
-                                                      "tokenizer.json", "tokenizer_config.json", "generation_config.json"],
+                                                      "tokenizer.json", "tokenizer_config.json"],
                                               required: [Checkpoint.configFile, TensorStore.singleFile, importRecordFile])
     public static let importRecordFile = "gguf-import.json"
 
@@ -23,7 +23,7 @@ extension LlamaGGUF {
         cfg["torch_dtype"] = .string(torchName)
         let tensors = try huggingFaceTensors(dtype: dtype)
         var record: [String: JSONValue] = [
-            "source": .string(file.url.lastPathComponent), "source_bytes": .int(file.url.fileSize ?? 0),
+            "source": .string(file.url.lastPathComponent), "source_bytes": .int(file.fileSize),
             "gguf_version": .int(Int(file.version)), "tensors": .int(file.tensors.count), "parameters": .int(parameterCount),
             "tensor_types": .object(typeCounts.mapValues { .int($0) }), "dtype": .string(dtype.rawValue),
             "qk_rows": .string("un-permuted from llama.cpp's RoPE layout to Hugging Face's"),
@@ -37,8 +37,4 @@ extension LlamaGGUF {
             try JSONText.write(.object(finalRecord), to: tmp.appendingPathComponent(LlamaGGUF.importRecordFile))
         }
     }
-}
-
-extension URL {
-    var fileSize: Int? { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil }
 }
