@@ -276,10 +276,11 @@ public final class Trainer {
             gradients.zero()
             let t0 = nowSeconds()
             var terms = task.step(batch, step: state.step, sampleIndices: idx, grads: gradients, workspace: ws)
-            // Global-norm clipping over every trainable tensor of every group.
+            // Global-norm clipping over every trainable tensor of every group (a group's
+            // gradients hold its trainable tensors only).
             var sq = 0.0
-            for (g, grp) in zip(grads, groups) {
-                for e in g.layout.entries where grp.trainable.contains(e.name) {
+            for g in grads {
+                for e in g.layout.entries {
                     let p = g.buffer.ptr + e.offset
                     for i in 0..<e.count { sq += Double(p[i]) * Double(p[i]) }
                 }
@@ -420,7 +421,7 @@ public final class Trainer {
     func saveBest(_ best: [ParamSet], groups: [ParamGroup]) throws {
         var t: [String: Tensor] = [:]
         for (g, b) in zip(groups, best) {
-            for e in b.layout.entries where g.trainable.contains(e.name) { t["\(g.name)/\(e.name)"] = Tensor(floats: b.values(e.name), shape: e.shape) }
+            for e in b.layout.entries { t["\(g.name)/\(e.name)"] = Tensor(floats: b.values(e.name), shape: e.shape) }   // trainable only
         }
         try Safetensors.write(t, to: bestURL)
     }
