@@ -75,14 +75,17 @@ public struct TrunkImport: Sendable {
             }
         }
         model.params.set(ParamName.finalNorm, try trunk.floats(ParamName.finalNorm))
-        func gather(_ ids: [Int], _ what: String) throws -> [Float] {
+        for (ids, what) in [(promptIds, "prompt"), (suffixIds, "suffix")] {
             for id in ids where id < 0 || id >= trunk.vocabSize {
-                throw EngineError("\(what): token id \(id) is outside the base model's vocabulary 0..<\(trunk.vocabSize)")
+                throw EngineError("\(what) token ids: token id \(id) is outside the base model's vocabulary 0..<\(trunk.vocabSize)")
             }
-            return try trunk.embeddingRows(ids)
         }
-        if !promptIds.isEmpty { model.params.set(ParamName.prompt, try gather(promptIds, "prompt token ids")) }
-        if !suffixIds.isEmpty { model.params.set(ParamName.suffix, try gather(suffixIds, "suffix token ids")) }
+        if !promptIds.isEmpty || !suffixIds.isEmpty {
+            // One read of the token embedding for both blocks (a directory's is decoded whole).
+            let rows = try trunk.embeddingRows(promptIds + suffixIds), split = promptIds.count * cfg.hiddenSize
+            if !promptIds.isEmpty { model.params.set(ParamName.prompt, Array(rows[..<split])) }
+            if !suffixIds.isEmpty { model.params.set(ParamName.suffix, Array(rows[split...])) }
+        }
         if let t = itemTable { model.params.set(ParamName.itemEmbedding, try t.floats()) }
         return model.checkpoint(base: cfg)
     }
