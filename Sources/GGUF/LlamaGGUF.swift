@@ -177,7 +177,7 @@ public struct LlamaGGUF: Sendable {
                     for i in 0..<half {
                         for j in 0..<2 {
                             let from = (h * d + 2 * i + j) * c, to = (h * d + j * half + i) * c
-                            for k in 0..<c { dst[to + k] = src[from + k] }
+                            (dst.baseAddress! + to).update(from: src.baseAddress! + from, count: c)
                         }
                     }
                 }
