@@ -41,8 +41,10 @@ final class GGUFTokenizerTests: XCTestCase {
         let out = try String(contentsOf: URL(fileURLWithPath: gguf.path + ".out"), encoding: .utf8)
         var texts = inp.components(separatedBy: "\n__ggml_vocab_test__\n")
         if texts.last?.isEmpty == true || texts.last == "\n" { texts.removeLast() }
-        let lines = out.split(separator: "\n", omittingEmptySubsequences: false).map { $0.split(separator: " ").compactMap { Int($0) } }
+        var lines = out.split(separator: "\n", omittingEmptySubsequences: false).map { $0.split(separator: " ").compactMap { Int($0) } }
+        if out.hasSuffix("\n") { lines.removeLast() }
         XCTAssertGreaterThan(texts.count, 40)
+        XCTAssertEqual(texts.count, lines.count, "\(name): one line of ids per reference text")
         for (t, ids) in zip(texts, lines) { XCTAssertEqual(tok.encode(t, addBos: false), ids, "\(name) llama.cpp: \(t.debugDescription)") }
     }
 
