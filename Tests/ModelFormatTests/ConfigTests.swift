@@ -83,6 +83,27 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.ellmrec.suffixLength, 0)
     }
 
+    /// The prompt's origin (`ellmrec.prompt_text` + `prompt_token_ids`, `trunk`): read, written
+    /// back, dropped when a pass changed the prompt's length, refused when the pair disagrees.
+    func testPromptTextKeys() throws {
+        var o = base()
+        o["ellmrec"] = .object(["num_items": .int(3), "item_dim": .int(2), "prompt_length": .int(2), "prompt_text": .string("Hi you"),
+                                "prompt_token_ids": .array([.int(5), .int(9)]), "trunk": .string("SmolLM2.gguf")])
+        var c = try ModelConfig.parse(o, file: "config.json")
+        XCTAssertEqual(c.ellmrec.prompt, .init(text: "Hi you", tokenIds: [5, 9]))
+        XCTAssertEqual(c.ellmrec.trunk, "SmolLM2.gguf")
+        XCTAssertEqual(try ModelConfig.parse(c.mergedJSON, file: "again").ellmrec.prompt?.tokenIds, [5, 9])
+        c.ellmrec.promptLength = 3
+        let e = try XCTUnwrap(c.mergedJSON["ellmrec"]?.objectValue)
+        XCTAssertNil(e["prompt_text"], "a prompt of another length no longer is that text")
+        XCTAssertNil(e["prompt_token_ids"])
+        XCTAssertEqual(e["trunk"], .string("SmolLM2.gguf"))
+        try rejects({ $0["ellmrec"] = .object(["num_items": .int(3), "item_dim": .int(2), "prompt_length": .int(2),
+                                              "prompt_text": .string("Hi"), "prompt_token_ids": .array([.int(5)])]) },
+                    ["ellmrec.prompt_token_ids", "2 token ids"])
+        try rejects({ $0["ellmrec"] = .object(["num_items": .int(3), "item_dim": .int(2), "trunk": .int(1)]) }, ["ellmrec.trunk", "not a string"])
+    }
+
     private func base() -> [String: JSONValue] {
         ["hidden_size": .int(8), "intermediate_size": .int(4), "num_hidden_layers": .int(1), "num_attention_heads": .int(2),
          "ellmrec": .object(["num_items": .int(3), "item_dim": .int(2)])]
