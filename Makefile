@@ -58,7 +58,7 @@ bench-compare: build
 
 # The real trunk's shape: 8 layers of SmolLM2-135M (GQA 9/3, 18,357 items, 15 + 5 prompt tokens,
 # LoRA r 16 on gate/up/down, dropout 0.05), fp32 rows only (int8 and I/O are bench-compare's),
-# ~15 minutes on 2 cores. Then the LoRA step alone on each side (SLMREC_BENCH_ROWS=lora_step):
+# about 8 minutes on the 2-core EPYC (2026-12-02). Then the LoRA step alone on each side (SLMREC_BENCH_ROWS=lora_step):
 # its peak RSS is a LoRA training step's, without the full step's gradients and AdamW moments.
 BENCH_SMOLLM2_OUT ?= out/bench-compare-smollm2
 
