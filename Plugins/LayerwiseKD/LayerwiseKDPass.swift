@@ -33,10 +33,12 @@ public struct LayerwiseKD: CompressionPass {
     }
 
     public func apply(_ context: PassContext, options o: Options) throws -> PassResult {
-        guard let teacherDir = context.references["teacher"] else { throw passError("no teacher", fix: "bind references: { teacher: … }") }
+        guard context.references["teacher"] != nil else { throw passError("no teacher", fix: "bind references: { teacher: … }") }
         let ck = try context.loadInput()
         let student = try ELLMRecModel(checkpoint: ck)
-        let teacher = try ELLMRecModel.load(directory: teacherDir)
+        // A LoRA-trained teacher (E4SRec's) comes with its adapter merged: the model it was
+        // evaluated as, not its frozen base.
+        let teacher = try ELLMRecModel(checkpoint: context.loadReference("teacher"))
         let ds = try PreparedDataset.load(directory: context.resolve(o.data))
         let task = try LayerwiseKDTask(student: student, teacher: teacher, settings: o.settings, lora: o.model.lora, parts: o.model.parts, seed: context.seed)
         let s = o.settings

@@ -202,3 +202,49 @@ public struct LoRAAdapter: Sendable {
         }
     }
 }
+
+extension Checkpoint {
+    /// This checkpoint with `adapter` folded in: W' = W + s·(B·A), s = lora_alpha / r, as PEFT's
+    /// `Linear.merge` computes it (`get_delta_weight` = (B @ A) · scaling, added to the base
+    /// weight), in fp32; the result keeps the base weight's dtype (one rounding for F16/BF16).
+    /// `lora-merge` is this as a pass; a recipe stage that reads a LoRA stage's model gets it
+    /// merged this way (`PassContext.loadInput`), so a stage always hands on one model.
+    public func merging(_ adapter: LoRAAdapter, source: String) throws -> Checkpoint {
+        var out = self
+        let r = adapter.r, s = adapter.scaling
+        for (module, pair) in adapter.weights.sorted(by: { $0.key < $1.key }) {
+            let wName = module + ".weight"
+            guard let w = tensors[wName], w.shape.count == 2 else {
+                throw ModelFormatError(file: source, problem: "the adapter targets \(module), but the checkpoint has no 2-D weight \(wName)",
+                                       fix: "merge the adapter into the model it was trained on")
+            }
+            let rows = w.shape[0], cols = w.shape[1]
+            var merged = try w.floats()
+            let a = try pair.a.floats(), b = try pair.b.floats()   // a (r, in), b (out, r)
+            guard a.count == r * cols, b.count == rows * r else {
+                throw ModelFormatError(file: source, problem: "\(module): LoRA shapes \(pair.a.shape), \(pair.b.shape) do not fit the weight \(w.shape)",
+                                       fix: "merge the adapter into the model it was trained on")
+            }
+            // Row by row: delta_i = Σ_k B[i,k]·A[k,:] (PEFT's B @ A), then W_i += delta_i · s — the
+            // same fp32 operations as PEFT's W + (B @ A)·s. A rank-r update is memory-bound;
+            // plain loops (vectorised by the compiler) beat a threaded GEMM's start-up here.
+            var delta = [Float](repeating: 0, count: cols)
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in merged.withUnsafeMutableBufferPointer { wp in
+                delta.withUnsafeMutableBufferPointer { dp in
+                    let d = dp.baseAddress!
+                    for i in 0..<rows {
+                        dp.update(repeating: 0)
+                        for k in 0..<r {
+                            let bik = bp[i * r + k], ak = ap.baseAddress! + k * cols
+                            for j in 0..<cols { d[j] += bik * ak[j] }
+                        }
+                        let w = wp.baseAddress! + i * cols
+                        for j in 0..<cols { w[j] += d[j] * s }
+                    }
+                }
+            } } }
+            out.tensors[wName] = Tensor(floats: merged, shape: w.shape, dtype: w.dtype)
+        }
+        return out
+    }
+}

@@ -157,6 +157,12 @@ public struct PassContext: Sendable {
     public var input: URL
     /// Bound references by name (`teacher`, `adapter`): directories, read only.
     public var references: [String: URL]
+    /// The adapter the input's stage trained alongside its checkpoint (a LoRA `finetune`),
+    /// nil when it has none. `loadInput()` folds it in: a stage hands on one model, the one
+    /// its evaluation measured, never its frozen base without the adapter.
+    public var inputAdapter: URL?
+    /// The same for checkpoint references (a LoRA-trained teacher), by reference name.
+    public var referenceAdapters: [String: URL]
     /// A scratch directory inside the stage's temporary directory (intermediate files,
     /// training snapshots); removed when the stage completes.
     public var workDirectory: URL
@@ -175,11 +181,14 @@ public struct PassContext: Sendable {
     /// `slmrec run --resume`: a training pass continues from the state in `workDirectory`.
     public var resume: Bool
 
-    public init(input: URL, references: [String: URL] = [:], workDirectory: URL, baseDirectory: URL? = nil,
+    public init(input: URL, references: [String: URL] = [:], inputAdapter: URL? = nil, referenceAdapters: [String: URL] = [:],
+                workDirectory: URL, baseDirectory: URL? = nil,
                 seed: UInt64 = 0, stage: String, log: @escaping @Sendable (String) -> Void = { logLine($0) }, quiet: Bool = false,
                 resume: Bool = false) {
         self.input = input
         self.references = references
+        self.inputAdapter = inputAdapter
+        self.referenceAdapters = referenceAdapters
         self.workDirectory = workDirectory
         self.baseDirectory = baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         self.seed = seed
@@ -192,7 +201,25 @@ public struct PassContext: Sendable {
     /// An option's path, relative to `baseDirectory` unless absolute.
     public func resolve(_ path: String) -> URL { resolvePath(path, relativeTo: baseDirectory) }
 
-    public func loadInput() throws -> Checkpoint { try Checkpoint.load(directory: input) }
+    /// The input checkpoint, with its stage's adapter merged when it has one.
+    public func loadInput() throws -> Checkpoint { try load(input, adapter: inputAdapter) }
+
+    /// A checkpoint reference (`teacher`), with its stage's adapter merged when it has one.
+    public func loadReference(_ name: String) throws -> Checkpoint {
+        guard let dir = references[name] else {
+            throw ToolbenchError("stage \(stage)", problem: "no reference named \(name)", fix: "bind references: { \(name): \"<stage or input>\" }")
+        }
+        return try load(dir, adapter: referenceAdapters[name])
+    }
+
+    private func load(_ dir: URL, adapter: URL?) throws -> Checkpoint {
+        let ck = try Checkpoint.load(directory: dir)
+        guard let adapter else { return ck }
+        let a = try LoRAAdapter.load(directory: adapter)
+        try a.validate(against: ck.config, source: adapter.path)
+        log("merged the adapter \(adapter.path) (r \(a.r), alpha \(a.alpha), \(a.weights.count) modules) into \(dir.path)")
+        return try ck.merging(a, source: adapter.path)
+    }
 
     /// A progress reporter for long work (training steps, calibration batches).
     public func progress(_ label: String, total: Int, unit: String = "it") -> ProgressReporter {

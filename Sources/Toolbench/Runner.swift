@@ -148,6 +148,11 @@ public struct RecipeRunner: Sendable {
                 if let d = dirs[name], plan.inputs[name] != nil { return d }
                 return runDirectory.appendingPathComponent(name).appendingPathComponent(kind.rawValue)
             }
+            // A stage that trained LoRA produced a checkpoint and the adapter that goes with it.
+            let adapterOf: (String) -> URL? = { name in
+                guard plan.inputs[name] == nil, plan.stages.first(where: { $0.name == name })?.output.adapter == true else { return nil }
+                return runDirectory.appendingPathComponent(name).appendingPathComponent(ArtifactKind.adapter.rawValue)
+            }
             if resume, let data = fm.contents(atPath: stageDir.appendingPathComponent(Self.stageFile).path),
                let rec = try? JSONDecoder().decode(JSONValue.self, from: data), rec.objectValue?["key"]?.stringValue == key {
                 say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): unchanged, skipped (--resume)")
@@ -175,12 +180,14 @@ public struct RecipeRunner: Sendable {
                 if !resume { try? fm.removeItem(at: work) }
                 try AtomicFile.writeDirectory(stageDir) { tmp in
                     try fm.createDirectory(at: work, withIntermediateDirectories: true)
-                    var refs: [String: URL] = [:]
+                    var refs: [String: URL] = [:], refAdapters: [String: URL] = [:]
                     for (r, target) in s.references {
                         let kind = s.pass.references.first { $0.name == r }?.kind ?? .checkpoint
                         refs[r] = refDir(target, kind)
+                        if kind == .checkpoint, let a = adapterOf(target) { refAdapters[r] = a }
                     }
-                    let ctx = PassContext(input: refDir(s.input, .checkpoint), references: refs, workDirectory: work,
+                    let ctx = PassContext(input: refDir(s.input, .checkpoint), references: refs,
+                                          inputAdapter: adapterOf(s.input), referenceAdapters: refAdapters, workDirectory: work,
                                           baseDirectory: plan.baseDirectory, seed: s.seed, stage: s.name,
                                           log: { log.append($0) }, quiet: quiet, resume: resume)
                     let result = try s.pass.apply(ctx, options: s.options)

@@ -45,7 +45,7 @@ final class LoRAMergeTests: XCTestCase {
             let root = shared.appendingPathComponent("fixtures/\(fixture)")
             let ck = try Checkpoint.load(directory: root.appendingPathComponent("checkpoint"))
             let ad = try LoRAAdapter.load(directory: root.appendingPathComponent("adapter"))
-            let merged = try LoRAMath.merge(ck, ad)
+            let merged = try ck.merging(ad, source: "test")
             let golden = try SafetensorsFile(url: root.appendingPathComponent("golden.safetensors"))
             var compared = 0
             for name in golden.names where name.hasPrefix("merged.") {
@@ -61,7 +61,7 @@ final class LoRAMergeTests: XCTestCase {
     func testMathAndDtype() throws {
         var ck = PassConformance.tinyCheckpoint(layers: 2)
         let ad = adapter(for: ck, r: 2, targets: ["q_proj"])
-        let merged = try LoRAMath.merge(ck, ad)
+        let merged = try ck.merging(ad, source: "test")
         // By hand for one element: W[i,j] + (alpha/r)·Σ_k B[i,k]·A[k,j].
         let name = TensorNames.linear(1, "q_proj")
         let w = try ck.tensors[name + ".weight"]!.floats(), m = try merged.tensors[name + ".weight"]!.floats()
@@ -74,7 +74,7 @@ final class LoRAMergeTests: XCTestCase {
         XCTAssertEqual(merged.tensors[TensorNames.linear(0, "k_proj") + ".weight"], ck.tensors[TensorNames.linear(0, "k_proj") + ".weight"])
         // A bf16 checkpoint stays bf16.
         for (n, t) in ck.tensors { ck.tensors[n] = try t.converted(to: .bf16) }
-        let mb = try LoRAMath.merge(ck, ad)
+        let mb = try ck.merging(ad, source: "test")
         XCTAssertEqual(mb.tensors[name + ".weight"]?.dtype, .bf16)
     }
 
