@@ -48,9 +48,6 @@ public struct KDSettings: TrainingSettings {
         if teacherMode == .online && cacheTeacher == true {
             p.append("cache_teacher is true but teacher_mode is online (a teacher that trains cannot be cached): drop cache_teacher, or use teacher_mode offline")
         }
-        if model.mode == .lora && teacherMode == .online {
-            p.append("online distillation with a LoRA student is not supported: use mode full, or teacher_mode offline")
-        }
         return p
     }
 }
@@ -109,13 +106,28 @@ public final class LayerwiseKDTask: TrainingTask {
         studentTrainable = g[0].trainable
         g.append(ParamGroup(name: Self.headsGroup, params: heads, trainable: Set(layout.names), role: .auxiliary))
         if settings.teacherMode == .online {
-            g.append(ParamGroup(name: Self.teacherGroup, params: teacher.params, trainable: Set(teacher.params.layout.names), role: .teacher))
+            if let lora {
+                // A LoRA teacher trains as the student does (SLMRec trains both with LoRA): its
+                // own adapters (a seed of their own, so the shared first layers do not start
+                // with identical A matrices), projections and prompt; its decoder stays frozen.
+                let tg = try FineTuneTask.groups(model: teacher, lora: lora, parts: parts, seed: seed ^ Self.teacherSeedSalt)
+                teacherTrainable = tg[0].trainable
+                g.append(ParamGroup(name: Self.teacherGroup, params: teacher.params, trainable: tg[0].trainable, role: .teacher))
+                g.append(ParamGroup(name: Self.teacherLoRAGroup, params: tg[1].params, trainable: tg[1].trainable, role: .teacher))
+            } else {
+                teacherTrainable = Set(teacher.params.layout.names)
+                g.append(ParamGroup(name: Self.teacherGroup, params: teacher.params, trainable: teacherTrainable, role: .teacher))
+            }
+        } else {
+            teacherTrainable = []
         }
         groups = g
     }
 
     /// Group names (also the tensors' prefix in the resumable state).
-    public static let headsGroup = "kd-heads", teacherGroup = "teacher"
+    public static let headsGroup = "kd-heads", teacherGroup = "teacher", teacherLoRAGroup = "teacher-lora"
+    static let teacherSeedSalt: UInt64 = 0x7465_6163_6865_72   // "teacher"
+    let teacherTrainable: Set<String>
 
     /// Rows of the scored rows that are aligned: every scored row, or the last of each sequence.
     static func alignedRows(_ b: PackedBatch, _ align: KDSettings.Align) -> [Int] {
@@ -125,6 +137,7 @@ public final class LayerwiseKDTask: TrainingTask {
 
     public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: Gradients, workspace: Workspace) -> [String: Double] {
         student.lora?.dropoutSeed = FineTuneTask.stepSeed(seed, step)
+        teacher.lora?.dropoutSeed = FineTuneTask.stepSeed(seed ^ Self.teacherSeedSalt, step)
         let s = settings, C = dims.hidden, B = s.blocks
         let pairs = Self.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: B)
         let rows = Self.alignedRows(batch, s.align)
@@ -220,7 +233,8 @@ public final class LayerwiseKDTask: TrainingTask {
         student.backward(sa, req, workspace: workspace)
         var teacherCE = 0.0
         if online, let ta = tActs, let tg = teacherGrads {
-            var treq = BackwardRequest(grads: tg)
+            var treq = BackwardRequest(grads: tg, trainable: teacherTrainable)
+            treq.loraGrads = grads[Self.teacherLoRAGroup]
             treq.dHidden = dTeacher
             treq.dLastHidden = dTeacherLast
             teacher.backward(ta, treq, workspace: teacherWorkspace)

@@ -117,4 +117,51 @@ final class KDLossTests: XCTestCase {
             }
         }
     }
+
+    /// Online distillation with LoRA (SLMRec trains teacher and student with LoRA): the whole
+    /// objective's gradient against finite differences of both models' adapters (B and A,
+    /// made non-zero first: B starts at zero, which would make A's gradient vanish), the
+    /// student's output projection and the teacher's; the decoders stay frozen on both sides.
+    func testOnlineLoRAObjectiveGradient() throws {
+        let teacher = TinyModels.model(dims(4), seed: 1), student = TinyModels.model(dims(2), seed: 2)
+        var s = KDSettings()
+        s.blocks = 2; s.lambdaCos = 0.5; s.lambdaNorm = 0.05; s.lambdaMS = 0.7; s.teacherMode = .online
+        let lora = LoRAOptions(rank: 2, alpha: 4, targets: ["q_proj", "down_proj"], dropout: 0)
+        let task = try LayerwiseKDTask(student: student, teacher: teacher, settings: s, lora: lora, parts: TrainableParts(), seed: 1)
+        let names = task.groups.map(\.name)
+        XCTAssertEqual(names, [ParamGroup.model, ParamGroup.lora, LayerwiseKDTask.headsGroup, LayerwiseKDTask.teacherGroup, LayerwiseKDTask.teacherLoRAGroup])
+        let teacherGroup = try XCTUnwrap(task.groups.first { $0.name == LayerwiseKDTask.teacherGroup })
+        XCTAssertFalse(teacherGroup.trainable.contains(ParamName.weight(0, .q)), "the teacher's decoder is frozen under LoRA")
+        XCTAssertTrue(teacherGroup.trainable.contains(ParamName.outputProj))
+        for g in task.groups where g.name == ParamGroup.lora || g.name == LayerwiseKDTask.teacherLoRAGroup {
+            for e in g.params.layout.entries { g.params.set(e.name, (0..<e.count).map { _ in Float.random(in: -0.3...0.3, using: &rng) }) }
+        }
+        let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
+                                    dims: student.dims, objective: .allPositions)
+        let idx = Array(0..<batch.count)
+        let grads = Gradients(groups: task.groups)
+        let ws = Workspace()
+        let terms = task.step(batch, step: 0, sampleIndices: idx, grads: grads, workspace: ws)
+        XCTAssertGreaterThan(terms["teacher_ce"]!, 0)
+        func total() -> Double {
+            let scratch = Gradients(groups: task.groups)
+            return task.step(batch, step: 0, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
+        }
+        var checked: [(String, String)] = [(ParamGroup.model, ParamName.outputProj), (LayerwiseKDTask.teacherGroup, ParamName.outputProj)]
+        for g in [ParamGroup.lora, LayerwiseKDTask.teacherLoRAGroup] {
+            let layout = try XCTUnwrap(task.groups.first { $0.name == g }).params.layout
+            checked += [layout.names.first!, layout.names.last!].map { (g, $0) }
+        }
+        for (group, name) in checked {
+            let ps = try XCTUnwrap(task.groups.first { $0.name == group }).params
+            var x = ps.values(name)
+            let sample = (0..<10).map { ($0 * 7919) % x.count }
+            let numeric = numericGradient(&x, eps: 3e-3, indices: sample) { v in ps.set(name, v); return total() }
+            ps.set(name, x)
+            let analytic = try XCTUnwrap(grads[group]).values(name)
+            let (ok, cmp) = closeToMax(sample.map { analytic[$0] }, sample.map { numeric[$0] }, atol: 3e-4, rtol: 3e-2)
+            XCTAssertTrue(ok, "\(group) \(name): \(cmp)")
+            XCTAssertGreaterThan(sample.map { abs(numeric[$0]) }.max()!, 1e-5, "\(group) \(name): a gradient that is zero checks nothing")
+        }
+    }
 }
