@@ -15,6 +15,7 @@ import ModelFormat
 //   ReportTiming.swift   users/s at batch 512 and ms per user at batch 1, same inputs for all
 //   ReportWriters.swift  report.md, report.csv, report.json
 //   ReportChart.swift    report.svg: quality against cost, the Pareto front
+//   ReportDepthChart.swift  report-depth.svg: quality against decoder layers, per pass
 
 /// Where a model's quality numbers were measured. Two rows are comparable only when the
 /// dataset (by content hash when known), the split and the number of users agree; the

@@ -61,7 +61,8 @@ public struct RecipeRunner: Sendable {
     /// A run ends with its comparison report in `report/` (written by the CLI's `Reports`);
     /// the run directory's layout, and so what the report directory holds, is the host's.
     public static let reportDirectory = "report"
-    public static let reportFiles = ["report.md", "report.csv", "report.json", "report.svg"]
+    /// report-depth.svg only when the compared models differ in depth (Reports' `depthChartFile`).
+    public static let reportFiles = ["report.md", "report.csv", "report.json", "report.svg", "report-depth.svg"]
     public static let reportKind = OutputKind(name: "report", files: reportFiles, required: [])
 
     /// What a run directory holds (docs/recipes.md), for the output guard: `--force`

@@ -12,9 +12,9 @@ struct Compare: ParsableCommand {
         abstract: "Compare the models of a recipe run: quality (both protocols, % of the teacher), size, training time, measured speed.",
         discussion: """
         Give a run directory (its `compare` list, in order), stage directories, checkpoints or a SASRec baseline \
-        directory (slmrec sasrec --output DIR). Writes report.md (paste-ready tables), report.csv, report.json and \
-        report.svg (NDCG@10 against ms per user, Pareto front) into --output (default <first dir>/report) and prints \
-        the Markdown. Quality comes from the run's metrics.json files; throughput and latency are measured now, every \
+        directory (slmrec sasrec --output DIR). Writes report.md (paste-ready tables), report.csv, report.json, \
+        report.svg (NDCG@10 against ms per user, Pareto front) and, when the models differ in depth, report-depth.svg \
+        (NDCG@10 against decoder layers) into --output (default <first dir>/report) and prints the Markdown. Quality comes from the run's metrics.json files; throughput and latency are measured now, every \
         model on the same inputs. Models evaluated on another dataset, split or user count are marked not comparable. \
         See docs/reports.md.
         """)
@@ -68,7 +68,7 @@ struct Compare: ParsableCommand {
             }
         }
         if !quiet { emit(report.markdown()) }
-        emit("report: \(ComparisonReport.files.map { out.appendingPathComponent($0).path }.joined(separator: ", "))")
+        emit("report: \(report.outputFiles.map { out.appendingPathComponent($0).path }.joined(separator: ", "))")
     }
 }
 
@@ -81,7 +81,7 @@ func writeRunReport(_ runDirectory: URL, skipTiming: Bool = false) {
         let out = runDirectory.appendingPathComponent("report")
         try report.write(to: out)
         emit(report.markdown())
-        emit("report: \(out.path)/report.md (also report.csv, report.json, report.svg)")
+        emit("report: \(out.path)/report.md (also \(report.outputFiles.dropFirst().joined(separator: ", ")))")
     } catch {
         logLine("warning: the run finished but its comparison report failed: \(error) (retry with `slmrec compare \(runDirectory.path)`)")
     }
