@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "ModelFormat", "TestKit", "Common"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelEvaluation", "RecData", "Common"]),
         .testTarget(name: "CommandKitTests", dependencies: ["CommandKit"]),
-        .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "Common"]),
+        .testTarget(name: "CLITests", dependencies: ["TestKit", "ModelFormat", "RecData", "Common"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TrainingKit", "TestKit", "Engine", "RecData", "Common", "ModelFormat"]),
         .testTarget(name: "SASRecTests", dependencies: ["SASRec", "TestKit", "Engine", "RecData", "Evaluation", "Common", "ModelFormat"]),
         .testTarget(name: "ToolbenchTests", dependencies: ["Toolbench", "TestKit", "ModelFormat", "Common"]),

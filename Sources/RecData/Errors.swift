@@ -16,6 +16,9 @@ public enum RecDataError: Error, CustomStringConvertible, Equatable {
     case sequenceTooShort(user: Int, length: Int, split: String)
     /// A prepared dataset directory is inconsistent.
     case badDataset(file: String, line: Int, detail: String)
+    /// An option value the data does not allow (known only once the data is read), e.g.
+    /// `data subsample --users` above the dataset's users. `detail` says the valid range.
+    case badOption(option: String, detail: String)
 
     public var description: String {
         switch self {
@@ -34,6 +37,8 @@ public enum RecDataError: Error, CustomStringConvertible, Equatable {
                 + "(train + validation + test item); re-run `slmrec data prepare` with --kcore 3 or higher."
         case let .badDataset(file, line, detail):
             return "\(file)\(line > 0 ? ":\(line)" : ""): \(detail). Re-create the directory with `slmrec data prepare`."
+        case let .badOption(option, detail):
+            return "\(option): \(detail)"
         }
     }
 

@@ -32,7 +32,7 @@ public struct PrepareOptions: Sendable {
     }
 }
 
-/// Statistics of a prepared dataset (also stored in dataset.json).
+/// Statistics of a prepared dataset (also stored in dataset.json, as `statistics`).
 public struct DatasetStats: Codable, Sendable, Equatable {
     public var users: Int
     public var items: Int
@@ -49,6 +49,20 @@ public struct DatasetStats: Codable, Sendable, Equatable {
         self.averageLength = averageLength
         self.density = density
         self.badLinesSkipped = badLinesSkipped
+    }
+
+    /// The figures of `users` users (≥ 1) holding `interactions` over a catalogue of `items`:
+    /// average length = interactions / users, density = interactions / (users × items).
+    /// `data prepare` and `data subsample` both count this way.
+    public init(users: Int, items: Int, interactions: Int, badLinesSkipped: Int) {
+        self.init(users: users, items: items, interactions: interactions,
+                  averageLength: Double(interactions) / Double(users),
+                  density: Double(interactions) / (Double(users) * Double(items)),
+                  badLinesSkipped: badLinesSkipped)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case users, items, interactions, averageLength = "average_length", density, badLinesSkipped = "bad_lines_skipped"
     }
 
     /// One line for logs: `35,598 users, 18,357 items, 296,337 interactions, …`.
@@ -226,11 +240,7 @@ public enum DataPrepare {
         order = []
         alive = []
 
-        let stats = DatasetStats(
-            users: numUsers, items: numItems, interactions: interactions,
-            averageLength: Double(interactions) / Double(numUsers),
-            density: Double(interactions) / (Double(numUsers) * Double(numItems)),
-            badLinesSkipped: log.badLines)
+        let stats = DatasetStats(users: numUsers, items: numItems, interactions: interactions, badLinesSkipped: log.badLines)
         if progress { logLine("data prepare: \(stats.summary)") }
 
         // 6. Write everything into a temporary directory renamed into place at the end.
@@ -274,8 +284,7 @@ public enum DataPrepare {
                 source: .init(path: o.input.path, fileName: o.input.lastPathComponent, sha256: sha, format: format.rawValue, linesRead: log.linesRead),
                 options: .init(minRating: o.minRating, ratingFilter: explicit ? "rating \(filterText)" : "none (implicit feedback)",
                                kcore: o.kcore, maxLength: o.maxLength, negatives: o.negatives, seed: o.seed, skipBadLines: o.skipBadLines),
-                statistics: .init(users: stats.users, items: stats.items, interactions: stats.interactions, averageLength: stats.averageLength,
-                                  density: stats.density, badLinesSkipped: stats.badLinesSkipped),
+                statistics: stats,
                 processing: .init(explicitRatings: explicit, timestamps: log.hasTime, droppedByRating: log.droppedByRating,
                                   duplicatesDropped: duplicates, kcoreRounds: kcoreRounds, keptPublishedIds: keptPublishedIds,
                                   usersWithFewerNegatives: shortNegativeUsers,
@@ -438,6 +447,12 @@ struct BufferedWriter {
         if buf.count >= 1 << 20 { flush() }
     }
 
+    /// Bytes as they are (a line copied from another prepared file).
+    mutating func bytes(_ b: UnsafeBufferPointer<UInt8>) {
+        buf.append(contentsOf: b)
+        if buf.count >= 1 << 20 { flush() }
+    }
+
     mutating func text(_ s: String) {
         buf.append(contentsOf: s.utf8)
         if buf.count >= 1 << 20 { flush() }
@@ -467,6 +482,9 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
     public var options: Options
     public var statistics: Statistics
     public var processing: Processing
+    /// Present only in a `data subsample` output (Subsample.swift): which users of which
+    /// prepared dataset it holds. Absent from `data prepare`'s output.
+    public var subsample: Subsample?
 
     public struct Source: Codable, Sendable, Equatable {
         public var path: String, fileName: String, sha256: String, format: String, linesRead: Int
@@ -490,14 +508,8 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
             try c.encode(seed, forKey: .seed); try c.encode(skipBadLines, forKey: .skipBadLines)
         }
     }
-    public struct Statistics: Codable, Sendable, Equatable {
-        public var users: Int, items: Int, interactions: Int
-        public var averageLength: Double, density: Double
-        public var badLinesSkipped: Int
-        enum CodingKeys: String, CodingKey {
-            case users, items, interactions, averageLength = "average_length", density, badLinesSkipped = "bad_lines_skipped"
-        }
-    }
+    /// The same figures `data prepare` prints (one type, one set of keys).
+    public typealias Statistics = DatasetStats
     public struct Processing: Codable, Sendable, Equatable {
         public var explicitRatings: Bool, timestamps: Bool
         public var droppedByRating: Int, duplicatesDropped: Int, kcoreRounds: Int
@@ -510,5 +522,5 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
             case idOrder = "id_order"
         }
     }
-    enum CodingKeys: String, CodingKey { case tool, toolVersion = "tool_version", source, options, statistics, processing }
+    enum CodingKeys: String, CodingKey { case tool, toolVersion = "tool_version", source, options, statistics, processing, subsample }
 }

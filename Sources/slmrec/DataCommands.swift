@@ -15,7 +15,7 @@ extension Split: ExpressibleByArgument {}
 extension Candidates: ExpressibleByArgument {}
 
 struct DataGroup: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "data", abstract: "Dataset tools.", subcommands: [Prepare.self])
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Dataset tools.", subcommands: [Prepare.self, Subsample.self])
 }
 
 struct Prepare: ParsableCommand {
@@ -51,6 +51,36 @@ struct Prepare: ParsableCommand {
             try DataPrepare.run(PrepareOptions(
                 input: fileURL(input), output: fileURL(output), format: format, minRating: minRating, kcore: kcore,
                 maxLength: maxLength, negatives: negatives, seed: seed, skipBadLines: skipBadLines))
+        }
+        emit(stats.summary)
+        emit("wrote \(output)")
+    }
+}
+
+struct Subsample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A uniform random sample of a prepared dataset's users, written as a prepared dataset (same items, same item ids).",
+        discussion: """
+        Draws --users users without replacement (every subset equally likely, fixed by --seed), keeps them in their \
+        order and numbers them 1…N. items.tsv is copied byte for byte, so the catalogue and item ids stay those of \
+        --data; sequences, users.tsv (new id → the raw user id) and the fixed negatives are the sampled users' lines. \
+        dataset.json keeps the source's record with statistics recomputed and a subsample entry (source, its \
+        dataset.json's sha256, users, seed). See docs/data.md.
+        """)
+
+    @Option(help: "Prepared dataset directory to sample from (slmrec data prepare).") var data: String
+    @Option(help: "Users to keep: 1 to the dataset's users (all of them copies it).") var users: Int
+    @Option(help: "Random seed for the sample.") var seed: UInt64 = 42
+    @Option(help: "Output dataset directory (written atomically).") var output: String
+    @Flag(help: "Replace an existing prepared dataset at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
+
+    mutating func validate() throws {
+        if users < 1 { throw ValidationError("--users must be at least 1") }
+    }
+
+    func run() throws {
+        let stats = try writingOutput(fileURL(output), kind: PreparedDataset.outputKind, force: force, inputs: [("--data", fileURL(data))]) {
+            try DataSubsample.run(SubsampleOptions(data: fileURL(data), output: fileURL(output), users: users, seed: seed))
         }
         emit(stats.summary)
         emit("wrote \(output)")

@@ -63,6 +63,7 @@ final class OutputSafetyTests: XCTestCase {
             "convert": ["convert", "--input", ck.path, "--output", out],
             "apply": ["apply", "prune-layers", "--input", ck.path, "--output", out, "--options", "{strategy: \"keep-first\", keep: 1}"],
             "data prepare": ["data", "prepare", "--input", raw.path, "--output", out, "--format", "sequences", "--kcore", "1", "--negatives", "5"],
+            "data subsample": ["data", "subsample", "--data", data.path, "--users", "10", "--output", out],
             "sasrec": ["sasrec", "--data", data.path, "--output", out, "--epochs", "1", "--quiet"],
             "run": ["run", try recipe().path, "--output", out, "--no-report"],
         ]

@@ -29,6 +29,15 @@ final class RealDataTests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: ds.directory.appendingPathComponent("dataset.json"))) as? [String: Any]
         let source = json?["source"] as? [String: Any]
         XCTAssertEqual(source?["sha256"] as? String, try SHA256.hex(ofFile: url))
+
+        // 5,000 of its users (data subsample's default seed): the whole catalogue stays.
+        let sub = dir.appendingPathComponent("sub5k")
+        let subStats = try DataSubsample.run(SubsampleOptions(data: ds.directory, output: sub, users: 5000), progress: false)
+        XCTAssertEqual(subStats, DatasetStats(users: 5000, items: 18_357, interactions: 41_447, badLinesSkipped: 0))
+        let subDS = try PreparedDataset.load(directory: sub)
+        XCTAssertEqual(subDS.numItems, 18_357)
+        XCTAssertEqual(Set(subDS.sequences.joined()).count, 13_746, "items some sampled user touched")
+        XCTAssertEqual(try Data(contentsOf: sub.appendingPathComponent("items.tsv")), try Data(contentsOf: ds.directory.appendingPathComponent("items.tsv")))
     }
 
     func testBeautyStatistics() throws {
