@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Markdown tables of recipes/pretrained-sports.json5's run, from its stages' metrics.json
+(nothing typed in): validation MRR (the selection metric, 3,000 fixed users), test metrics
+under both protocols as % of e4srec8, training cost. Stages not yet run show "pending".
+Usage: scripts/pretrained-sports-tables.py [RUN_DIR] [SASREC_DIR]"""
+import json, os, sys
+
+run = sys.argv[1] if len(sys.argv) > 1 else "runs/pretrained-sports"
+sasrec = sys.argv[2] if len(sys.argv) > 2 else "runs/sports-sasrec"
+METRICS = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
+REF = "e4srec8"
+
+
+def load(stage):
+    p = os.path.join(run, stage, "metrics.json")
+    return json.load(open(p)) if os.path.exists(p) else None
+
+
+def sasrec_row():
+    p = os.path.join(sasrec, "metrics.json")
+    if not os.path.exists(p):
+        return None
+    m = json.load(open(p))
+    ev = {}
+    for proto in ("full", "sampled"):
+        for k, v in m["test_" + proto].items():
+            if isinstance(v, (int, float)):
+                ev[f"{proto}.{k}"] = v
+    return {"evaluation": ev, "best_valid_metric": m["valid"]["full"]["MRR"], "sasrec": True,
+            "train_seconds": m.get("train_wall_seconds"), "trainable_parameters": m.get("parameters")}
+
+
+def row(name, m, ref, proto):
+    if m is None:
+        return f"| {name} | pending |" + " |" * len(METRICS)
+    ev = m.get("evaluation")
+    if not isinstance(ev, dict):
+        return f"| {name} | not evaluated |" + " |" * len(METRICS)
+    cells = []
+    for k in METRICS:
+        v = ev.get(f"{proto}.{k}")
+        r = (ref or {}).get("evaluation", {}).get(f"{proto}.{k}") if ref else None
+        cells.append("-" if v is None else f"{v:.4f}" + (f" ({100 * v / r:.1f}%)" if r else ""))
+    val = m.get("best_valid_metric")
+    vtext = "-" if val is None else f"{val:.4f}" + (" (all users)" if m.get("sasrec") else "")
+    return f"| {name} | {vtext} | " + " | ".join(cells) + " |"
+
+
+def table(title, stages, proto):
+    ref = load(REF)
+    out = [f"**{title}** ({'full ranking, history masked' if proto == 'full' else '999 fixed negatives'}; "
+           f"in parentheses % of {REF}; valid MRR: best validation MRR, 3,000 users, full ranking)", "",
+           "| model | valid MRR | " + " | ".join(METRICS) + " |", "|---|---:|" + "---:|" * len(METRICS)]
+    for s in stages:
+        out.append(row(s, sasrec_row() if s == "SASRec" else load(s), ref, proto))
+    return "\n".join(out) + "\n"
+
+
+def cost(stages):
+    out = ["| model | steps | train time | examples/s | trainable params | seed |", "|---|---:|---:|---:|---:|---:|"]
+    for s in stages:
+        m = load(s)
+        if m is None:
+            out.append(f"| {s} | pending | | | | |"); continue
+        t = m.get("train_seconds")
+        out.append(f"| {s} | {m.get('steps', '-')} | " + ("-" if t is None else f"{t:.0f} s") + " | "
+                   + (f"{m['samples_per_second']:.0f}" if "samples_per_second" in m else "-") + " | "
+                   + (f"{m['trainable_parameters']:,}" if "trainable_parameters" in m else "-") + f" | {m.get('seed', '-')} |")
+    return "\n".join(out) + "\n"
+
+
+main = ["e4srec30", "e4srec8", "e4srec4", "slmrec4", "kd-cos-ms", "kd-norm-small", "slmrec4-warm", "e4srec8-first4",
+        "random8", "random8-full", "e4srec8-suffix", "e4srec8-int8", "slmrec4-int8", "SASRec"]
+print(table("Main comparison", main, "full"))
+print(table("Main comparison", main, "sampled"))
+abl = ["slmrec4", "kd-cos", "kd-cos-norm", "kd-cos-ms", "kd-norm-small", "kd-b1", "kd-b2", "kd-online", "e4srec4"]
+print(table("Ablations, blocks, online KD", abl, "full"))
+depth = ["e4srec1", "e4srec2", "e4srec4", "e4srec8", "e4srec16", "e4srec30",
+         "e4srec30-first1", "e4srec30-first2", "e4srec30-first4", "e4srec30-first8", "e4srec30-first16"]
+print(table("Depth (Figure 2)", depth, "full"))
+print(cost([s for s in main + abl + depth if s != "SASRec" and not s.endswith("-int8")]))
+for s in ["slmrec4", "kd-cos-ms", "kd-norm-small", "slmrec4-warm", "kd-cos", "kd-cos-norm", "kd-b1", "kd-b2", "kd-online"]:
+    m = load(s)
+    if m and "loss_terms" in m:
+        t = m["loss_terms"]
+        print(f"- `{s}` mean loss terms: " + ", ".join(f"{k} {v:.4g}" for k, v in t.items()))
