@@ -89,15 +89,6 @@ final class KDLossTests: XCTestCase {
                                            parts: TrainableParts(itemTable: true), seed: 1)
             let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
                                         dims: student.dims, objective: .allPositions)
-            let idx = Array(0..<batch.count)
-            let grads = Gradients(groups: task.groups)
-            let ws = Workspace()
-            let terms = task.step(batch, step: 0, sampleIndices: idx, grads: grads, workspace: ws)
-            XCTAssertGreaterThan(terms["d_cos"]!, 0); XCTAssertGreaterThan(terms["d_norm"]!, 0); XCTAssertGreaterThan(terms["l_ms"]!, 0)
-            func total() -> Double {
-                let scratch = Gradients(groups: task.groups)
-                return task.step(batch, step: 0, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
-            }
             var checked = [(ParamGroup.model, ParamName.weight(0, .q)), (ParamGroup.model, ParamName.weight(1, .down)),
                            (ParamGroup.model, ParamName.itemEmbedding), (ParamGroup.model, ParamName.finalNorm),
                            (LayerwiseKDTask.headsGroup, "head.1")]
@@ -105,16 +96,8 @@ final class KDLossTests: XCTestCase {
                 checked += [(LayerwiseKDTask.teacherGroup, ParamName.weight(1, .q)), (LayerwiseKDTask.teacherGroup, ParamName.weight(3, .down)),
                             (LayerwiseKDTask.teacherGroup, ParamName.finalNorm)]
             }
-            for (group, name) in checked {
-                let ps = try XCTUnwrap(task.groups.first { $0.name == group }).params
-                var x = ps.values(name)
-                let sample = (0..<12).map { ($0 * 7919) % x.count }
-                let numeric = numericGradient(&x, eps: 3e-3, indices: sample) { v in ps.set(name, v); return total() }
-                ps.set(name, x)
-                let analytic = try XCTUnwrap(grads[group]).values(name)
-                let (ok, cmp) = closeToMax(sample.map { analytic[$0] }, sample.map { numeric[$0] }, atol: 3e-4, rtol: 3e-2)
-                XCTAssertTrue(ok, "\(align) \(last) \(name): \(cmp)")
-            }
+            let terms = try checkGradients(task, batch, checked, samples: 12, label: "\(align) \(last)")
+            XCTAssertGreaterThan(terms["d_cos"]!, 0); XCTAssertGreaterThan(terms["d_norm"]!, 0); XCTAssertGreaterThan(terms["l_ms"]!, 0)
         }
     }
 
@@ -138,30 +121,40 @@ final class KDLossTests: XCTestCase {
         }
         let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
                                     dims: student.dims, objective: .allPositions)
-        let idx = Array(0..<batch.count)
-        let grads = Gradients(groups: task.groups)
-        let ws = Workspace()
-        let terms = task.step(batch, step: 0, sampleIndices: idx, grads: grads, workspace: ws)
-        XCTAssertGreaterThan(terms["teacher_ce"]!, 0)
-        func total() -> Double {
-            let scratch = Gradients(groups: task.groups)
-            return task.step(batch, step: 0, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
-        }
         var checked: [(String, String)] = [(ParamGroup.model, ParamName.outputProj), (LayerwiseKDTask.teacherGroup, ParamName.outputProj)]
         for g in [ParamGroup.lora, LayerwiseKDTask.teacherLoRAGroup] {
             let layout = try XCTUnwrap(task.groups.first { $0.name == g }).params.layout
             checked += [layout.names.first!, layout.names.last!].map { (g, $0) }
         }
+        let terms = try checkGradients(task, batch, checked, samples: 10, label: "online LoRA", requireNonZero: true)
+        XCTAssertGreaterThan(terms["teacher_ce"]!, 0)
+    }
+
+    /// One KD step's analytic gradients of `checked` (group, tensor) against central finite
+    /// differences of the total loss at `samples` spread indices; returns the step's terms.
+    func checkGradients(_ task: LayerwiseKDTask, _ batch: PackedBatch, _ checked: [(String, String)], samples: Int, label: String,
+                        requireNonZero: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Double] {
+        let idx = Array(0..<batch.count)
+        let grads = Gradients(groups: task.groups)
+        let ws = Workspace()
+        let terms = task.step(batch, step: 0, sampleIndices: idx, grads: grads, workspace: ws)
+        func total() -> Double {
+            let scratch = Gradients(groups: task.groups)
+            return task.step(batch, step: 0, sampleIndices: idx, grads: scratch, workspace: ws)["loss"]!
+        }
         for (group, name) in checked {
             let ps = try XCTUnwrap(task.groups.first { $0.name == group }).params
             var x = ps.values(name)
-            let sample = (0..<10).map { ($0 * 7919) % x.count }
+            let sample = (0..<samples).map { ($0 * 7919) % x.count }
             let numeric = numericGradient(&x, eps: 3e-3, indices: sample) { v in ps.set(name, v); return total() }
             ps.set(name, x)
             let analytic = try XCTUnwrap(grads[group]).values(name)
             let (ok, cmp) = closeToMax(sample.map { analytic[$0] }, sample.map { numeric[$0] }, atol: 3e-4, rtol: 3e-2)
-            XCTAssertTrue(ok, "\(group) \(name): \(cmp)")
-            XCTAssertGreaterThan(sample.map { abs(numeric[$0]) }.max()!, 1e-5, "\(group) \(name): a gradient that is zero checks nothing")
+            XCTAssertTrue(ok, "\(label) \(group) \(name): \(cmp)", file: file, line: line)
+            if requireNonZero {
+                XCTAssertGreaterThan(sample.map { abs(numeric[$0]) }.max()!, 1e-5, "\(label) \(group) \(name): a gradient that is zero checks nothing", file: file, line: line)
+            }
         }
+        return terms
     }
 }
