@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables of recipes/pretrained-sports.json5's run, from its stages' metrics.json
-(nothing typed in): validation MRR (the selection metric, 3,000 fixed users), test metrics
+(nothing typed in; the committed copies in docs/results/pretrained-sports when the run
+directory is not here): validation MRR (the selection metric, 3,000 fixed users), test metrics
 under both protocols as % of e4srec8, training cost. Stages not yet run show "pending".
 Usage: scripts/pretrained-sports-tables.py [RUN_DIR] [SASREC_DIR]"""
 import json, os, sys
@@ -11,13 +12,20 @@ METRICS = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
 REF = "e4srec8"
 
 
+RECORD = "docs/results/pretrained-sports"   # the committed copies (scripts/pretrained-sports)
+
+
 def load(stage):
-    p = os.path.join(run, stage, "metrics.json")
-    return json.load(open(p)) if os.path.exists(p) else None
+    for p in (os.path.join(run, stage, "metrics.json"), os.path.join(RECORD, stage + ".metrics.json")):
+        if os.path.exists(p):
+            return json.load(open(p))
+    return None
 
 
 def sasrec_row():
     p = os.path.join(sasrec, "metrics.json")
+    if not os.path.exists(p):
+        p = os.path.join(RECORD, "sports-sasrec.metrics.json")
     if not os.path.exists(p):
         return None
     m = json.load(open(p))
