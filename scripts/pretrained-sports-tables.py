@@ -86,7 +86,9 @@ print(table("Ablations, blocks, online KD", abl, "full"))
 depth = ["e4srec1", "e4srec2", "e4srec4", "e4srec8", "e4srec16", "e4srec30",
          "e4srec30-first1", "e4srec30-first2", "e4srec30-first4", "e4srec30-first8", "e4srec30-first16"]
 print(table("Depth (Figure 2)", depth, "full"))
-print(cost([s for s in main + abl + depth if s != "SASRec" and not s.endswith("-int8")]))
+trained = [s for s in dict.fromkeys(main + abl + depth) if s != "SASRec" and not s.endswith("-int8") and "-first" not in s]
+print("**Training cost** (2 cores; `train time` is the stage's training loop, validations included)\n")
+print(cost(trained))
 for s in ["slmrec4", "kd-cos-ms", "kd-norm-small", "slmrec4-warm", "kd-cos", "kd-cos-norm", "kd-b1", "kd-b2", "kd-online"]:
     m = load(s)
     if m and "loss_terms" in m:
