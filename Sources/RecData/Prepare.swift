@@ -249,11 +249,7 @@ public enum DataPrepare {
         var shortNegativeUsers = 0
         try AtomicFile.writeDirectory(o.output) { dir in
             var w = try BufferedWriter(dir.appendingPathComponent("sequences.txt"))
-            for u in 0..<numUsers {
-                w.int(u + 1)
-                for k in seqStart[u]..<seqStart[u + 1] { w.byte(0x20); w.int(Int(seqItems[k])) }
-                w.byte(0x0A)
-            }
+            for u in 0..<numUsers { w.idRow(u + 1, seqItems[seqStart[u]..<seqStart[u + 1]]) }
             try w.close()
 
             w = try BufferedWriter(dir.appendingPathComponent("items.tsv"))
@@ -343,9 +339,7 @@ enum NegativeSampler {
                     if mark[c] != epoch { mark[c] = epoch; out.append(Int32(c)) }
                 }
             }
-            w.int(u + 1)
-            for x in out { w.byte(0x20); w.int(Int(x)) }
-            w.byte(0x0A)
+            w.idRow(u + 1, out)
         }
         try w.close()
         return short
@@ -445,6 +439,13 @@ struct BufferedWriter {
             for i in stride(from: n - 1, through: 0, by: -1) { buf.append(t[i]) }
         }
         if buf.count >= 1 << 20 { flush() }
+    }
+
+    /// One `USER ID ID …` line: sequences.txt and the negatives files share this layout.
+    mutating func idRow<C: Collection>(_ user: Int, _ ids: C) where C.Element == Int32 {
+        int(user)
+        for x in ids { byte(0x20); int(Int(x)) }
+        byte(0x0A)
     }
 
     /// Bytes as they are (a line copied from another prepared file).

@@ -128,11 +128,7 @@ public enum DataSubsample {
 
         try AtomicFile.writeDirectory(o.output) { dir in
             var w = try BufferedWriter(dir.appendingPathComponent("sequences.txt"))
-            for (k, seq) in sequences.enumerated() {
-                w.int(k + 1)
-                for i in seq { w.byte(0x20); w.int(Int(i)) }
-                w.byte(0x0A)
-            }
+            for (k, seq) in sequences.enumerated() { w.idRow(k + 1, seq) }
             try w.close()
             do {
                 try fm.copyItem(at: o.data.appendingPathComponent("items.tsv"), to: dir.appendingPathComponent("items.tsv"))
