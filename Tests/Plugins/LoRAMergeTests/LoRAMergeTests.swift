@@ -18,7 +18,7 @@ final class LoRAMergeTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(at: tmp) }
 
     /// A random adapter for a checkpoint (B non-zero, so the merge changes something).
-    func adapter(for ck: Checkpoint, r: Int = 2, targets: [String] = ["q_proj", "v_proj", "down_proj"]) -> LoRAAdapter {
+    static func adapter(for ck: Checkpoint, r: Int = 2, targets: [String] = ["q_proj", "v_proj", "down_proj"]) -> LoRAAdapter {
         var rng = SeededRNG(seed: 3)
         var w: [String: (a: Tensor, b: Tensor)] = [:]
         for l in 0..<ck.config.numLayers {
@@ -34,7 +34,7 @@ final class LoRAMergeTests: XCTestCase {
     func testConformance() throws {
         let ck = PassConformance.tinyCheckpoint()
         let dir = tmp.appendingPathComponent("adapter")
-        try adapter(for: ck).save(to: dir)
+        try Self.adapter(for: ck).save(to: dir)
         XCTAssertEqual(try PassConformance.check(LoRAMerge.self, options: "{adapter: '\(dir.path)'}", checkpoint: ck), [])
     }
 
@@ -60,7 +60,7 @@ final class LoRAMergeTests: XCTestCase {
 
     func testMathAndDtype() throws {
         var ck = PassConformance.tinyCheckpoint(layers: 2)
-        let ad = adapter(for: ck, r: 2, targets: ["q_proj"])
+        let ad = Self.adapter(for: ck, r: 2, targets: ["q_proj"])
         let merged = try ck.merging(ad, source: "test")
         // By hand for one element: W[i,j] + (alpha/r)·Σ_k B[i,k]·A[k,j].
         let name = TensorNames.linear(1, "q_proj")
@@ -85,7 +85,7 @@ final class LoRAMergeTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("no adapter"), "\($0)")
         }
         let dir = tmp.appendingPathComponent("dora")
-        try adapter(for: ck).save(to: dir)
+        try Self.adapter(for: ck).save(to: dir)
         let cfgURL = dir.appendingPathComponent(LoRAAdapter.configFile)
         let text = try String(contentsOf: cfgURL, encoding: .utf8).replacingOccurrences(of: "\"use_dora\" : false", with: "\"use_dora\" : true")
             .replacingOccurrences(of: "\"use_dora\": false", with: "\"use_dora\": true")
@@ -103,11 +103,46 @@ final class LoRAMergeTests: XCTestCase {
         let ck = ELLMRecModel.random(dims: d, seed: 1).checkpoint()
         let input = tmp.appendingPathComponent("medium"), adDir = tmp.appendingPathComponent("ad")
         try ck.save(to: input)
-        try adapter(for: ck, r: 8, targets: TensorNames.linearModules).save(to: adDir)
+        try Self.adapter(for: ck, r: 8, targets: TensorNames.linearModules).save(to: adDir)
         let t0 = Date()
         let r = try LoRAMerge().apply(PassContext(input: input, workDirectory: tmp, stage: "t", log: { _ in }, quiet: true),
                                       options: .init(adapter: adDir.path))
         try r.checkpoint!.save(to: tmp.appendingPathComponent("out"))
         print(String(format: "lora-merge medium r=8 all modules (load + merge + save): %.3f s", Date().timeIntervalSince(t0)))
+    }
+
+    /// In a recipe, `lora-merge` of a LoRA stage's own adapter (input: "ft", references:
+    /// { adapter: "ft" }) merges it once: the input is handed on with that adapter merged
+    /// already, and merging it again would add B·A twice.
+    func testMergingAStagesOwnAdapterMergesItOnce() throws {
+        struct TrainLoRA: CompressionPass {
+            static let name = "train-lora"
+            static let summary = "Its input plus a fixed adapter (test pass)."
+            struct Options: PassOptions { static let fields: [OptionField] = [] }
+            func check(_ model: ModelSummary, options: Options, references: [String: PlannedArtifact]) throws -> PlannedOutput {
+                PlannedOutput(checkpoint: model, adapter: true)
+            }
+            func apply(_ context: PassContext, options: Options) throws -> PassResult {
+                let ck = try context.loadInput()
+                return PassResult(checkpoint: ck, adapter: LoRAMergeTests.adapter(for: ck))
+            }
+        }
+        let ck = PassConformance.tinyCheckpoint()
+        let base = tmp.appendingPathComponent("base")
+        try ck.save(to: base)
+        let text = """
+        { inputs: { base: '\(base.path)' }, stages: [
+          { name: 'ft', pass: 'train-lora' },
+          { name: 'merged', pass: 'lora-merge', input: 'ft', references: { adapter: 'ft' } },
+        ] }
+        """
+        let plan = try Planner.plan(Recipe.parse(Data(text.utf8), path: "r.json5"), registry: PassRegistry([TrainLoRA.self, LoRAMerge.self]))
+        let run = tmp.appendingPathComponent("run")
+        try RecipeRunner(evaluator: nil, quiet: true).run(plan, runDirectory: run, resume: false)
+        let expect = try ck.merging(Self.adapter(for: ck), source: "test")
+        let got = try Checkpoint.load(directory: run.appendingPathComponent("merged/checkpoint"))
+        let name = TensorNames.linear(0, "q_proj") + ".weight"
+        XCTAssertNotEqual(try XCTUnwrap(expect.tensors[name]).floats(), try XCTUnwrap(ck.tensors[name]).floats())
+        XCTAssertEqual(try XCTUnwrap(got.tensors[name]).floats(), try XCTUnwrap(expect.tensors[name]).floats(), "merged once, not twice")
     }
 }
