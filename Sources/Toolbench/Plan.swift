@@ -28,6 +28,28 @@ public struct Plan: Sendable {
     public var inputs: [String: (kind: ArtifactKind, url: URL)]
     public var stages: [PlannedStage]
 
+    /// The stages a run of `names` needs: those stages and, transitively, every earlier stage
+    /// they read (their input and their references). `slmrec run --stage` runs only these, so a
+    /// lab notebook of 30 stages can be run a part at a time (docs/recipes.md#running-a-part).
+    public func stagesNeeded(for names: [String]) throws -> Set<String> {
+        let byName = Dictionary(stages.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var needed = Set<String>()
+        var todo: [String] = []
+        for n in names {
+            guard byName[n] != nil else {
+                throw ToolbenchError("\(recipe.path): --stage \(n)", problem: "the recipe has no stage \"\(n)\"",
+                                     fix: "give one of: \(stages.map(\.name).joined(separator: ", "))")
+            }
+            todo.append(n)
+        }
+        while let n = todo.popLast() {
+            guard let s = byName[n], needed.insert(n).inserted else { continue }
+            // Recipe inputs are files, not stages: only stage names are followed.
+            for dep in [s.input] + s.references.values.sorted() where byName[dep] != nil { todo.append(dep) }
+        }
+        return needed
+    }
+
     /// The recipe with every default filled in (saved as recipe.effective.json).
     public var effectiveRecipe: JSONValue {
         var top: [String: JSONValue] = [

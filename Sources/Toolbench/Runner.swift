@@ -103,8 +103,11 @@ public struct RecipeRunner: Sendable {
     /// An existing non-empty run directory needs `resume` (continue it) or `force` (replace
     /// it: swapped for an empty one first); the caller holds the directory's `OutputLock`.
     @discardableResult
-    public func run(_ plan: Plan, runDirectory: URL, resume: Bool, force: Bool = false) throws -> [StageRecord] {
+    /// `only`: run just these stages and the earlier ones they read (Plan.stagesNeeded); the
+    /// others are neither run nor touched, so their directories from an earlier run stay.
+    public func run(_ plan: Plan, runDirectory: URL, resume: Bool, force: Bool = false, only stages: [String]? = nil) throws -> [StageRecord] {
         let fm = FileManager.default
+        let only = try stages.map { try plan.stagesNeeded(for: $0) }
         if resume && force {
             throw ToolbenchError(runDirectory.path, problem: "--resume continues the run directory and --force replaces it", fix: "give one of them")
         }
@@ -153,6 +156,10 @@ public struct RecipeRunner: Sendable {
             let adapterOf: (String) -> URL? = { name in
                 guard plan.inputs[name] == nil, plan.stages.first(where: { $0.name == name })?.output.adapter == true else { return nil }
                 return runDirectory.appendingPathComponent(name).appendingPathComponent(ArtifactKind.adapter.rawValue)
+            }
+            if let only, !only.contains(s.name) {
+                say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): not selected (--stage), not run")
+                continue
             }
             if resume, let data = fm.contents(atPath: stageDir.appendingPathComponent(Self.stageFile).path),
                let rec = try? JSONDecoder().decode(JSONValue.self, from: data), rec.objectValue?["key"]?.stringValue == key {

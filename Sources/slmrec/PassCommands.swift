@@ -168,6 +168,8 @@ struct Run: ParsableCommand {
     @Flag(help: "Continue an existing run directory, skipping unchanged completed stages.") var resume = false
     @Option(name: .customLong("set"), help: "Override a recipe value: key.path=value (e.g. vars.data=data/ml-100k, stages.pruned.options.keep=4). Repeatable.")
     var overrides: [String] = []
+    @Option(name: .customLong("stage"), help: "Run only this stage and the earlier stages it reads (its input, its teacher); repeatable. The others are not run and their directories stay; no report is written.")
+    var stages: [String] = []
     @Flag(help: "Validate and print the plan, run nothing.") var dryRun = false
     @Flag(help: "Write the final comparison report without timing the models (cost columns \"-\").") var skipReportTiming = false
     @Flag(help: "Do not write the comparison report (run `slmrec compare` yourself, e.g. with a SASRec baseline).") var noReport = false
@@ -182,6 +184,8 @@ struct Run: ParsableCommand {
         let plan = try Planner.plan(r, registry: registry)
         let name = (URL(fileURLWithPath: recipe).lastPathComponent as NSString).deletingPathExtension
         let dir = fileURL(output ?? "runs/\(name)")
+        let selected = stages.isEmpty ? nil : stages
+        let only = try selected.map { try plan.stagesNeeded(for: $0) }
         if dryRun {
             // The plan is what a dry run checks; whether the run directory may be written is
             // said, not enforced (it can change before the real run).
@@ -190,7 +194,8 @@ struct Run: ParsableCommand {
             }
             for s in plan.stages {
                 let layers = s.output.checkpoint.map { "\($0.numLayers) layers\($0.isQuantized ? ", int8" : "")" } ?? "adapter"
-                emit("\(s.name): \(s.pass.name) on \(s.input) → \(layers)  options \(JSONText.compact(s.effectiveOptions))")
+                let mark = only.map { $0.contains(s.name) ? "" : "  (not selected)" } ?? ""
+                emit("\(s.name): \(s.pass.name) on \(s.input) → \(layers)  options \(JSONText.compact(s.effectiveOptions))\(mark)")
             }
             emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
             return
@@ -203,11 +208,16 @@ struct Run: ParsableCommand {
             AtomicFile.recoverTree(dir)   // stages, state and files inside it
             let evaluator = RecipeEvaluator()
             let records: [StageRecord]
-            do { records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume, force: force) } catch let e as Interrupted {
+            do { records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume, force: force, only: selected) } catch let e as Interrupted {
                 throw exitAfterInterrupt(e, dropForce: true)
             }
-            try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
             let ran = records.filter { !$0.skipped }.count
+            if only != nil {
+                // A part of the recipe: the comparison would miss the stages not run.
+                emit("stages run: \(dir.path) (\(ran) run, \(records.count - ran) skipped, \(plan.stages.count - records.count) not selected); no report (--stage): run without --stage, or `slmrec compare`")
+                return
+            }
+            try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
             emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
             if !noReport { writeRunReport(dir, skipTiming: skipReportTiming) }
         }

@@ -223,6 +223,31 @@ final class RunnerTests: XCTestCase {
                           RecipeRunner.stageKey(kd, inputKeys: teacherChanged, optionPathHashes: []), "reference")
     }
 
+    /// `slmrec run --stage`: a part of a recipe runs with exactly the earlier stages it reads
+    /// (input and references, transitively), and leaves every other stage alone.
+    func testRunningAPartRunsWhatItReads() throws {
+        let p = try plan()
+        XCTAssertEqual(try p.stagesNeeded(for: ["b"]), ["a", "b"], "b's input is the stage before it")
+        XCTAssertEqual(try p.stagesNeeded(for: ["kd"]), ["a", "b", "kd"], "input b and teacher a")
+        XCTAssertEqual(try p.stagesNeeded(for: ["ad"]), ["ad"], "a recipe input is not a stage")
+        XCTAssertEqual(try p.stagesNeeded(for: ["ad", "b"]), ["a", "b", "ad"])
+        XCTAssertThrowsError(try p.stagesNeeded(for: ["kd2"])) {
+            XCTAssertTrue("\($0)".contains("the recipe has no stage \"kd2\"") && "\($0)".contains("give one of: a, b, kd, ad"), "\($0)")
+        }
+        let run = dir.appendingPathComponent("run")
+        let runner = RecipeRunner(evaluator: nil, quiet: true)
+        let fm = FileManager.default
+        XCTAssertThrowsError(try runner.run(p, runDirectory: run, resume: false, only: ["kd2"]))
+        XCTAssertEqual(try runner.run(p, runDirectory: run, resume: false, only: ["ad"]).map(\.name), ["ad"])
+        XCTAssertFalse(fm.fileExists(atPath: run.appendingPathComponent("a").path), "a stage not selected is not run")
+        // The next part continues the same directory: what it reads runs, what ran stays.
+        let r = try runner.run(p, runDirectory: run, resume: true, only: ["kd"])
+        XCTAssertEqual(r.map(\.name), ["a", "b", "kd"])
+        XCTAssertEqual(r.map(\.skipped), [false, false, false])
+        XCTAssertTrue(fm.fileExists(atPath: run.appendingPathComponent("ad/adapter/adapter_config.json").path), "an earlier part's stage stays")
+        XCTAssertEqual(try runner.run(p, runDirectory: run, resume: true).map(\.skipped), [true, true, true, true], "the parts make the whole run")
+    }
+
     func testRunWritesStagesAndResumes() throws {
         let run = dir.appendingPathComponent("run")
         let runner = RecipeRunner(evaluator: FixedEvaluator(), quiet: true)
