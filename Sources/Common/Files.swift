@@ -14,9 +14,9 @@ import Foundation
 /// - `.NAME.old-PID`: only on filesystems without RENAME_EXCHANGE, the previous output moved
 ///   aside between two renames; restored to NAME if NAME is missing.
 public enum AtomicFile {
-    /// Writes `data` to `url` via a temporary sibling and an atomic rename.
-    public static func write(_ data: Data, to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
+    /// Streams a file: `body` writes the temporary sibling it is given (a large output need not
+    /// be held in memory), which is then swapped onto `url`; on an error nothing is left.
+    public static func writeFile(_ url: URL, _ body: (URL) throws -> Void) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
             throw CocoaError(.fileWriteFileExists, userInfo: [
@@ -24,15 +24,20 @@ public enum AtomicFile {
                 NSLocalizedDescriptionKey: "\(url.path) is a directory; refusing to replace it with a file (choose a file path)",
             ])
         }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = temporarySibling(of: url)
         do {
-            try data.write(to: tmp)
+            try body(tmp)
             try replace(url, with: tmp)
         } catch {
             try? FileManager.default.removeItem(at: tmp)
             throw error
         }
+    }
+
+    /// Writes `data` to `url` via a temporary sibling and an atomic rename.
+    public static func write(_ data: Data, to url: URL) throws {
+        try writeFile(url) { try data.write(to: $0) }
     }
 
     /// Builds a directory with `body` in a temporary sibling, then swaps it onto `url`

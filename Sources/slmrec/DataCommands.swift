@@ -8,11 +8,12 @@ import ModelFormat
 import RecData
 
 /// `slmrec data …` and `slmrec eval`.
-let dataCommands: [any ParsableCommand.Type] = [DataGroup.self, Eval.self]
+let dataCommands: [any ParsableCommand.Type] = [DataGroup.self, Eval.self, Recommend.self]
 
 extension InputFormat: ExpressibleByArgument {}
 extension Split: ExpressibleByArgument {}
 extension Candidates: ExpressibleByArgument {}
+extension RecommendationFile.Format: ExpressibleByArgument {}
 
 struct DataGroup: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "data", abstract: "Dataset tools.", subcommands: [Prepare.self, Subsample.self])
@@ -145,5 +146,120 @@ struct Eval: ParsableCommand {
         emit("\(r.users) users, \(String(format: "%.0f", r.usersPerSecond)) users/s")
         emit(textTable(rows))
         emit("wrote \(output)")
+    }
+}
+
+struct Recommend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The top-K items for every user of a dataset (or some users, or raw histories), with original ids and titles.",
+        discussion: """
+        Scores every item with the model (float or int8, with --adapter if it has one) and writes the K best that the \
+        user does not already have, best first (equal scores: lower item id first). --history all (default) reads the \
+        whole sequence and recommends what comes next; test / valid read what `slmrec eval` reads for that split, so \
+        the held-out item's place in the list is its full-ranking rank. --sequences FILE takes histories as lines \
+        `LABEL ITEM ITEM …` of original item ids (items.tsv's original_id). Output: TSV (user, original_user, rank, \
+        item, original_item, score, title) or, for .jsonl / --format jsonl, one JSON object per user. See \
+        docs/evaluation.md#recommendations.
+        """)
+
+    enum History: String, CaseIterable, ExpressibleByArgument { case all, valid, test }
+
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Prepared dataset directory (slmrec data prepare): its users, items.tsv and users.tsv.") var data: String
+    @Option(help: "Items per user: 1 to the number of items.") var topK: Int = 10
+    @Option(help: "Only these users (the dataset's ids 1…N, comma-separated), in this order.") var users: String?
+    @Option(help: "Histories to recommend for instead of the dataset's users: lines `LABEL ITEM ITEM …` of original item ids.") var sequences: String?
+    @Flag(help: "With --sequences: drop items that are not in the catalogue (counted) instead of stopping.") var skipUnknownItems = false
+    @Option(help: "Which part of each user's sequence the model reads: all, or what eval reads for test / valid.") var history: History = .all
+    @Option(help: "Output file (TSV; JSON lines for .jsonl).") var output: String
+    @Option(help: "Output format (default: from the file name).") var format: RecommendationFile.Format?
+    @Option(help: "Users per batch.") var batchSize: Int = 256
+    @Flag(help: "Replace an existing --output that slmrec recommend wrote (nothing else is ever replaced).") var force = false
+
+    mutating func validate() throws {
+        if topK < 1 { throw ValidationError("--top-k must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if sequences != nil && (users != nil || history != .all) {
+            throw ValidationError("--sequences gives the histories itself: leave out --users and --history")
+        }
+        if skipUnknownItems && sequences == nil { throw ValidationError("--skip-unknown-items applies to --sequences only") }
+    }
+
+    func run() throws {
+        var inputs = model.inputs + [("--data", fileURL(data))]
+        if let sequences { inputs.append(("--sequences", fileURL(sequences))) }
+        try writingOutput(fileURL(output), kind: RecommendationFile.outputKind, force: force, inputs: inputs) {
+            let catalogue = try Catalogue.load(directory: fileURL(data))
+            guard topK <= catalogue.numItems else {
+                throw ValidationError("--top-k \(topK) is more than the \(catalogue.numItems) items of \(data): give at most \(catalogue.numItems)")
+            }
+            let requests = try self.requests(catalogue)
+            let m = try model.load()
+            guard m.dims.numItems == catalogue.numItems else {
+                throw ValidationError("\(data) has \(catalogue.numItems) items but the model scores \(m.dims.numItems) (ellmrec.num_items): use the dataset the model was trained on")
+            }
+            let start = nowSeconds()
+            let lists = try Recommender.recommend(model: m, histories: requests.map(\.history), k: topK, batchSize: batchSize)
+            let secs = nowSeconds() - start
+            try RecommendationFile.write(requests, lists, catalogue: catalogue, format: format ?? RecommendationFile.format(forPath: output), to: fileURL(output))
+            emit(String(format: "%d users, top %d, %.0f users/s (%.2f ms/user)", requests.count, topK, Double(requests.count) / max(secs, 1e-9), 1000 * secs / Double(max(requests.count, 1))))
+            emit("wrote \(output)")
+        }
+    }
+
+    /// The histories to score, in output order.
+    func requests(_ catalogue: Catalogue) throws -> [RecommendationRequest] {
+        if let sequences { return try Self.readSequences(fileURL(sequences), catalogue: catalogue, skipUnknown: skipUnknownItems) }
+        let ds = try PreparedDataset.load(directory: fileURL(data))
+        let ids: [Int]
+        if let users {
+            ids = try users.split(separator: ",", omittingEmptySubsequences: false).map { f in
+                let t = f.trimmingCharacters(in: .whitespaces)
+                guard let u = Int(t) else { throw ValidationError("--users: \"\(t)\" is not a user id (give ids 1…\(ds.numUsers), comma-separated)") }
+                guard u >= 1 && u <= ds.numUsers else { throw ValidationError("--users: user \(u) is not in \(data) (its users are 1…\(ds.numUsers))") }
+                return u
+            }
+        } else {
+            ids = Array(1...max(ds.numUsers, 1)).filter { $0 <= ds.numUsers }
+        }
+        let drop = history == .all ? 0 : history == .test ? 1 : 2
+        return try ids.map { u in
+            let seq = ds.sequences[u - 1]
+            guard seq.count > drop else {
+                throw ValidationError("user \(u) has \(seq.count) item(s): --history \(history.rawValue) leaves nothing to read")
+            }
+            return RecommendationRequest(user: u, label: catalogue.originalUsers?[u - 1] ?? "\(u)", history: Array(seq.dropLast(drop)))
+        }
+    }
+
+    /// `LABEL ITEM ITEM …` lines (spaces or tabs) of original item ids; empty lines are skipped.
+    static func readSequences(_ url: URL, catalogue: Catalogue, skipUnknown: Bool) throws -> [RecommendationRequest] {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw ValidationError("--sequences: \(url.path) does not exist") }
+        var out: [RecommendationRequest] = []
+        var failure: Error?
+        var unknown = 0
+        try LineReader(url: url).forEachLine { bytes, n in
+            var line = String(decoding: bytes, as: UTF8.self)
+            if line.hasSuffix("\r") { line.removeLast() }
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let label = f.first else { return true }
+            var items: [Int32] = []
+            for raw in f.dropFirst() {
+                if let i = catalogue.item(original: raw) { items.append(i); continue }
+                if skipUnknown { unknown += 1; continue }
+                failure = ValidationError("\(url.path):\(n): item \"\(raw)\" is not in the catalogue (items.tsv's original_id); fix the id, or pass --skip-unknown-items to drop such items")
+                return false
+            }
+            guard !items.isEmpty else {
+                failure = ValidationError("\(url.path):\(n): \"\(label)\" has no\(skipUnknown ? " known" : "") items; give `LABEL ITEM ITEM …` with at least one item of the catalogue")
+                return false
+            }
+            out.append(RecommendationRequest(user: out.count + 1, label: label, history: items))
+            return true
+        }
+        if let failure { throw failure }
+        guard !out.isEmpty else { throw ValidationError("--sequences: \(url.path) holds no histories") }
+        if unknown > 0 { logLine("recommend: dropped \(unknown) item(s) not in the catalogue (--skip-unknown-items)") }
+        return out
     }
 }
