@@ -53,7 +53,12 @@ extension ComparisonReport {
             s += "<g class=\"point\" data-model=\"\(esc(p.name))\">"
             s += "<title>\(esc(String(format: "%@: NDCG@10 %.4f, %.3f ms/user", p.name, p.quality, p.cost)))</title>"
             s += "<circle cx=\"\(f(x))\" cy=\"\(f(y))\" r=\"6\" fill=\"\(onFront ? "#d62728" : "#1f77b4")\" stroke=\"white\" stroke-width=\"1.5\"/>"
-            s += "<text x=\"\(f(pick.x))\" y=\"\(f(pick.y))\" text-anchor=\"\(pick.anchor)\" font-size=\"12\">\(esc(p.name))</text></g>\n"
+            // A stage below its quality gate: crossed out, and "✗" after its name.
+            let failed = rows.first { $0.name == p.name }?.gate?.passed == false
+            if failed {
+                s += "<path class=\"gate-failed\" d=\"M\(f(x - 8)),\(f(y - 8)) L\(f(x + 8)),\(f(y + 8)) M\(f(x - 8)),\(f(y + 8)) L\(f(x + 8)),\(f(y - 8))\" stroke=\"#444\" stroke-width=\"2\"/>"
+            }
+            s += "<text x=\"\(f(pick.x))\" y=\"\(f(pick.y))\" text-anchor=\"\(pick.anchor)\" font-size=\"12\">\(esc(p.name))\(failed ? " ✗ gate" : "")</text></g>\n"
         }
         // Legend and what is not shown.
         let lw = 290.0, lh = 36.0

@@ -53,9 +53,12 @@ public enum ReportLoader {
         func has(_ rel: String) -> Bool { fm.fileExists(atPath: url.appendingPathComponent(rel).path) }
         if has(recipeFile) {
             let run = try runInfo(url, cwd: cwd)
-            let names = run.compare.isEmpty
+            // A stage a gate kept from running has no directory: the report's "Gates and
+            // selection" section says why, instead of the run counting as unfinished.
+            let notRun = RecipeRunner.judgements(in: url).skipped
+            let names = (run.compare.isEmpty
                 ? run.stages.map(\.name).filter { fm.fileExists(atPath: url.appendingPathComponent($0).appendingPathComponent("checkpoint").path) }
-                : run.compare
+                : run.compare).filter { notRun[$0] == nil }
             return try names.map { name in
                 if run.stages.contains(where: { $0.name == name }) {
                     let dir = url.appendingPathComponent(name)
@@ -134,6 +137,7 @@ public enum ReportLoader {
             return r
         }
         r.trainableParameters = m["trainable_parameters"]?.intValue
+        r.gate = m["gate"].flatMap { try? $0.decoded(as: GateOutcome.self) }
         if let t = m["train_seconds"]?.doubleValue {
             r.trainSeconds = t; r.trainSecondsField = "train_seconds"
         } else if let t = m["seconds"]?.doubleValue {

@@ -105,6 +105,8 @@ public struct ReportRow: Sendable {
     public var timing: InferenceTiming?
     /// Why something shows "-" (not evaluated, not timed, …).
     public var notes: [String] = []
+    /// The stage's quality gate (metrics.json `gate`), judged on the validation split.
+    public var gate: GateOutcome?
 
     public init(name: String, kind: Kind, pass: String, directory: URL) {
         self.name = name; self.kind = kind; self.pass = pass; self.directory = directory
@@ -126,6 +128,8 @@ public struct ComparisonReport: Sendable {
     public var timingSetup: String
     /// ISO 8601 time of the report.
     public var created: String
+    /// Gates, stages not run and selections of the runs compared (gates.json, selections.json).
+    public var judgements: [(run: String, Judgements)] = []
 
     public init(title: String, rows: [ReportRow], teacher: String, warnings: [String] = [], timingSetup: String, created: String) {
         self.title = title; self.rows = rows; self.teacher = teacher; self.warnings = warnings

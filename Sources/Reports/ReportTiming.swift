@@ -169,6 +169,7 @@ public enum ComparisonBuilder {
         var report = ComparisonReport(title: paths.map(\.lastPathComponent).joined(separator: ", "), rows: rows, teacher: teacher,
                                       timingSetup: setup, created: ISO8601DateFormatter().string(from: Date()))
         report.warnings = comparabilityWarnings(report)
+        report.judgements = paths.map { ($0.lastPathComponent, RecipeRunner.judgements(in: $0)) }.filter { !$0.1.isEmpty }
         return report
     }
 

@@ -56,8 +56,16 @@ public struct RecipeStage: Codable, Sendable {
     public var seed: UInt64?
     /// Run the recipe's `evaluate` block after this stage (default true).
     public var evaluate: Bool?
+    /// A quality bar on the validation split (Gates.swift).
+    public var gate: GateSpec?
+    /// Option values to sweep: the stage becomes one variant per combination (Gates.swift).
+    public var grid: [String: JSONValue]?
+    /// Which variant of the grid the stages that read it get.
+    public var select: SelectSpec?
+    /// Set on the variants a grid expands into: the grid stage's name (not read from recipes).
+    public var group: String?
 
-    enum CodingKeys: String, CodingKey { case name, pass, input, references, options, seed, evaluate }
+    enum CodingKeys: String, CodingKey { case name, pass, input, references, options, seed, evaluate, gate, grid, select }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -68,6 +76,18 @@ public struct RecipeStage: Codable, Sendable {
         options = try c.decodeIfPresent(JSONValue.self, forKey: .options) ?? .object([:])
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
         evaluate = try c.decodeIfPresent(Bool.self, forKey: .evaluate)
+        gate = try c.decodeIfPresent(GateSpec.self, forKey: .gate)
+        grid = try c.decodeIfPresent([String: JSONValue].self, forKey: .grid)
+        select = try c.decodeIfPresent(SelectSpec.self, forKey: .select)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name); try c.encode(pass, forKey: .pass)
+        try c.encodeIfPresent(input, forKey: .input); try c.encode(references, forKey: .references)
+        try c.encode(options, forKey: .options); try c.encodeIfPresent(seed, forKey: .seed)
+        try c.encodeIfPresent(evaluate, forKey: .evaluate); try c.encodeIfPresent(gate, forKey: .gate)
+        try c.encodeIfPresent(grid, forKey: .grid); try c.encodeIfPresent(select, forKey: .select)
     }
 }
 

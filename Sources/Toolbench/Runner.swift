@@ -45,6 +45,10 @@ public struct StageRecord: Sendable {
     public var skipped: Bool
     public var seconds: Double
     public var directory: URL
+    /// Why a stage was skipped other than by --resume (a failed gate upstream, no selection).
+    public var reason: String? = nil
+    /// The stage's gate, judged on the validation split.
+    public var gate: GateOutcome? = nil
 }
 
 public struct RecipeRunner: Sendable {
@@ -57,6 +61,19 @@ public struct RecipeRunner: Sendable {
     }
 
     public static let stageFile = "stage.json"
+    /// A judged stage's (or input's) validation metrics: what gates and selection read.
+    public static let validationFile = "validation.json"
+    /// Every gate's outcome and every group's selection, at the top of the run directory.
+    public static let gatesFile = "gates.json"
+    public static let selectionsFile = "selections.json"
+
+    /// The gates, skipped stages and selections a run recorded (empty when it has none).
+    public static func judgements(in runDirectory: URL) -> Judgements {
+        let dec = JSONDecoder()
+        let g = FileManager.default.contents(atPath: runDirectory.appendingPathComponent(gatesFile).path).flatMap { try? dec.decode(Judgements.Gates.self, from: $0) }
+        let sel = FileManager.default.contents(atPath: runDirectory.appendingPathComponent(selectionsFile).path).flatMap { try? dec.decode([SelectionRecord].self, from: $0) } ?? []
+        return Judgements(gates: g?.gates ?? [:], skipped: g?.skipped ?? [:], selections: sel)
+    }
 
     /// A run ends with its comparison report in `report/` (written by the CLI's `Reports`);
     /// the run directory's layout, and so what the report directory holds, is the host's.
@@ -68,11 +85,11 @@ public struct RecipeRunner: Sendable {
     /// What a run directory holds (docs/recipes.md), for the output guard: `--force`
     /// replaces a directory like this and nothing else.
     public static let runDirectoryKind: OutputKind = {
-        let stage = OutputKind(name: "stage directory", files: ["metrics.json", "log.txt", stageFile], required: [],
+        let stage = OutputKind(name: "stage directory", files: ["metrics.json", "log.txt", stageFile, validationFile], required: [],
                                directories: [ArtifactKind.checkpoint.rawValue: Checkpoint.outputKind,
                                              ArtifactKind.adapter.rawValue: LoRAAdapter.outputKind])
-        let evaluatedInput = OutputKind(name: "evaluated input", files: ["metrics.json"], required: ["metrics.json"])
-        return OutputKind(name: "run directory", files: ["recipe.effective.json", "inputs.json"], required: ["recipe.effective.json"],
+        let evaluatedInput = OutputKind(name: "evaluated input", files: ["metrics.json", validationFile], required: [])
+        return OutputKind(name: "run directory", files: ["recipe.effective.json", "inputs.json", gatesFile, selectionsFile], required: ["recipe.effective.json"],
                           directories: [reportDirectory: reportKind,
                                         "inputs": OutputKind(name: "run directory", files: [], required: [], otherDirectories: evaluatedInput),
                                         ".work": .opaque("run directory")],
@@ -143,28 +160,42 @@ public struct RecipeRunner: Sendable {
         var records: [StageRecord] = []
         var dirs: [String: URL] = [:]
         for (n, a) in plan.inputs { dirs[n] = a.url }
+        var judge = Judge(plan: plan, runDirectory: runDirectory, evaluator: evaluator, say: say)
         for s in plan.stages {
             let stageDir = runDirectory.appendingPathComponent(s.name)
-            let paths = s.options.inputPaths.map { resolvePath($0, relativeTo: plan.baseDirectory).path }
-            let key = Self.stageKey(s, inputKeys: keys, optionPathHashes: paths.map { pathHashes[$0] ?? "?" })
-            keys[s.name] = key
-            let refDir: (String, ArtifactKind) -> URL = { name, kind in
-                if let d = dirs[name], plan.inputs[name] != nil { return d }
-                return runDirectory.appendingPathComponent(name).appendingPathComponent(kind.rawValue)
-            }
-            // A stage that trained LoRA produced a checkpoint and the adapter that goes with it.
-            let adapterOf: (String) -> URL? = { name in
-                guard plan.inputs[name] == nil, plan.stages.first(where: { $0.name == name })?.output.adapter == true else { return nil }
-                return runDirectory.appendingPathComponent(name).appendingPathComponent(ArtifactKind.adapter.rawValue)
-            }
             if let only, !only.contains(s.name) {
                 say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): not selected (--stage), not run")
                 continue
             }
+            // A stage downstream of a failed gate (or of a group with no selection) is not run.
+            if let reason = judge.blockedReason(for: s) {
+                say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): skipped: \(reason)")
+                judge.skip(s.name, reason: reason)
+                records.append(StageRecord(name: s.name, skipped: true, seconds: 0, directory: stageDir, reason: reason))
+                judge.groupDone(s, keys: &keys)
+                continue
+            }
+            let paths = s.options.inputPaths.map { resolvePath($0, relativeTo: plan.baseDirectory).path }
+            let key = Self.stageKey(s, inputKeys: keys, optionPathHashes: paths.map { pathHashes[$0] ?? "?" })
+            keys[s.name] = key
+            let resolved = judge.selected
+            let refDir: (String, ArtifactKind) -> URL = { group, kind in
+                let name = resolved[group] ?? group
+                if let d = dirs[name], plan.inputs[name] != nil { return d }
+                return runDirectory.appendingPathComponent(name).appendingPathComponent(kind.rawValue)
+            }
+            // A stage that trained LoRA produced a checkpoint and the adapter that goes with it.
+            let adapterOf: (String) -> URL? = { group in
+                let name = resolved[group] ?? group
+                guard plan.inputs[name] == nil, plan.stages.first(where: { $0.name == name })?.output.adapter == true else { return nil }
+                return runDirectory.appendingPathComponent(name).appendingPathComponent(ArtifactKind.adapter.rawValue)
+            }
             if resume, let data = fm.contents(atPath: stageDir.appendingPathComponent(Self.stageFile).path),
                let rec = try? JSONDecoder().decode(JSONValue.self, from: data), rec.objectValue?["key"]?.stringValue == key {
                 say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): unchanged, skipped (--resume)")
-                records.append(StageRecord(name: s.name, skipped: true, seconds: 0, directory: stageDir))
+                let gate = try judge.stageDone(s, key: key)
+                records.append(StageRecord(name: s.name, skipped: true, seconds: 0, directory: stageDir, gate: gate))
+                judge.groupDone(s, keys: &keys)
                 continue
             }
             say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): \(s.pass.name) on \(s.input)")
@@ -243,7 +274,9 @@ public struct RecipeRunner: Sendable {
             }
             let secs = Date().timeIntervalSince(start)
             say(String(format: "    done in %.2f s → %@", secs, stageDir.path))
-            records.append(StageRecord(name: s.name, skipped: false, seconds: secs, directory: stageDir))
+            let gate = try judge.stageDone(s, key: key)
+            records.append(StageRecord(name: s.name, skipped: false, seconds: secs, directory: stageDir, gate: gate))
+            judge.groupDone(s, keys: &keys)
         }
         return records
     }

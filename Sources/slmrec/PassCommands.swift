@@ -196,6 +196,10 @@ struct Run: ParsableCommand {
                 let layers = s.output.checkpoint.map { "\($0.numLayers) layers\($0.isQuantized ? ", int8" : "")" } ?? "adapter"
                 let mark = only.map { $0.contains(s.name) ? "" : "  (not selected)" } ?? ""
                 emit("\(s.name): \(s.pass.name) on \(s.input) → \(layers)  options \(JSONText.compact(s.effectiveOptions))\(mark)")
+                if let g = s.gate { emit("  gate: \(g.metric) ≥ \(g.min.map { "\($0)" } ?? "\(g.minRatio ?? 0) × \(g.of ?? "?")") on the validation split, on fail: \(g.onFail.rawValue)") }
+                if let grp = s.group, let g = plan.groups[grp], g.variants.last == s.name {
+                    emit("  group \(grp): \(g.variants.count) variants; \(g.select.map { "select \($0.summary)" } ?? "no select (read a variant by name)")")
+                }
             }
             emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
             return
@@ -215,12 +219,27 @@ struct Run: ParsableCommand {
             if only != nil {
                 // A part of the recipe: the comparison would miss the stages not run.
                 emit("stages run: \(dir.path) (\(ran) run, \(records.count - ran) skipped, \(plan.stages.count - records.count) not selected); no report (--stage): run without --stage, or `slmrec compare`")
+                try reportJudgements(dir)
                 return
             }
             try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
             emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
             if !noReport { writeRunReport(dir, skipTiming: skipReportTiming) }
+            try reportJudgements(dir)
         }
+    }
+}
+
+/// Gates and selections, after the run: one line each, and exit status 3 when a gate failed or
+/// a selection found no variant (a script can tell "ran, but below the bar" from an error).
+func reportJudgements(_ dir: URL) throws {
+    let j = RecipeRunner.judgements(in: dir)
+    for (name, g) in j.gates.sorted(by: { $0.key < $1.key }) { emit("gate \(name): \(g.summary)") }
+    for s in j.selections { emit("select \(s.group): \(s.selected ?? "nothing") — \(s.reason)") }
+    let failed = j.gates.filter { !$0.value.passed }.map(\.key).sorted() + j.selections.filter { $0.selected == nil }.map(\.group)
+    if !failed.isEmpty {
+        logLine("slmrec: below the bar: \(failed.joined(separator: ", ")) (exit status 3; see \(dir.path)/\(RecipeRunner.gatesFile))")
+        throw ExitCode(3)
     }
 }
 

@@ -317,3 +317,37 @@ final class SVGProbe: NSObject, XMLParserDelegate {
         if name == "text" { texts.append(current); if isTick { ticks += 1 }; inText = false }
     }
 }
+
+/// A run with gates and a selection: the report marks the failed gate (table, section, chart),
+/// lists the stage a gate kept from running, and shows the pick with every candidate.
+final class ReportJudgementTests: XCTestCase {
+    func testGatesAndSelectionAppearInTheReport() throws {
+        let run = try SyntheticRun.make()
+        let failed = GateOutcome(metric: "valid.full.NDCG@10", value: 0.02, threshold: 0.03, of: "teacher", referenceValue: 0.04, passed: false)
+        let m = run.dir.appendingPathComponent("pruned/metrics.json")
+        var o = try JSONValue.parse(Data(contentsOf: m)).objectValue ?? [:]
+        o["gate"] = try JSONValue.encoding(failed)
+        try JSONText.write(.object(o), to: m)
+        // The recipe also compared a stage the failed gate kept from running.
+        let rf = run.dir.appendingPathComponent(ReportLoader.recipeFile)
+        var recipe = try JSONValue.parse(Data(contentsOf: rf)).objectValue ?? [:]
+        recipe["compare"] = .array((recipe["compare"]?.arrayValue ?? []) + [.string("pruned-kd")])
+        try JSONText.write(.object(recipe), to: rf)
+        try JSONText.write(encoding: Judgements.Gates(gates: ["pruned": failed], skipped: ["pruned-kd": "pruned failed its gate"]),
+                           to: run.dir.appendingPathComponent(RecipeRunner.gatesFile))
+        let sel = SelectionRecord(group: "student", rule: "smallest params", selected: "pruned-lora", reason: "the fewest params (1,234) of the 1 variants that passed the gate",
+                                  candidates: [.init(variant: "pruned", criterion: 1000, gate: failed), .init(variant: "pruned-lora", criterion: 1234, gate: nil)])
+        try JSONText.write(encoding: [sel], to: run.dir.appendingPathComponent(RecipeRunner.selectionsFile))
+
+        let r = try ComparisonBuilder.build([run.dir], options: quickOptions(cwd: run.dir))
+        XCTAssertEqual(r.rows.map(\.name), ["teacher", "pruned", "pruned-lora"], "a stage that was not run is no row (and no error)")
+        XCTAssertEqual(r.rows[1].gate, failed)
+        let md = r.markdown()
+        XCTAssertTrue(md.contains("## Gates and selection (validation split)"), md)
+        XCTAssertTrue(md.contains("| pruned | valid.full.NDCG@10 | 0.0200 | 0.0300 (0.7500 × `teacher`) | **failed** ✗ |"), md)
+        XCTAssertTrue(md.contains("- `pruned-kd` was not run: pruned failed its gate."), md)
+        XCTAssertTrue(md.contains("**student** (smallest params): selected `pruned-lora`"), md)
+        XCTAssertTrue(md.contains("| pruned-lora ← | 1234 | - |"), md)
+        XCTAssertTrue(r.svg().contains("class=\"gate-failed\"") && r.svg().contains("pruned ✗ gate"))
+    }
+}
