@@ -171,8 +171,30 @@ public enum Planner {
         var expanded: [(stage: RecipeStage, index: Int)] = []
         for (i, s) in recipe.stages.enumerated() {
             let at = "\(file): stage \"\(s.name)\" (stages[\(i)])"
+            // A stage whose input is a group without a selection runs once per variant: it
+            // becomes a group of its own, variant for variant (pruned-keep2 → ft-keep2), so a
+            // sweep carries down a chain of stages.
+            let mapped = (s.input ?? (i > 0 ? recipe.stages[i - 1].name : nil)).flatMap { n in groups[n].flatMap { $0.select == nil ? $0 : nil } }
+            if let over = mapped {
+                if s.grid != nil {
+                    throw ToolbenchError("\(at).grid", problem: "the stage already runs once per variant of \(over.name)", fix: "put the grid on \(over.name), or read one variant of it by name")
+                }
+                guard validName(s.name) else { throw ToolbenchError(at, problem: "\"\(s.name)\" is not a valid stage name", fix: "use letters, digits, '-', '_' (it becomes a directory name)") }
+                if groups[s.name] != nil { throw ToolbenchError(at, problem: "the name \"\(s.name)\" is already used by an earlier grid", fix: "give every stage a unique name") }
+                try s.select?.validate(at: "\(at).select")
+                var names: [String] = []
+                for v in over.variants {
+                    var m = s
+                    m.name = s.name + v.dropFirst(over.name.count)
+                    m.input = v; m.select = nil; m.group = s.name
+                    m.seed = StageSeed.of(s, in: recipe)
+                    expanded.append((m, i)); names.append(m.name)
+                }
+                groups[s.name] = StageGroup(name: s.name, variants: names, values: over.values, select: s.select)
+                continue
+            }
             guard let grid = s.grid else {
-                if s.select != nil { throw ToolbenchError("\(at).select", problem: "select without grid", fix: "select picks one variant of a grid: add grid: { option: [v1, v2] }, or remove select") }
+                if s.select != nil { throw ToolbenchError("\(at).select", problem: "select without grid", fix: "select picks one variant of a grid (or of a stage that reads a grid): add grid: { option: [v1, v2] }, or remove select") }
                 expanded.append((s, i)); continue
             }
             guard validName(s.name) else { throw ToolbenchError(at, problem: "\"\(s.name)\" is not a valid stage name", fix: "use letters, digits, '-', '_' (it becomes a directory name)") }

@@ -69,8 +69,10 @@ final class GateAndGridTests: XCTestCase {
         assertPlanError("{name: 's', pass: 'shrink', options: {layers: 1}, grid: {layres: [1, 2]}}", "unknown option \"layres\"")
         assertPlanError("{name: 's', pass: 'shrink', grid: {layers: [1, 9]}}", "keeping 9 layers but the model has only 4")
         assertPlanError("{name: 's', pass: 'shrink', options: {layers: 1}, select: {best: 'full.MRR'}}", "select without grid")
-        assertPlanError("{name: 's', pass: 'shrink', grid: {layers: [1, 2]}}, {name: 'kd', pass: 'distil', input: 's', references: {teacher: 'base'}}",
-                        "is a grid of 2 variants with no select")
+        assertPlanError("{name: 's', pass: 'shrink', grid: {layers: [1, 2]}}, {name: 'kd', pass: 'distil', input: 'base', references: {teacher: 's'}}",
+                        "reference teacher \"s\" is a grid of 2 variants with no select")
+        assertPlanError("{name: 's', pass: 'shrink', grid: {layers: [1, 2]}}, {name: 'kd', pass: 'shrink', input: 's', grid: {layers: [1]}}",
+                        "already runs once per variant of s")
         assertPlanError("{name: 's', pass: 'shrink', grid: {layers: [1, 2]}, select: {}}", "no criterion")
         assertPlanError("{name: 's', pass: 'shrink', grid: {layers: [1, 2]}, select: {best: 'test.full.MRR'}}", "reads the test split")
         assertPlanError("{name: 's', pass: 'shrink', grid: {layers: [1, 2]}, select: {best: 'full.MRR', smallest: 'params'}}", "both best and smallest")
@@ -82,6 +84,23 @@ final class GateAndGridTests: XCTestCase {
         assertPlanError("{name: 's', pass: 'shrink', options: {layers: 2}, gate: {metric: 'full.MRR', min_ratio: 0.9, of: 'teacher'}}", "gate.of \"teacher\" is not a recipe input or an earlier stage")
         assertPlanError("{name: 's', pass: 'shrink', options: {layers: 2}, gate: {metric: 'full.MRR', min: 0.1, on_fail: 'stop'}}", "\"stop\" is not one of skip, continue")
         assertPlanError("{name: 's', pass: 'shrink', options: {layers: 2}, gate: {metric: 'full.MRR', min: 0.1}}", "the recipe has none", evaluate: false)
+    }
+
+    /// A stage reading a grid without a selection runs once per variant, and may select.
+    func testASweepCarriesDownAChain() throws {
+        let p = try plan("""
+            {name: 'pruned', pass: 'shrink', grid: {layers: [1, 2, 3]}},
+            {name: 'kd', pass: 'distil', references: {teacher: 'base'}, select: {smallest: 'params'}},
+            {name: 'ship', pass: 'shrink', options: {layers: 1}}
+            """)
+        XCTAssertEqual(p.stages.map(\.name), ["pruned-layers1", "pruned-layers2", "pruned-layers3", "kd-layers1", "kd-layers2", "kd-layers3", "ship"])
+        XCTAssertEqual(p.stages[3...5].map(\.input), ["pruned-layers1", "pruned-layers2", "pruned-layers3"])
+        XCTAssertEqual(p.groups["kd"]?.variants, ["kd-layers1", "kd-layers2", "kd-layers3"])
+        XCTAssertEqual(p.stages[6].input, "kd", "after a selecting group, the default input is its pick")
+        let run = dir.appendingPathComponent("run")
+        let r = try RecipeRunner(evaluator: DepthEvaluator(), quiet: true).run(p, runDirectory: run, resume: false)
+        XCTAssertEqual(r.count, 7)
+        XCTAssertEqual(RecipeRunner.judgements(in: run).selections.first?.selected, "kd-layers1")
     }
 
     // MARK: running
