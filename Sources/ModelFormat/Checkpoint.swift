@@ -115,7 +115,19 @@ public struct Checkpoint: Sendable {
         for n in store.names where !TensorNames.isIgnorable(n) { tensors[n] = try store.tensor(n) }
         let c = Checkpoint(config: config, tensors: tensors)
         try c.validate(source: directory.path)
+        try c.checkFinite(source: directory.appendingPathComponent(TensorStore.singleFile).path)
         return c
+    }
+
+    /// Every float weight finite: a NaN or Inf (a diverged training, a corrupt file) is named
+    /// here, with its tensor and first position, before any evaluation prints NaN metrics.
+    public func checkFinite(source: String) throws {
+        for name in tensors.keys.sorted() {
+            guard let t = tensors[name], let i = t.firstNonFinite() else { continue }
+            let v = (try? t.floats()[i]).map { $0.isNaN ? "NaN" : "\($0)" } ?? "non-finite"
+            throw ModelFormatError(file: source, problem: "tensor \"\(name)\" holds \(v) at \(t.position(ofFlatIndex: i)) (flat index \(i) of shape \(t.shape))",
+                                   fix: "the weights are corrupt or the training that wrote them diverged; use an earlier checkpoint, or retrain with a lower learning rate")
+        }
     }
 
     /// Every expected tensor present with the shape the config implies, nothing unexpected,

@@ -62,6 +62,31 @@ public struct Tensor: Sendable, Equatable {
         try data.withUnsafeBytes { try Tensor.decodeFloats($0, dtype: dtype, count: count, what: "tensor") }
     }
 
+    /// The flat index of the first NaN or ±Inf of a float tensor (nil: all finite, or not a
+    /// float tensor). A bit test on the stored bytes (exponent all ones), no conversion.
+    public func firstNonFinite() -> Int? {
+        data.withUnsafeBytes { raw -> Int? in
+            switch dtype {
+            case .f32:
+                for i in 0..<count where raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 { return i }
+            case .f16:
+                for i in 0..<count where raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self) & 0x7C00 == 0x7C00 { return i }
+            case .bf16:
+                for i in 0..<count where raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self) & 0x7F80 == 0x7F80 { return i }
+            default: return nil
+            }
+            return nil
+        }
+    }
+
+    /// A flat index as a subscript of `shape`: 13 in [4, 5] → [2, 3].
+    public func position(ofFlatIndex i: Int) -> [Int] {
+        var rest = i
+        var out = [Int](repeating: 0, count: shape.count)
+        for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] > 0 { out[d] = rest % shape[d]; rest /= shape[d] }
+        return out
+    }
+
     public func int8s() throws -> [Int8] {
         guard dtype == .i8 else { throw Tensor.kindError("int8s()", dtype) }
         return data.map { Int8(bitPattern: $0) }

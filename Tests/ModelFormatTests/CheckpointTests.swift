@@ -46,6 +46,28 @@ final class CheckpointTests: XCTestCase {
             .first { $0.name == "ellmrec.prompt_embeddings" })
     }
 
+    /// A NaN or Inf weight is named at load (tensor, position), in every float dtype.
+    func testNonFiniteWeightsAreNamedAtLoad() throws {
+        for (dtype, bad) in [(DType.f32, Float.nan), (.bf16, Float.infinity), (.f16, -Float.infinity)] {
+            var ck = tinyCheckpoint(tinyConfig(suffix: 1), bias: false)
+            let name = "model.layers.0.mlp.up_proj.weight"
+            let t = try XCTUnwrap(ck.tensors[name])
+            var v = try t.floats()
+            v[t.shape[1] * 2 + 3] = bad
+            ck.tensors[name] = Tensor(floats: v, shape: t.shape)
+            let dir = try tempDir().appendingPathComponent("ck")
+            try ck.save(to: dir, dtype: dtype)
+            XCTAssertThrowsError(try Checkpoint.load(directory: dir), "\(dtype)") {
+                let m = "\($0)"
+                XCTAssertTrue(m.contains("model.safetensors") && m.contains("tensor \"\(name)\" holds") && m.contains("at [2, 3] (flat index \(t.shape[1] * 2 + 3)"), m)
+                XCTAssertTrue(m.contains(bad.isNaN ? "NaN" : "inf"), m)
+            }
+        }
+        // Finite extremes are not flagged.
+        XCTAssertNil(Tensor(floats: [Float.greatestFiniteMagnitude, -0, .leastNonzeroMagnitude], shape: [3]).firstNonFinite())
+        XCTAssertEqual(Tensor(floats: [1, 2, .nan], shape: [3], dtype: .bf16).firstNonFinite(), 2)
+    }
+
     func testSaveLoadAndDtypeConversion() throws {
         var ck = tinyCheckpoint(tinyConfig(suffix: 1), bias: false)
         ck.tensors["model.embed_tokens.weight"] = Tensor(floats: [1, 2], shape: [1, 2])  // ignorable
