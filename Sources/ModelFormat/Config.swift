@@ -271,6 +271,29 @@ public struct ModelConfig: Sendable, Equatable {
         try positive(maxSeq, "ellmrec.max_seq_len")
         if prompt < 0 { throw bad("\"ellmrec.prompt_length\" is \(prompt); it must be >= 0", "set it to 0 or more") }
         if suffix < 0 { throw bad("\"ellmrec.suffix_length\" is \(suffix); it must be >= 0", "set it to 0 or more") }
+        // A file's sizes drive allocations: refuse absurd ones here, before anything is
+        // allocated (each dimension, then the parameter count they imply, overflow-checked).
+        for (v, path, cap) in [(hidden, "hidden_size", Self.limits.dimension), (inter, "intermediate_size", Self.limits.dimension),
+                               (layers, "num_hidden_layers", Self.limits.layers), (heads, "num_attention_heads", Self.limits.dimension),
+                               (headDim, "head_dim", Self.limits.dimension), (items, "ellmrec.num_items", Self.limits.items),
+                               (itemDim, "ellmrec.item_dim", Self.limits.dimension), (maxSeq, "ellmrec.max_seq_len", Self.limits.sequence),
+                               (prompt, "ellmrec.prompt_length", Self.limits.sequence), (suffix, "ellmrec.suffix_length", Self.limits.sequence)] where v > cap {
+            throw bad("\"\(path)\" is \(v), above this toolbench's limit of \(cap)", "check the value (a corrupt or hostile config.json?)")
+        }
+        var total = 0, overflow = false
+        func add(_ terms: Int...) {
+            var prod = 1
+            for t in terms { let (p, o) = prod.multipliedReportingOverflow(by: t); prod = p; overflow = overflow || o }
+            let (sum, o) = total.addingReportingOverflow(prod); total = sum; overflow = overflow || o
+        }
+        add(layers, hidden, heads * headDim + 2 * kv * headDim)   // q, k, v
+        add(layers, heads * headDim, hidden)                      // o
+        add(layers, 3, hidden, inter)                             // gate, up, down
+        add(items + 1, itemDim); add(itemDim, hidden); add(hidden, itemDim)
+        if overflow || total > Self.limits.parameters {
+            throw bad("the sizes imply \(overflow ? "more than \(Int.max)" : "\(total)") parameters, above this toolbench's limit of \(Self.limits.parameters)",
+                      "check hidden_size, intermediate_size, num_hidden_layers and ellmrec.num_items (a corrupt or hostile config.json?)")
+        }
 
         var quant: QuantizationConfig?
         if let q = o["quantization_config"], !q.isNull { quant = try QuantizationConfig.parse(q, file: file) }
@@ -289,6 +312,10 @@ public struct ModelConfig: Sendable, Equatable {
         c.raw = o
         return c
     }
+
+    /// The largest sizes a config.json may claim (far above any E-LLMRec that fits a CPU
+    /// machine: LLaMa-3-70B has hidden 8,192, 80 layers, intermediate 28,672).
+    public static let limits = (dimension: 1 << 17, layers: 1 << 12, items: 1 << 28, sequence: 1 << 20, parameters: 1 << 36)
 
     /// The dictionary written to disk: `raw` with the typed fields written over their keys.
     /// Numbers keep the kind they had in the file (a file's `10000` stays `10000`).

@@ -67,6 +67,25 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(q["format"], .string("int-quantized"))
     }
 
+    /// Sizes a file claims are refused before anything is allocated, with the limit named.
+    func testAbsurdSizesAreRefusedWithTheLimit() throws {
+        func config(_ hidden: Int, layers: Int = 1, inter: Int = 4, items: Int = 3) -> [String: JSONValue] {
+            ["hidden_size": .int(hidden), "intermediate_size": .int(inter), "num_hidden_layers": .int(layers), "num_attention_heads": .int(2),
+             "ellmrec": .object(["num_items": .int(items), "item_dim": .int(2)])]
+        }
+        XCTAssertThrowsError(try ModelConfig.parse(config(1_000_000_000), file: "c.json")) {
+            XCTAssertTrue("\($0)".contains("\"hidden_size\" is 1000000000, above this toolbench's limit of 131072"), "\($0)")
+        }
+        XCTAssertThrowsError(try ModelConfig.parse(config(8, items: 1 << 40), file: "c.json")) {
+            XCTAssertTrue("\($0)".contains("\"ellmrec.num_items\""), "\($0)")
+        }
+        // Each size allowed, the product not: 4,096 layers × 3 × 131,072 × 131,072.
+        XCTAssertThrowsError(try ModelConfig.parse(config(1 << 17, layers: 1 << 12, inter: 1 << 17), file: "c.json")) {
+            XCTAssertTrue("\($0)".contains("parameters, above this toolbench's limit of \(1 << 36)"), "\($0)")
+        }
+        XCTAssertNoThrow(try ModelConfig.parse(config(8), file: "c.json"))
+    }
+
     func testDefaultsAndAlternateSpellings() throws {
         let o: [String: JSONValue] = [
             "hidden_size": .int(8), "intermediate_size": .int(4), "num_hidden_layers": .int(1), "num_attention_heads": .int(2),
