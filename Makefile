@@ -3,7 +3,7 @@ SWIFT ?= swift
 CONFIG ?= release
 BIN = .build/release/slmrec
 
-.PHONY: deps build test demo demo-pretrained bench bench-compare bench-compare-smollm2 clean
+.PHONY: deps build test fuzz demo demo-pretrained bench bench-compare bench-compare-smollm2 clean
 
 # Installs what a fresh Debian machine lacks (only if missing).
 deps:
@@ -15,6 +15,7 @@ build: deps
 # Whole test suite. Tests that run the CLI use the debug binary built alongside.
 test: deps
 	$(SWIFT) build --product slmrec
+	$(SWIFT) build --product slmrec-fuzz
 	$(SWIFT) test --disable-swift-testing
 
 # The main job on the bundled data: prepare MovieLens, SASRec item table, quickstart recipe, report.
@@ -85,3 +86,8 @@ bench-compare-smollm2: build
 
 clean:
 	rm -rf .build
+
+# Every parser entry point under libFuzzer + AddressSanitizer (docs/reliability.md):
+# make fuzz FUZZ_SECONDS=60, or FUZZ_RUNS=1000000; FUZZ_TARGETS="config recipe" for a subset.
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_TARGETS="$(FUZZ_TARGETS)" bash scripts/fuzz

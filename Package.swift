@@ -32,6 +32,7 @@ let package = Package(
     name: "SLMRecToolbench",
     products: [
         .executable(name: "slmrec", targets: ["slmrec"]),
+        .executable(name: "slmrec-fuzz", targets: ["slmrec-fuzz"]),
     ],
     targets: [
         // System C libraries (Debian: libopenblas-dev, zlib1g-dev).
@@ -79,6 +80,9 @@ let package = Package(
             "Common", "CommandKit", "ModelFormat", "GGUF", "Tokenizer", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
             "SASRec", "Reports",
         ] + passes.map { .target(name: $0.name) }),
+        // Fuzz targets over every parser entry point (docs/reliability.md): a replay driver in
+        // the normal build, libFuzzer's in `make fuzz` (-sanitize=fuzzer,address -DFUZZING).
+        .executableTarget(name: "slmrec-fuzz", dependencies: ["Common", "ModelFormat", "Engine", "GGUF", "Tokenizer", "RecData", "Toolbench"]),
 
         // Tests.
         .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat", "Common"]),
