@@ -82,7 +82,7 @@ let package = Package(
         ] + passes.map { .target(name: $0.name) }),
         // Fuzz targets over every parser entry point (docs/reliability.md): a replay driver in
         // the normal build, libFuzzer's in `make fuzz` (-sanitize=fuzzer,address -DFUZZING).
-        .executableTarget(name: "slmrec-fuzz", dependencies: ["Common", "ModelFormat", "Engine", "GGUF", "Tokenizer", "RecData", "Toolbench"]),
+        .executableTarget(name: "slmrec-fuzz", dependencies: ["CSystem", "Common", "ModelFormat", "Engine", "GGUF", "Tokenizer", "RecData", "Toolbench"]),
 
         // Tests.
         .testTarget(name: "ModelFormatTests", dependencies: ["ModelFormat", "Common"]),

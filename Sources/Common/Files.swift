@@ -236,3 +236,26 @@ public func resolvePath(_ path: String, relativeTo base: URL? = nil) -> URL {
     if p.hasPrefix("/") { return URL(fileURLWithPath: p) }
     return (base ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(p)
 }
+
+/// A whole file's bytes, read with POSIX calls. Foundation's `Data(contentsOf:)` leaks its
+/// 4 KiB read buffer on an empty file (swift-foundation, FoundationEssentials'
+/// readBytesFromFile; found by the `config` fuzz target under LeakSanitizer), and every user
+/// file we parse can be empty.
+public func readFileData(_ url: URL) throws -> Data {
+    let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "\(url.path): \(String(cString: strerror(errno)))"]) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "\(url.path) is a directory, not a file"])
+    }
+    var out = Data()
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "\(url.path): \(String(cString: strerror(errno)))"]) }
+        if n == 0 { return out }
+        out.append(contentsOf: chunk[0..<n])
+    }
+}

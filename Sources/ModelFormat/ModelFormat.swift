@@ -80,7 +80,7 @@ public func readJSONFile<Tree: JSONTree>(_ url: URL, as _: Tree.Type = JSONValue
                                          syntaxFix: String = "fix the JSON syntax") throws -> Tree {
     let file = shownAs ?? url.path
     let data: Data
-    do { data = try Data(contentsOf: url) } catch {
+    do { data = try readFileData(url) } catch {
         throw ModelFormatError(file: file, problem: "cannot be read (\(error.localizedDescription))", fix: readFix)
     }
     do { return try parseJSON(data, as: Tree.self) } catch let e as JSONParseError {

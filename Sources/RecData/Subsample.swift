@@ -91,7 +91,7 @@ public enum DataSubsample {
         }
         var record: DatasetRecord
         do {
-            record = try JSONDecoder().decode(DatasetRecord.self, from: Data(contentsOf: recordURL))
+            record = try JSONDecoder().decode(DatasetRecord.self, from: readFileData(recordURL))
         } catch {
             throw RecDataError.badDataset(file: recordURL.path, line: 0, detail: "not the record `slmrec data prepare` writes (\(error))")
         }

@@ -244,7 +244,7 @@ public enum SASRecTrainer {
             }
         }
         adam.setStep(p.adamStep)
-        let lines = (try? JSONDecoder().decode([SASRecEpochRecord].self, from: Data(contentsOf: state.appendingPathComponent("log.json")))) ?? []
+        let lines = (try? JSONDecoder().decode([SASRecEpochRecord].self, from: readFileData(state.appendingPathComponent("log.json")))) ?? []
         return (p, lines)
     }
 
@@ -266,7 +266,7 @@ public enum SASRecTrainer {
     /// extra or mis-shaped tensor).
     public static func load(directory: URL) throws -> SASRecModel {
         let url = directory.appendingPathComponent("config.json")
-        guard let m = try JSONValue.parse(Data(contentsOf: url))["model"] else {
+        guard let m = try JSONValue.parse(readFileData(url))["model"] else {
             throw SASRecError("\(url.path): no \"model\" object")
         }
         let config = try m.decoded(as: SASRecConfig.self)

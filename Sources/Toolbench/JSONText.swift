@@ -8,6 +8,12 @@ extension JSONText {
     /// `JSONDecoder.allowsJSON5`. Foundation reports no position on Linux, so on failure a
     /// small scanner (`JSON5Locator`) finds the line and column of the first error.
     public static func parseJSON5(_ data: Data, file: String) throws -> JSONValue {
+        // Foundation's JSON5 scanner traps (a fatal error, not a thrown one) on bytes that
+        // are not UTF-8 — found by the `json` and `recipe` fuzz targets — so they are refused here.
+        if let bad = firstInvalidUTF8(data) {
+            throw ToolbenchError(file, problem: "byte \(bad) is not valid UTF-8 (0x\(String(data[data.startIndex + bad], radix: 16)))",
+                                 fix: "save the file as UTF-8")
+        }
         let d = JSONDecoder()
         d.allowsJSON5 = true
         do {
@@ -19,6 +25,20 @@ extension JSONText {
                                      fix: "fix the syntax at line \(line), column \(col)")
             }
             throw ToolbenchError(file, problem: "not valid JSON5 (\(error))", fix: "check the file's syntax")
+        }
+    }
+}
+
+/// The offset of the first byte that does not belong to a valid UTF-8 sequence (nil: valid).
+public func firstInvalidUTF8(_ data: Data) -> Int? {
+    var parser = Unicode.UTF8.ForwardParser()
+    var it = data.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &it) {
+        case .valid(let s): offset += s.count
+        case .emptyInput: return nil
+        case .error: return offset
         }
     }
 }

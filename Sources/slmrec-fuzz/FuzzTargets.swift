@@ -6,6 +6,9 @@ import GGUF
 import Tokenizer
 import RecData
 import Toolbench
+#if FUZZING
+import CSystem
+#endif
 
 // Fuzz targets: one per parser entry point a user's file reaches (docs/reliability.md). Each
 // writes the input where the real command would read it and calls the same entry point; an
@@ -109,9 +112,17 @@ let selected: FuzzTarget = {
 }()
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func LLVMFuzzerTestOneInput(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
-    fuzzOne(selected, Data(bytes: bytes, count: count))
+public func LLVMFuzzerTestOneInput(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    fuzzOne(selected, bytes.map { Data(bytes: $0, count: count) } ?? Data())
     return 0
+}
+
+/// The entry point SwiftPM links for this executable: libFuzzer's driver with our callback.
+@_cdecl("slmrec_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var c = argc
+    var v = argv
+    return LLVMFuzzerRunDriver(&c, &v) { data, size in LLVMFuzzerTestOneInput(data, Int(size)) }
 }
 #else
 @main

@@ -48,6 +48,13 @@ final class StrictDecodingTests: XCTestCase {
         }
         XCTAssertNil(JSON5Locator.firstError(in: "{a: 1, 'b': [0x1F, .5, +3, Infinity], /* c */ d: \"x\",}"))
         XCTAssertEqual(JSON5Locator.firstError(in: "{a: 1\n b: 2}")?.line, 2)
+        // Foundation's JSON5 scanner traps on this (the fuzzers' first find): refused, named.
+        let bad = Data([0x7B, 0x22, 0x22, 0x3A, 0x30, 0x2C, 0xFF, 0x00, 0xB2, 0x0A, 0x20, 0x20, 0x22, 0x68])
+        XCTAssertThrowsError(try JSONText.parseJSON5(bad, file: "r.json5")) {
+            XCTAssertEqual("\($0)", "r.json5: byte 6 is not valid UTF-8 (0xff). Fix: save the file as UTF-8")
+        }
+        XCTAssertNil(firstInvalidUTF8(Data("é😀 ok".utf8)))
+        XCTAssertEqual(firstInvalidUTF8(Data([0x61, 0xC3])), 1, "a truncated sequence")
     }
 
     func testEditDistanceSuggestions() {

@@ -16,4 +16,9 @@ int slm_stop_signals_release(void);
 /* The signal received since slm_stop_signals_catch (0: none). */
 int slm_stop_signal(void);
 
+/* libFuzzer's driver (compiler-rt), present only in the `make fuzz` build of slmrec-fuzz:
+   SwiftPM links an executable's entry point as <module>_main, so the fuzz build defines that
+   and hands over to libFuzzer here instead of using libFuzzer's own main. */
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const unsigned char *data, unsigned long size));
+
 #endif
