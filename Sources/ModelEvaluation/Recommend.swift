@@ -40,8 +40,12 @@ public enum Recommender {
                 i = worst
             }
         }
+        // Once the heap is full, almost every item loses to its worst entry: one float
+        // comparison rejects it (NaN fails `<` and goes on to the finiteness test).
+        var floor = -Float.infinity
         for i in 1...n {
             let s = scores[i]
+            if s < floor { continue }
             if !s.isFinite { continue }
             let c = ScoredItem(item: Int32(i), score: s)
             if heap.count == k && !before(c, heap[0]) { continue }
@@ -59,6 +63,7 @@ public enum Recommender {
                 heap[0] = c
                 siftDown(0)
             }
+            if heap.count == k { floor = heap[0].score }
         }
         return heap.sorted(by: before)
     }
