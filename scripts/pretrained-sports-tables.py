@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Markdown tables of recipes/pretrained-sports.json5's run, from its stages' metrics.json
-(nothing typed in; the committed copies in docs/results/pretrained-sports when the run
-directory is not here): validation MRR (the selection metric, 3,000 fixed users), test metrics
-under both protocols as % of e4srec8, training cost. Stages not yet run show "pending".
+(nothing typed in): the committed copies in docs/results/pretrained-sports/run*/, one directory
+per run (machine + SASRec item table; the live RUN_DIR stands in for the newest). A stage run
+in two runs gets a row per run, "name [runN]"; percentages are of the same run's e4srec8 (none
+when that run has no e4srec8). Validation MRR (the selection metric, 3,000 fixed users), test
+metrics under both protocols, training cost per run. Stages not yet run show "pending".
 Usage: scripts/pretrained-sports-tables.py [RUN_DIR] [SASREC_DIR]"""
 import json, os, sys
 
@@ -12,20 +14,24 @@ METRICS = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
 REF = "e4srec8"
 
 
-RECORD = "docs/results/pretrained-sports"   # the committed copies (scripts/pretrained-sports)
+RECORD = "docs/results/pretrained-sports"   # run1/, run2/, … (scripts/pretrained-sports)
+RUNS = sorted(d for d in os.listdir(RECORD) if d.startswith("run") and os.path.isdir(os.path.join(RECORD, d)))
 
 
-def load(stage):
-    for p in (os.path.join(run, stage, "metrics.json"), os.path.join(RECORD, stage + ".metrics.json")):
+def load(stage, r):
+    paths = [os.path.join(RECORD, r, stage + ".metrics.json")]
+    if r == RUNS[-1]:
+        paths.insert(0, os.path.join(run, stage, "metrics.json"))
+    for p in paths:
         if os.path.exists(p):
             return json.load(open(p))
     return None
 
 
-def sasrec_row():
-    p = os.path.join(sasrec, "metrics.json")
+def sasrec_row(r):
+    p = os.path.join(sasrec, "metrics.json") if r == RUNS[-1] else ""
     if not os.path.exists(p):
-        p = os.path.join(RECORD, "sports-sasrec.metrics.json")
+        p = os.path.join(RECORD, r, "sports-sasrec.metrics.json")
     if not os.path.exists(p):
         return None
     m = json.load(open(p))
@@ -36,6 +42,17 @@ def sasrec_row():
                 ev[f"{proto}.{k}"] = v
     return {"evaluation": ev, "best_valid_metric": m["valid"]["full"]["MRR"], "sasrec": True,
             "train_seconds": m.get("train_wall_seconds"), "trainable_parameters": m.get("parameters")}
+
+
+def found(s):
+    """(label, metrics, run) for every run that has stage s."""
+    out = []
+    for r in RUNS:
+        m = sasrec_row(r) if s == "SASRec" else load(s, r)
+        if m is not None:
+            out.append((s, m, r))
+    many = len(out) > 1
+    return [(f"{s} [{r}]" if many else f"{s} [{r}]", m, r) for s, m, r in out]
 
 
 def row(name, m, ref, proto):
@@ -55,25 +72,29 @@ def row(name, m, ref, proto):
 
 
 def table(title, stages, proto):
-    ref = load(REF)
     out = [f"**{title}** ({'full ranking, history masked' if proto == 'full' else '999 fixed negatives'}; "
-           f"in parentheses % of {REF}; valid MRR: best validation MRR, 3,000 users, full ranking)", "",
+           f"in parentheses % of the same run's {REF}; valid MRR: best validation MRR, 3,000 users, full ranking)", "",
            "| model | valid MRR | " + " | ".join(METRICS) + " |", "|---|---:|" + "---:|" * len(METRICS)]
     for s in stages:
-        out.append(row(s, sasrec_row() if s == "SASRec" else load(s), ref, proto))
+        rows = found(s)
+        if not rows:
+            out.append(row(s, None, None, proto))
+        for label, m, r in rows:
+            out.append(row(label, m, load(REF, r), proto))
     return "\n".join(out) + "\n"
 
 
 def cost(stages):
     out = ["| model | steps | train time | examples/s | trainable params | seed |", "|---|---:|---:|---:|---:|---:|"]
     for s in stages:
-        m = load(s)
-        if m is None:
-            out.append(f"| {s} | pending | | | | |"); continue
-        t = m.get("train_seconds")
-        out.append(f"| {s} | {m.get('steps', '-')} | " + ("-" if t is None else f"{t:.0f} s") + " | "
-                   + (f"{m['samples_per_second']:.0f}" if "samples_per_second" in m else "-") + " | "
-                   + (f"{m['trainable_parameters']:,}" if "trainable_parameters" in m else "-") + f" | {m.get('seed', '-')} |")
+        rows = found(s)
+        if not rows:
+            out.append(f"| {s} | pending | | | | |")
+        for label, m, r in rows:
+            t = m.get("train_seconds")
+            out.append(f"| {label} | {m.get('steps', '-')} | " + ("-" if t is None else f"{t:.0f} s") + " | "
+                       + (f"{m['samples_per_second']:.0f}" if "samples_per_second" in m else "-") + " | "
+                       + (f"{m['trainable_parameters']:,}" if "trainable_parameters" in m else "-") + f" | {m.get('seed', '-')} |")
     return "\n".join(out) + "\n"
 
 
@@ -87,10 +108,10 @@ depth = ["e4srec1", "e4srec2", "e4srec4", "e4srec8", "e4srec16", "e4srec30",
          "e4srec30-first1", "e4srec30-first2", "e4srec30-first4", "e4srec30-first8", "e4srec30-first16"]
 print(table("Depth (Figure 2)", depth, "full"))
 trained = [s for s in dict.fromkeys(main + abl + depth) if s != "SASRec" and not s.endswith("-int8") and "-first" not in s]
-print("**Training cost** (2 cores; `train time` is the stage's training loop, validations included)\n")
+print("**Training cost** (2 cores; `train time` is the stage's training loop, validations included; run1 and run2 are different machines: compare times within a run only)\n")
 print(cost(trained))
 for s in ["slmrec4", "kd-cos-ms", "kd-norm-small", "slmrec4-warm", "kd-cos", "kd-cos-norm", "kd-b1", "kd-b2", "kd-online"]:
-    m = load(s)
-    if m and "loss_terms" in m:
-        t = m["loss_terms"]
-        print(f"- `{s}` mean loss terms: " + ", ".join(f"{k} {v:.4g}" for k, v in t.items()))
+    for label, m, r in found(s):
+        if "loss_terms" in m:
+            t = m["loss_terms"]
+            print(f"- `{label}` mean loss terms: " + ", ".join(f"{k} {v:.4g}" for k, v in t.items()))
