@@ -49,14 +49,22 @@ extension UInt64: ExpressibleByArgument {
     public static var valueKindDescription: String { "unsigned integer" }
 }
 
+// No command has a use for NaN or infinity (a learning rate, a rating threshold, a ratio), and
+// "1e309" or "1e39" overflow to infinity silently: a flag's number must be finite.
 extension Double: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument) }
-    public static var valueKindDescription: String { "number" }
+    public init?(argument: String) {
+        guard let v = Double(argument), v.isFinite else { return nil }
+        self = v
+    }
+    public static var valueKindDescription: String { "finite number" }
 }
 
 extension Float: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument) }
-    public static var valueKindDescription: String { "number" }
+    public init?(argument: String) {
+        guard let v = Float(argument), v.isFinite else { return nil }
+        self = v
+    }
+    public static var valueKindDescription: String { "finite number" }
 }
 
 extension Bool: ExpressibleByArgument {

@@ -25,7 +25,11 @@ final class ErrorTests: XCTestCase {
     func testBadValues() {
         XCTAssertTrue(failure(["data", "prepare", "--seed", "abc"]).message
             .hasPrefix("Error: --seed: 'abc' is not a valid integer"))
-        XCTAssertTrue(failure(["kinds", "--double", "x1"]).message.contains("--double: 'x1' is not a valid number"))
+        XCTAssertTrue(failure(["kinds", "--double", "x1"]).message.contains("--double: 'x1' is not a valid finite number"))
+        for v in ["nan", "inf", "-inf", "1e309"] {
+            XCTAssertTrue(failure(["kinds", "--double", v]).message.contains("--double: '\(v)' is not a valid finite number"), v)
+        }
+        XCTAssertTrue(failure(["kinds", "--float", "1e39"]).message.contains("--float: '1e39' is not a valid finite number"), "overflows Float")
         XCTAssertTrue(failure(["kinds", "--unsigned", "-1"]).message
             .contains("--unsigned: '-1' is not a valid unsigned integer"))
         XCTAssertTrue(failure(["eval", "c", "--prompt-token-ids", "1,x"]).message
