@@ -89,3 +89,32 @@ public func supervisionHeadLoss(h: UnsafePointer<Float>, rows: Int, c: Int, a: U
     if let dh { rmsnormBackward(dinp: dh, dweight: nil, dout: dn.ptr, inp: h, weight: ones.ptr, rstd: rstd.ptr, m: rows, c: c) }
     return loss
 }
+
+/// Logit distillation (Hinton, Vinyals & Dean 2015, "Distilling the knowledge in a neural
+/// network"): per row, τ²·KL(p_t ‖ p_s) with p = softmax(scores/τ) over items 1…N (column 0 is
+/// padding, excluded as the cross-entropy excludes it). The τ² keeps the gradient's scale
+/// independent of τ:  ∂(τ²·KL)/∂s_j = τ·(p_s,j − p_t,j).
+/// Returns the mean over rows; accumulates scale·∂/∂s (of the mean) into ds.
+public func logitKL(teacher t: UnsafePointer<Float>, student s: UnsafePointer<Float>, rows: Int, cols: Int, tau: Float,
+                    ds: UnsafeMutablePointer<Float>?, scale: Float) -> Double {
+    guard cols > 1 else { return 0 }
+    var total = 0.0
+    let T = Double(tau), g = Double(scale) / Double(max(rows, 1))
+    for r in 0..<rows {
+        let tr = t + r * cols, sr = s + r * cols
+        var mt = -Double.infinity, ms = -Double.infinity
+        for j in 1..<cols { mt = max(mt, Double(tr[j]) / T); ms = max(ms, Double(sr[j]) / T) }
+        var zt = 0.0, zs = 0.0
+        for j in 1..<cols { zt += exp(Double(tr[j]) / T - mt); zs += exp(Double(sr[j]) / T - ms) }
+        let lzt = mt + log(zt), lzs = ms + log(zs)
+        var klr = 0.0
+        for j in 1..<cols {
+            let lpt = Double(tr[j]) / T - lzt, lps = Double(sr[j]) / T - lzs
+            let pt = exp(lpt)
+            klr += pt * (lpt - lps)
+            if let ds { ds[r * cols + j] += Float(g * T * (exp(lps) - pt)) }
+        }
+        total += T * T * klr
+    }
+    return total / Double(max(rows, 1))
+}

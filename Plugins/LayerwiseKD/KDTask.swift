@@ -11,6 +11,7 @@ public struct KDSettings: TrainingSettings {
     public enum Align: String, OptionEnum { case last, all }
     public enum LastBlock: String, OptionEnum { case preNorm = "pre-norm", postNorm = "post-norm" }
     public enum TeacherMode: String, OptionEnum { case offline, online }
+    public enum LayerMap: String, OptionEnum { case uniform, last }
 
     public var blocks = 4
     public var lambdaCos: Float = 1
@@ -23,7 +24,24 @@ public struct KDSettings: TrainingSettings {
     /// teacher is offline (an online teacher changes every step, so it cannot be cached).
     public var cacheTeacher: Bool? = nil
     var cachesTeacher: Bool { teacherMode == .offline && (cacheTeacher ?? true) }
+    /// Explicit (teacher layer, student layer) pairs; 0 = the embeddings' output (hidden.0).
+    /// Replaces `layer_map` and `blocks`. Optional options stay out of the effective options
+    /// when unset, so recipes written before them keep their resume keys.
+    public var pairs: [[Int]]? = nil
+    /// uniform (nil): `blocks` pairs k·M/B ↔ k·N/B; last: only the two last layers.
+    public var layerMap: LayerMap? = nil
+    /// λ_kl of the logit term τ²·KL(softmax(t/τ) ‖ softmax(s/τ)); nil or 0: off.
+    public var lambdaKL: Float? = nil
+    /// τ of the logit term (nil: 1).
+    public var temperature: Float? = nil
     public init() {}
+
+    /// The (teacher, student) layer pairs these settings align, for depths M and N.
+    public func layerPairs(teacherLayers m: Int, studentLayers n: Int) -> [(teacher: Int, student: Int)] {
+        if let p = pairs { return p.map { ($0.first ?? 0, $0.last ?? 0) } }
+        if layerMap == .last { return [(m, n)] }
+        return LayerwiseKDTask.pairs(teacherLayers: m, studentLayers: n, blocks: max(blocks, 1))
+    }
 
     public static let table = OptionTable<KDSettings>([
         .option("blocks", \.blocks, "B: teacher layer k·M/B pairs with student layer k·N/B, k = 1…B."),
@@ -37,6 +55,10 @@ public struct KDSettings: TrainingSettings {
         // effective recipe say what ran.
         .option("cache_teacher", \.cacheTeacher, defaultText: "true offline", encoded: { .some($0.cachesTeacher) },
                 "Cache the frozen teacher's states per example after their first use (offline only)."),
+        .option("pairs", \.pairs, "Explicit [[teacher_layer, student_layer], …] (0 = embeddings output), strictly increasing; replaces layer_map and blocks."),
+        .option("layer_map", \.layerMap, defaultText: "uniform", "uniform: blocks pairs k·M/B ↔ k·N/B; last: only [M, N]."),
+        .option("lambda_kl", \.lambdaKL, defaultText: "0 (off)", "λ_kl of τ²·KL(softmax(teacher scores/τ) ‖ softmax(student scores/τ)) at the aligned rows."),
+        .option("temperature", \.temperature, defaultText: "1", "τ of the logit term."),
     ])
 
     public func problems(with model: TrainableOptions) -> [String] {
@@ -44,6 +66,21 @@ public struct KDSettings: TrainingSettings {
         if blocks < 1 { p.append("blocks must be at least 1 (a divisor of both depths)") }
         for (n, v) in [("lambda_cos", lambdaCos), ("lambda_norm", lambdaNorm), ("lambda_ms", lambdaMS)] where v < 0 || !v.isFinite {
             p.append("\(n) must be a finite number >= 0 (got \(v)), e.g. 0.1")
+        }
+        if let pl = pairs {
+            if pl.isEmpty { p.append("pairs is empty: give at least one [teacher_layer, student_layer], or drop it for layer_map / blocks") }
+            if let bad = pl.first(where: { $0.count != 2 || $0.contains { $0 < 0 } }) {
+                p.append("pairs entry \(bad) is not [teacher_layer, student_layer] with layers >= 0 (0 = the embeddings' output)")
+            }
+            for (a, b) in zip(pl, pl.dropFirst()) where a.count == 2 && b.count == 2 && !(b[0] > a[0] && b[1] > a[1]) {
+                p.append("pairs must increase strictly in both columns: \(a) then \(b)"); break
+            }
+            if layerMap != nil { p.append("pairs and layer_map both choose the layer pairing: give one of them") }
+        }
+        if let l = lambdaKL, l < 0 || !l.isFinite { p.append("lambda_kl must be a finite number >= 0 (got \(l)), e.g. 0.5") }
+        if let t = temperature, t <= 0 || !t.isFinite { p.append("temperature must be a finite number > 0 (got \(t)), e.g. 2") }
+        if (lambdaKL ?? 0) > 0 && teacherMode == .online {
+            p.append("lambda_kl with teacher_mode online is not supported (the teacher side of the KL has no backward): use the offline teacher, or lambda_kl 0")
         }
         if teacherMode == .online && cacheTeacher == true {
             p.append("cache_teacher is true but teacher_mode is online (a teacher that trains cannot be cached): drop cache_teacher, or use teacher_mode offline")
@@ -81,9 +118,19 @@ public final class LayerwiseKDTask: TrainingTask {
         var p: [String] = []
         if t.hidden != s.hidden { p.append("teacher hidden size \(t.hidden) differs from the student's \(s.hidden): layer-wise alignment needs the same d1") }
         if s.layers > t.layers { p.append("the student (\(s.layers) layers) is deeper than the teacher (\(t.layers))") }
-        if settings.blocks < 1 { p.append("blocks must be at least 1") }
-        else if t.layers % settings.blocks != 0 || s.layers % settings.blocks != 0 {
-            p.append("blocks \(settings.blocks) must divide both depths (teacher \(t.layers), student \(s.layers))")
+        if let pairs = settings.pairs {
+            // Explicit pairs: within both depths (0 = the embeddings' output, hidden.0).
+            if let bad = pairs.first(where: { $0.count == 2 && ($0[0] > t.layers || $0[1] > s.layers) }) {
+                p.append("pairs entry \(bad) is out of range: the teacher has layers 0…\(t.layers), the student 0…\(s.layers)")
+            }
+            if settings.lastBlock == .postNorm, let last = pairs.last, last != [t.layers, s.layers] {
+                p.append("last_block post-norm compares the states after model.norm, so the last pair must be [\(t.layers), \(s.layers)] (got \(last)): use last_block pre-norm, or end the pairs there")
+            }
+        } else if settings.layerMap != .last {
+            if settings.blocks < 1 { p.append("blocks must be at least 1") }
+            else if t.layers % settings.blocks != 0 || s.layers % settings.blocks != 0 {
+                p.append("blocks \(settings.blocks) must divide both depths (teacher \(t.layers), student \(s.layers)); or give explicit pairs")
+            }
         }
         if t.numItems != s.numItems || t.itemDim != s.itemDim { p.append("teacher and student have different item tables (\(t.numItems)×\(t.itemDim) vs \(s.numItems)×\(s.itemDim))") }
         if t.promptLength != s.promptLength || t.suffixLength != s.suffixLength { p.append("teacher and student must share the prompt layout (prompt/suffix lengths)") }
@@ -97,11 +144,13 @@ public final class LayerwiseKDTask: TrainingTask {
         self.teacher = teacher
         self.seed = seed
         self.settings = settings
+        layerPairs = settings.layerPairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers)
         var layout = ParamLayout()
-        for k in 1..<max(settings.blocks, 1) { layout.append("head.\(k)", [student.dims.itemDim, student.dims.hidden]) }
+        // One L_ms head per paired student layer but the last (the final head is the model's).
+        for k in 1..<max(layerPairs.count, 1) { layout.append("head.\(k)", [student.dims.itemDim, student.dims.hidden]) }
         heads = ParamSet(layout: layout)
         // Each extra head starts as the student's output projection (a sensible map d1 → d0).
-        for k in 1..<max(settings.blocks, 1) { heads.set("head.\(k)", student.params.values(ParamName.outputProj)) }
+        for k in 1..<max(layerPairs.count, 1) { heads.set("head.\(k)", student.params.values(ParamName.outputProj)) }
         var g = try FineTuneTask.groups(model: student, lora: lora, parts: parts, seed: seed)
         studentTrainable = g[0].trainable
         g.append(ParamGroup(name: Self.headsGroup, params: heads, trainable: Set(layout.names), role: .auxiliary))
@@ -128,6 +177,8 @@ public final class LayerwiseKDTask: TrainingTask {
     public static let headsGroup = "kd-heads", teacherGroup = "teacher", teacherLoRAGroup = "teacher-lora"
     static let teacherSeedSalt: UInt64 = 0x7465_6163_6865_72   // "teacher"
     let teacherTrainable: Set<String>
+    /// The aligned (teacher layer, student layer) pairs; their number is B below.
+    public let layerPairs: [(teacher: Int, student: Int)]
 
     /// Rows of the scored rows that are aligned: every scored row, or the last of each sequence.
     static func alignedRows(_ b: PackedBatch, _ align: KDSettings.Align) -> [Int] {
@@ -138,8 +189,9 @@ public final class LayerwiseKDTask: TrainingTask {
     public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: Gradients, workspace: Workspace) -> [String: Double] {
         student.lora?.dropoutSeed = FineTuneTask.stepSeed(seed, step)
         teacher.lora?.dropoutSeed = FineTuneTask.stepSeed(seed ^ Self.teacherSeedSalt, step)
-        let s = settings, C = dims.hidden, B = s.blocks
-        let pairs = Self.pairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers, blocks: B)
+        let s = settings, C = dims.hidden, pairs = layerPairs, B = pairs.count
+        let D0 = dims.itemDim, cols = dims.numItems + 1
+        let lambdaKL = s.lambdaKL ?? 0, tau = s.temperature ?? 1, kl = lambdaKL > 0
         let rows = Self.alignedRows(batch, s.align)
         let nr = rows.count, R = batch.rows
         let online = s.teacherMode == .online
@@ -147,6 +199,9 @@ public final class LayerwiseKDTask: TrainingTask {
 
         // Teacher states at the aligned rows, (B, nr, C): cached per example when frozen.
         let tStates = headWorkspace.get("kd.tStates", B * nr * C).ptr
+        // The teacher's user vectors at the aligned rows (the logit term's teacher scores are
+        // recomputed from them and the teacher's item table: exact, and D0 floats per row to cache).
+        let tUser = headWorkspace.get("kd.tUser", max(nr * D0, 1)).ptr
         var tActs: Activations? = nil
         let cacheable = s.cachesTeacher
         var perSampleRows: [Int] = []
@@ -162,6 +217,7 @@ public final class LayerwiseKDTask: TrainingTask {
             for (b, v) in cached.enumerated() {
                 let n = perSampleRows[b]
                 for k in 0..<B { for r in 0..<n { for j in 0..<C { tStates[(k * nr + off + r) * C + j] = v[(k * n + r) * C + j] } } }
+                if kl { for r in 0..<n { for j in 0..<D0 { tUser[(off + r) * D0 + j] = v[B * n * C + r * D0 + j] } } }
                 off += n
             }
         } else {
@@ -171,12 +227,14 @@ public final class LayerwiseKDTask: TrainingTask {
                 let src = (k == B - 1 && postNormLast) ? UnsafePointer(ta.lastHidden.ptr) : ta.hiddenStatePointer(p.teacher, dims: teacher.dims)
                 for (i, r) in rows.enumerated() { for j in 0..<C { tStates[(k * nr + i) * C + j] = src[r * C + j] } }
             }
+            if kl { for (i, r) in rows.enumerated() { for j in 0..<D0 { tUser[i * D0 + j] = ta.user.ptr[r * D0 + j] } } }
             if cacheable {
                 var off = 0
                 for (b, idx) in sampleIndices.enumerated() {
                     let n = perSampleRows[b]
-                    var v = [Float](repeating: 0, count: B * n * C)
+                    var v = [Float](repeating: 0, count: B * n * C + (kl ? n * D0 : 0))
                     for k in 0..<B { for r in 0..<n { for j in 0..<C { v[(k * n + r) * C + j] = tStates[(k * nr + off + r) * C + j] } } }
+                    if kl { for r in 0..<n { for j in 0..<D0 { v[B * n * C + r * D0 + j] = tUser[(off + r) * D0 + j] } } }
                     cache[idx] = v
                     off += n
                 }
@@ -230,6 +288,29 @@ public final class LayerwiseKDTask: TrainingTask {
                 req.dHidden[p.student] = scatterAll(dh, count: R * C, into: req.dHidden[p.student])
             }
         }
+        // The logit term (Hinton et al. 2015; DLLM2Rec and SLMRec's online variant for
+        // recommenders): λ_kl·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) over items 1…N at the aligned
+        // rows, back through the student's user vector (and its item table when that trains).
+        var klValue = 0.0
+        if kl {
+            let tScores = headWorkspace.get("kd.tScores", nr * cols).ptr, sScores = headWorkspace.get("kd.sScores", nr * cols).ptr
+            let sUser = headWorkspace.get("kd.sUser", nr * D0).ptr
+            linearForward(out: tScores, inp: tUser, weight: teacher.params.req(ParamName.itemEmbedding), bias: nil, m: nr, n: cols, k: D0)
+            for (i, r) in rows.enumerated() {
+                (sScores + i * cols).update(from: sa.scores.ptr + r * cols, count: cols)
+                (sUser + i * D0).update(from: sa.user.ptr + r * D0, count: D0)
+            }
+            let dS = headWorkspace.get("kd.dS", nr * cols).ptr
+            dS.update(repeating: 0, count: nr * cols)
+            klValue = logitKL(teacher: tScores, student: sScores, rows: nr, cols: cols, tau: tau, ds: dS, scale: lambdaKL)
+            let dU = headWorkspace.get("kd.dU", nr * D0).ptr
+            dU.update(repeating: 0, count: nr * D0)
+            let dTable = studentTrainable.contains(ParamName.itemEmbedding) ? studentGrads.ptr(ParamName.itemEmbedding) : nil
+            linearBackward(dinp: dU, dweight: dTable, dbias: nil, dout: dS, inp: sUser, weight: student.params.req(ParamName.itemEmbedding), m: nr, n: cols, k: D0)
+            var du = req.dUser ?? [Float](repeating: 0, count: R * D0)
+            for (i, r) in rows.enumerated() { for j in 0..<D0 { du[r * D0 + j] += dU[i * D0 + j] } }
+            req.dUser = du
+        }
         student.backward(sa, req, workspace: workspace)
         var teacherCE = 0.0
         if online, let ta = tActs, let tg = teacherGrads {
@@ -242,7 +323,9 @@ public final class LayerwiseKDTask: TrainingTask {
         }
         let ce = Double(sa.loss)
         let total = ce + Double(s.lambdaCos) * dCos / Double(B) + Double(s.lambdaNorm) * dNorm / Double(B) + Double(s.lambdaMS) * lms + teacherCE
+            + Double(lambdaKL) * klValue
         var out: [String: Double] = ["loss": total, "ce": ce, "d_cos": dCos / Double(B), "d_norm": dNorm / Double(B), "l_ms": lms]
+        if kl { out["kl"] = klValue }
         if online { out["teacher_ce"] = teacherCE }
         return out
     }

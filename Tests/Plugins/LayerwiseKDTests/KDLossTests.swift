@@ -3,6 +3,7 @@ import Common
 import Engine
 import TestKit
 import Training
+import TrainingKit
 @testable import LayerwiseKD
 
 /// Each distillation term's value and gradient against finite differences.
@@ -35,6 +36,90 @@ final class KDLossTests: XCTestCase {
         let (t0, s0) = (t, s)
         check("ds", ds, numericGradient(&s, eps: 1e-3) { 0.3 * squaredDistance(t: t0, s: $0, rows: rows, c: c, ds: nil, dt: nil, scale: 1) })
         check("dt", dt, numericGradient(&t, eps: 1e-3) { 0.3 * squaredDistance(t: $0, s: s0, rows: rows, c: c, ds: nil, dt: nil, scale: 1) })
+    }
+
+    /// τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) over items 1…N: 0 at s = t (and for a shift of all
+    /// scores), positive otherwise, padding column ignored, gradient against finite differences.
+    func testLogitKLValueAndGradient() {
+        let rows = 3, cols = 7
+        for tau: Float in [1, 2.5] {
+            let t = randomArray(rows * cols, &rng)
+            var s = randomArray(rows * cols, &rng)
+            XCTAssertEqual(logitKL(teacher: t, student: t, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1), 0, accuracy: 1e-9)
+            XCTAssertEqual(logitKL(teacher: t, student: t.map { $0 + 3 }, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1), 0, accuracy: 1e-6)
+            var padded = t
+            for r in 0..<rows { padded[r * cols] = 99 }
+            XCTAssertEqual(logitKL(teacher: padded, student: t, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1), 0, accuracy: 1e-9, "column 0 is padding")
+            XCTAssertGreaterThan(logitKL(teacher: t, student: s, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1), 0)
+            var ds = [Float](repeating: 0, count: rows * cols)
+            _ = logitKL(teacher: t, student: s, rows: rows, cols: cols, tau: tau, ds: &ds, scale: 0.6)
+            check("kl ds τ \(tau)", ds, numericGradient(&s, eps: 1e-3) { 0.6 * logitKL(teacher: t, student: $0, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1) })
+            XCTAssertEqual((0..<rows).map { ds[$0 * cols] }, [0, 0, 0], "no gradient to padding")
+        }
+    }
+
+    /// Layer maps: explicit pairs, `last`, `uniform`, and every contradiction refused.
+    func testLayerPairsAndTheirErrors() {
+        var s = KDSettings()
+        XCTAssertEqual(s.layerPairs(teacherLayers: 8, studentLayers: 4).map { [$0.teacher, $0.student] }, [[2, 1], [4, 2], [6, 3], [8, 4]], "uniform, B = 4")
+        s.layerMap = .last
+        XCTAssertEqual(s.layerPairs(teacherLayers: 8, studentLayers: 4).map { [$0.teacher, $0.student] }, [[8, 4]])
+        s.layerMap = nil
+        s.pairs = [[0, 0], [3, 1], [8, 4]]
+        XCTAssertEqual(s.layerPairs(teacherLayers: 8, studentLayers: 4).map { [$0.teacher, $0.student] }, [[0, 0], [3, 1], [8, 4]])
+        XCTAssertTrue(LayerwiseKDTask.problems(teacher: dims(8), student: dims(4), settings: s).isEmpty, "3 pairs need no divisor")
+        func settingsProblems(_ change: (inout KDSettings) -> Void) -> String {
+            var x = KDSettings(); change(&x)
+            return (x.problems(with: TrainableOptions()) + LayerwiseKDTask.problems(teacher: dims(8), student: dims(4), settings: x)).joined(separator: "; ")
+        }
+        XCTAssertTrue(settingsProblems { $0.pairs = [] }.contains("pairs is empty"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[2, 1], [2, 2]] }.contains("increase strictly in both columns: [2, 1] then [2, 2]"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[2, 1, 0]] }.contains("is not [teacher_layer, student_layer]"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[-1, 0]] }.contains("is not [teacher_layer, student_layer]"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[9, 1]] }.contains("pairs entry [9, 1] is out of range: the teacher has layers 0…8, the student 0…4"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[4, 2]]; $0.layerMap = .last }.contains("pairs and layer_map both"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[4, 2]]; $0.lastBlock = .postNorm }.contains("the last pair must be [8, 4]"))
+        XCTAssertTrue(settingsProblems { $0.lambdaKL = -1 }.contains("lambda_kl must be a finite number >= 0"))
+        XCTAssertTrue(settingsProblems { $0.temperature = 0 }.contains("temperature must be a finite number > 0"))
+        XCTAssertTrue(settingsProblems { $0.lambdaKL = 0.5; $0.teacherMode = .online }.contains("lambda_kl with teacher_mode online is not supported"))
+        XCTAssertTrue(settingsProblems { $0.layerMap = .last; $0.blocks = 3 }.isEmpty, "blocks applies to uniform only")
+    }
+
+    /// The objective with explicit pairs (the embeddings' output included) and the logit term,
+    /// against finite differences; pairs equal to the uniform ones and λ_kl = 0 give exactly
+    /// today's loss and gradients.
+    func testPairsAndLogitTermObjective() throws {
+        let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
+                                    dims: dims(2), objective: .allPositions)
+        func task(_ change: (inout KDSettings) -> Void) throws -> LayerwiseKDTask {
+            var s = KDSettings()
+            s.blocks = 2; s.lambdaCos = 0.5; s.lambdaNorm = 0.05; s.lambdaMS = 0.7
+            change(&s)
+            return try LayerwiseKDTask(student: TinyModels.model(dims(2), seed: 2), teacher: TinyModels.model(dims(4), seed: 1), settings: s,
+                                       lora: nil, parts: TrainableParts(itemTable: true), seed: 1)
+        }
+        func run(_ t: LayerwiseKDTask) -> ([String: Double], [Float]) {
+            let g = Gradients(groups: t.groups)
+            let terms = t.step(batch, step: 0, sampleIndices: Array(0..<batch.count), grads: g, workspace: Workspace())
+            return (terms, g[ParamGroup.model]!.values(ParamName.weight(0, .q)) + g[LayerwiseKDTask.headsGroup]!.values("head.1"))
+        }
+        let (base, baseGrads) = run(try task { _ in })
+        let (same, sameGrads) = run(try task { $0.pairs = [[2, 1], [4, 2]]; $0.lambdaKL = 0 })
+        XCTAssertEqual(base["loss"], same["loss"])
+        XCTAssertEqual(baseGrads, sameGrads, "explicit uniform pairs and λ_kl 0 are today's objective, bit for bit")
+        XCTAssertNil(same["kl"])
+
+        let t = try task { $0.pairs = [[0, 0], [3, 1], [4, 2]]; $0.lambdaKL = 0.8; $0.temperature = 2 }
+        XCTAssertEqual(t.heads.layout.names, ["head.1", "head.2"], "an L_ms head on each paired student layer but the last")
+        let terms = try checkGradients(t, batch, [(ParamGroup.model, ParamName.weight(0, .q)), (ParamGroup.model, ParamName.outputProj),
+                                                  (ParamGroup.model, ParamName.itemEmbedding), (LayerwiseKDTask.headsGroup, "head.1"),
+                                                  (LayerwiseKDTask.headsGroup, "head.2")], samples: 12, label: "pairs + kl", requireNonZero: true)
+        XCTAssertGreaterThan(terms["kl"]!, 0)
+        // The offline cache keeps what the logit term needs: a second step from the cache is the same.
+        let g2 = Gradients(groups: t.groups), ws = Workspace()
+        let first = t.step(batch, step: 0, sampleIndices: Array(0..<batch.count), grads: g2, workspace: ws)
+        let second = t.step(batch, step: 0, sampleIndices: Array(0..<batch.count), grads: Gradients(groups: t.groups), workspace: ws)
+        XCTAssertEqual(first["kl"]!, second["kl"]!, accuracy: 1e-12)
     }
 
     func testSupervisionHeadGradients() {
