@@ -67,8 +67,11 @@ extension ComparisonReport {
             s += "† not comparable with `\(md(referenceRow?.name ?? teacher))` (evaluated on another dataset, split or number of users; see the warnings).\n"
         }
         s += "\n## Cost\n\n"
-        s += "| Model | Pass | Layers | Params | Non-emb. params | Trainable | Disk | Train time | Users/s (batch \(rows.compactMap { $0.timing?.batch }.first ?? 512)) | ms/user p50 (batch 1) | ms/user p99 (batch 1) |\n"
-        s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        // A gate column when any model has a quality gate (judged on the validation split).
+        let gated = rows.contains { $0.gate != nil }
+        s += "| Model | Pass | Layers | Params | Non-emb. params | Trainable | Disk | Train time | Users/s (batch \(rows.compactMap { $0.timing?.batch }.first ?? 512)) | ms/user p50 (batch 1) | ms/user p99 (batch 1) |"
+            + (gated ? " Gate (valid) |" : "") + "\n"
+        s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (gated ? "---|" : "") + "\n"
         var stageTime = false
         for r in rows {
             var time = "-"
@@ -84,7 +87,9 @@ extension ComparisonReport {
                 r.timing.map { String(format: "%.2f", $0.latencyP50Ms) } ?? "-",
                 r.timing.map { String(format: "%.2f", $0.latencyP99Ms) } ?? "-",
             ]
-            s += "| " + cells.joined(separator: " | ") + " |\n"
+            var all = cells
+            if gated { all.append(r.gate.map { (g: GateOutcome) -> String in g.passed ? "passed" : "**failed** ✗" } ?? "-") }
+            s += "| " + all.joined(separator: " | ") + " |\n"
         }
         s += "\n"
         s += "Params: every parameter the model runs with (adapter included); non-emb.: without the item table; "

@@ -117,6 +117,17 @@ final class RecommendCommandTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("dropped 1 item(s)"), r.stderr)
     }
 
+    /// An int8 checkpoint recommends too (the same scores eval ranks, int8 kernels).
+    func testInt8Checkpoint() throws {
+        let q = dir.appendingPathComponent("q").path, out = dir.appendingPathComponent("q.tsv").path
+        var r = try CLI.run(["apply", "quantize-int8", "--input", ck, "--output", q])
+        XCTAssertEqual(r.status, 0, r.all)
+        r = try CLI.run(["recommend", "--checkpoint", q, "--data", ds, "--users", "1,2,3", "--top-k", "5", "--output", out])
+        XCTAssertEqual(r.status, 0, r.all)
+        let rows = Array(try lines(out).dropFirst())
+        XCTAssertEqual(rows.map { $0[0] }, ["1", "1", "1", "1", "1", "2", "2", "2", "2", "2", "3", "3", "3", "3", "3"])
+    }
+
     func testBadInputIsRefusedBeforeAnyOutput() throws {
         let out = dir.appendingPathComponent("x.tsv").path
         for (args, message) in [

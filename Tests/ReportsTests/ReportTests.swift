@@ -349,5 +349,7 @@ final class ReportJudgementTests: XCTestCase {
         XCTAssertTrue(md.contains("**student** (smallest params): selected `pruned-lora`"), md)
         XCTAssertTrue(md.contains("| pruned-lora ← | 1234 | - |"), md)
         XCTAssertTrue(r.svg().contains("class=\"gate-failed\"") && r.svg().contains("pruned ✗ gate"))
+        let costRow = md.components(separatedBy: "\n").first { $0.hasPrefix("| pruned | prune-layers") }
+        XCTAssertTrue(md.contains(" Gate (valid) |") && (costRow?.hasSuffix("| **failed** ✗ |") ?? false), costRow ?? md)
     }
 }
