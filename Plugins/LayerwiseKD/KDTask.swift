@@ -319,8 +319,8 @@ public final class LayerwiseKDTask: TrainingTask {
                 req.dHidden[p.student] = scatterAll(dh, count: R * C, into: req.dHidden[p.student])
             }
         }
-        // The logit term (Hinton et al. 2015; DLLM2Rec and SLMRec's online variant for
-        // recommenders): λ_kl·τ²·KL(softmax(z_t/τ) ‖ softmax(z_s/τ)) over items 1…N at every
+        // The logit term (Hinton et al. 2015; docs/passes.md for DLLM2Rec's ranking variant):
+        // λ_kl·τ²·KL(softmax(z_t/τ) ‖ softmax(z_s/τ)) over items 1…N at every
         // row the CE scores, z = user · item tableᵀ as the CE's. Forward here, backward right
         // after: ∂/∂z_s into the student's user vector and item table (when it trains), and,
         // with an online teacher, ∂/∂z_t into the teacher's (the KL pulls both, as D_cos and
