@@ -91,30 +91,43 @@ public func supervisionHeadLoss(h: UnsafePointer<Float>, rows: Int, c: Int, a: U
 }
 
 /// Logit distillation (Hinton, Vinyals & Dean 2015, "Distilling the knowledge in a neural
-/// network"): per row, τ²·KL(p_t ‖ p_s) with p = softmax(scores/τ) over items 1…N (column 0 is
-/// padding, excluded as the cross-entropy excludes it). The τ² keeps the gradient's scale
-/// independent of τ:  ∂(τ²·KL)/∂s_j = τ·(p_s,j − p_t,j).
-/// Returns the mean over rows; accumulates scale·∂/∂s (of the mean) into ds.
+/// network", §2): per row, τ²·KL(p_t ‖ p_s) with p = softmax(z/τ) over items 1…N (column 0 is
+/// padding, excluded as the cross-entropy excludes it). With log p = z/τ − logsumexp(z/τ):
+///   KL_r               = Σ_j p_t,j (log p_t,j − log p_s,j)
+///   ∂(τ²·KL_r)/∂z_s,j  = τ·(p_s,j − p_t,j)
+///   ∂(τ²·KL_r)/∂z_t,j  = τ·p_t,j·(log p_t,j − log p_s,j − KL_r)   (an online teacher's side)
+/// The τ² keeps the gradient's scale independent of τ (Hinton et al.: the soft targets'
+/// gradients scale as 1/τ²). Rows are independent and run in parallel; sums are in Double.
+/// Returns the mean over rows; accumulates scale·∂/∂z (of the mean) into ds and dt.
 public func logitKL(teacher t: UnsafePointer<Float>, student s: UnsafePointer<Float>, rows: Int, cols: Int, tau: Float,
-                    ds: UnsafeMutablePointer<Float>?, scale: Float) -> Double {
-    guard cols > 1 else { return 0 }
-    var total = 0.0
-    let T = Double(tau), g = Double(scale) / Double(max(rows, 1))
-    for r in 0..<rows {
-        let tr = t + r * cols, sr = s + r * cols
-        var mt = -Double.infinity, ms = -Double.infinity
-        for j in 1..<cols { mt = max(mt, Double(tr[j]) / T); ms = max(ms, Double(sr[j]) / T) }
-        var zt = 0.0, zs = 0.0
-        for j in 1..<cols { zt += exp(Double(tr[j]) / T - mt); zs += exp(Double(sr[j]) / T - ms) }
-        let lzt = mt + log(zt), lzs = ms + log(zs)
-        var klr = 0.0
-        for j in 1..<cols {
-            let lpt = Double(tr[j]) / T - lzt, lps = Double(sr[j]) / T - lzs
-            let pt = exp(lpt)
-            klr += pt * (lpt - lps)
-            if let ds { ds[r * cols + j] += Float(g * T * (exp(lps) - pt)) }
+                    ds: UnsafeMutablePointer<Float>?, dt: UnsafeMutablePointer<Float>? = nil, scale: Float) -> Double {
+    guard cols > 1, rows > 0 else { return 0 }
+    let T = Double(tau), g = Double(scale) / Double(rows)
+    var perRow = [Double](repeating: 0, count: rows)
+    perRow.withUnsafeMutableBufferPointer { out in
+        guard let out = out.baseAddress else { return }
+        parallelFor(rows) { r in
+            let tr = t + r * cols, sr = s + r * cols
+            var mt = -Double.infinity, ms = -Double.infinity
+            for j in 1..<cols { mt = max(mt, Double(tr[j]) / T); ms = max(ms, Double(sr[j]) / T) }
+            var zt = 0.0, zs = 0.0
+            for j in 1..<cols { zt += exp(Double(tr[j]) / T - mt); zs += exp(Double(sr[j]) / T - ms) }
+            let lzt = mt + log(zt), lzs = ms + log(zs)
+            var klr = 0.0
+            for j in 1..<cols {
+                let lpt = Double(tr[j]) / T - lzt, lps = Double(sr[j]) / T - lzs
+                let pt = exp(lpt)
+                klr += pt * (lpt - lps)
+                if let ds { ds[r * cols + j] += Float(g * T * (exp(lps) - pt)) }
+            }
+            if let dt {
+                for j in 1..<cols {
+                    let lpt = Double(tr[j]) / T - lzt, lps = Double(sr[j]) / T - lzs
+                    dt[r * cols + j] += Float(g * T * exp(lpt) * (lpt - lps - klr))
+                }
+            }
+            out[r] = T * T * klr
         }
-        total += T * T * klr
     }
-    return total / Double(max(rows, 1))
+    return perRow.reduce(0, +) / Double(rows)
 }

@@ -13,7 +13,11 @@ public struct KDSettings: TrainingSettings {
     public enum TeacherMode: String, OptionEnum { case offline, online }
     public enum LayerMap: String, OptionEnum { case uniform, last }
 
-    public var blocks = 4
+    /// B of the uniform map; nil: 4. Optional so that a `blocks` the pairing does not read
+    /// (explicit `pairs`, `layer_map: "last"`) is an error rather than ignored.
+    public var blocks: Int? = nil
+    public static let defaultBlocks = 4
+    var blockCount: Int { blocks ?? Self.defaultBlocks }
     public var lambdaCos: Float = 1
     public var lambdaNorm: Float = 0.01
     public var lambdaMS: Float = 0.1
@@ -36,18 +40,25 @@ public struct KDSettings: TrainingSettings {
     public var temperature: Float? = nil
     public init() {}
 
+    /// True when the pairing is the uniform map, the only one that reads `blocks`.
+    var usesBlocks: Bool { pairs == nil && layerMap != .last }
+
     /// The (teacher, student) layer pairs these settings align, for depths M and N.
     public func layerPairs(teacherLayers m: Int, studentLayers n: Int) -> [(teacher: Int, student: Int)] {
         if let p = pairs { return p.map { ($0.first ?? 0, $0.last ?? 0) } }
         if layerMap == .last { return [(m, n)] }
-        return LayerwiseKDTask.pairs(teacherLayers: m, studentLayers: n, blocks: max(blocks, 1))
+        return LayerwiseKDTask.pairs(teacherLayers: m, studentLayers: n, blocks: max(blockCount, 1))
     }
 
     public static let table = OptionTable<KDSettings>([
-        .option("blocks", \.blocks, "B: teacher layer k·M/B pairs with student layer k·N/B, k = 1…B."),
-        .option("lambda_cos", \.lambdaCos, "λ1, weight of D_cos (mean over blocks of 1 − cosine)."),
-        .option("lambda_norm", \.lambdaNorm, "λ2, weight of D_norm (mean over blocks of ‖h_t − h_s‖²)."),
-        .option("lambda_ms", \.lambdaMS, "λ3, weight of L_ms (mean CE of the B−1 intermediate heads)."),
+        // Written back as the effective value where the uniform map reads it (so a recipe
+        // without `blocks` keeps the resume key it had when blocks was a plain 4), and left
+        // out where explicit pairs or layer_map "last" make it meaningless.
+        .option("blocks", \.blocks, defaultText: "4", encoded: { $0.usesBlocks ? .some($0.blockCount) : $0.blocks },
+                "B of layer_map uniform: teacher layer k·M/B pairs with student layer k·N/B, k = 1…B."),
+        .option("lambda_cos", \.lambdaCos, "λ1, weight of D_cos (mean over the B layer pairs of 1 − cosine)."),
+        .option("lambda_norm", \.lambdaNorm, "λ2, weight of D_norm (mean over the B layer pairs of ‖h_t − h_s‖²)."),
+        .option("lambda_ms", \.lambdaMS, "λ3, weight of L_ms (mean CE of the heads on the paired student layers below N: B−1 for the presets)."),
         .option("align", \.align, "Align the last position (the paper) or every scored position."),
         .option("last_block", \.lastBlock, "Compare the last block before or after model.norm."),
         .option("teacher_mode", \.teacherMode, "Frozen teacher, or trained jointly (the paper's RQ4)."),
@@ -55,15 +66,17 @@ public struct KDSettings: TrainingSettings {
         // effective recipe say what ran.
         .option("cache_teacher", \.cacheTeacher, defaultText: "true offline", encoded: { .some($0.cachesTeacher) },
                 "Cache the frozen teacher's states per example after their first use (offline only)."),
-        .option("pairs", \.pairs, "Explicit [[teacher_layer, student_layer], …] (0 = embeddings output), strictly increasing; replaces layer_map and blocks."),
-        .option("layer_map", \.layerMap, defaultText: "uniform", "uniform: blocks pairs k·M/B ↔ k·N/B; last: only [M, N]."),
-        .option("lambda_kl", \.lambdaKL, defaultText: "0 (off)", "λ_kl of τ²·KL(softmax(teacher scores/τ) ‖ softmax(student scores/τ)) at the aligned rows."),
-        .option("temperature", \.temperature, defaultText: "1", "τ of the logit term."),
+        .option("pairs", \.pairs, defaultText: "from layer_map",
+                "Explicit [[teacher_layer, student_layer], …] (layer l = output of decoder layer l, 0 = embeddings), strictly increasing; B = their number; replaces layer_map and blocks."),
+        .option("layer_map", \.layerMap, defaultText: "uniform", "uniform: blocks pairs k·M/B ↔ k·N/B; last: only [M, N] (B = 1, no L_ms heads)."),
+        .option("lambda_kl", \.lambdaKL, defaultText: "0 (off)",
+                "λ_kl of τ²·KL(softmax(teacher scores/τ) ‖ softmax(student scores/τ)) over items 1…N at the rows the CE scores."),
+        .option("temperature", \.temperature, defaultText: "1", "τ of the logit term (> 0; needs lambda_kl)."),
     ])
 
     public func problems(with model: TrainableOptions) -> [String] {
         var p: [String] = []
-        if blocks < 1 { p.append("blocks must be at least 1 (a divisor of both depths)") }
+        if let b = blocks, b < 1 { p.append("blocks must be at least 1 (got \(b)): a divisor of both depths, e.g. 2") }
         for (n, v) in [("lambda_cos", lambdaCos), ("lambda_norm", lambdaNorm), ("lambda_ms", lambdaMS)] where v < 0 || !v.isFinite {
             p.append("\(n) must be a finite number >= 0 (got \(v)), e.g. 0.1")
         }
@@ -76,11 +89,18 @@ public struct KDSettings: TrainingSettings {
                 p.append("pairs must increase strictly in both columns: \(a) then \(b)"); break
             }
             if layerMap != nil { p.append("pairs and layer_map both choose the layer pairing: give one of them") }
+            if let b = blocks {
+                p.append("blocks \(b) and pairs both choose the layer pairing (with pairs, B is their number, \(pl.count)): drop blocks")
+            }
+        } else if layerMap == .last, let b = blocks {
+            p.append("blocks \(b) does nothing with layer_map \"last\" (it pairs only the last layers, B = 1): drop blocks, or use layer_map \"uniform\"")
         }
         if let l = lambdaKL, l < 0 || !l.isFinite { p.append("lambda_kl must be a finite number >= 0 (got \(l)), e.g. 0.5") }
         if let t = temperature, t <= 0 || !t.isFinite { p.append("temperature must be a finite number > 0 (got \(t)), e.g. 2") }
-        if (lambdaKL ?? 0) > 0 && teacherMode == .online {
-            p.append("lambda_kl with teacher_mode online is not supported (the teacher side of the KL has no backward): use the offline teacher, or lambda_kl 0")
+        // An explicit lambda_kl 0 with a temperature is accepted: a grid over lambda_kl that
+        // includes 0 keeps one temperature for all its values.
+        if let t = temperature, lambdaKL == nil {
+            p.append("temperature \(t) does nothing without lambda_kl (the logit term is off by default): set lambda_kl > 0, e.g. 0.5, or drop temperature")
         }
         if teacherMode == .online && cacheTeacher == true {
             p.append("cache_teacher is true but teacher_mode is online (a teacher that trains cannot be cached): drop cache_teacher, or use teacher_mode offline")
@@ -90,16 +110,17 @@ public struct KDSettings: TrainingSettings {
 }
 
 /// SLMRec layer-wise distillation (Xu et al., ICLR 2025, §4): a student with N layers learns
-/// from a teacher with M layers (same hidden size) over B blocks; teacher layer k·M/B pairs
-/// with student layer k·N/B, k = 1…B.
-///   L = CE + λ1·D_cos + λ2·D_norm + λ3·L_ms
-/// with D_cos and D_norm averaged over the B block boundaries and L_ms the mean CE of B−1
-/// extra heads on the intermediate student blocks (training aids, not in the output).
+/// from a teacher with M layers (same hidden size) at B aligned layer pairs; by default
+/// (layer_map uniform) teacher layer k·M/B pairs with student layer k·N/B, k = 1…B.
+///   L = CE + λ1·D_cos + λ2·D_norm + λ3·L_ms + λ_kl·τ²·KL
+/// with D_cos and D_norm averaged over the B pairs, L_ms the mean CE of the H extra heads on
+/// the paired student layers below N (H = B−1 when the last pair is layer N; training aids,
+/// not in the output) and KL the optional logit term (Hinton et al. 2015) at the CE's rows.
 public final class LayerwiseKDTask: TrainingTask {
     public let student: ELLMRecModel
     public let teacher: ELLMRecModel
     public let settings: KDSettings
-    public let heads: ParamSet          // "head.k" [D0, C] for k = 1…B−1
+    public let heads: ParamSet          // "head.k" [D0, C] for k = 1…H
     public let groups: [ParamGroup]
     public var evalModel: ELLMRecModel { student }
     public var dims: ModelDims { student.dims }
@@ -121,15 +142,18 @@ public final class LayerwiseKDTask: TrainingTask {
         if let pairs = settings.pairs {
             // Explicit pairs: within both depths (0 = the embeddings' output, hidden.0).
             if let bad = pairs.first(where: { $0.count == 2 && ($0[0] > t.layers || $0[1] > s.layers) }) {
-                p.append("pairs entry \(bad) is out of range: the teacher has layers 0…\(t.layers), the student 0…\(s.layers)")
+                p.append("pairs entry \(bad) is out of range: the teacher has layers 0…\(t.layers), the student 0…\(s.layers); keep every pair within them")
             }
+            // A last pair below the student's last layer is allowed (pre-norm): the final CE
+            // supervises layer N anyway, and that pair gets an L_ms head like the others.
             if settings.lastBlock == .postNorm, let last = pairs.last, last != [t.layers, s.layers] {
                 p.append("last_block post-norm compares the states after model.norm, so the last pair must be [\(t.layers), \(s.layers)] (got \(last)): use last_block pre-norm, or end the pairs there")
             }
         } else if settings.layerMap != .last {
-            if settings.blocks < 1 { p.append("blocks must be at least 1") }
-            else if t.layers % settings.blocks != 0 || s.layers % settings.blocks != 0 {
-                p.append("blocks \(settings.blocks) must divide both depths (teacher \(t.layers), student \(s.layers)); or give explicit pairs")
+            let b = settings.blockCount
+            if b < 1 { p.append("blocks must be at least 1") }
+            else if t.layers % b != 0 || s.layers % b != 0 {
+                p.append("blocks \(b) must divide both depths (teacher \(t.layers), student \(s.layers)); or give explicit pairs")
             }
         }
         if t.numItems != s.numItems || t.itemDim != s.itemDim { p.append("teacher and student have different item tables (\(t.numItems)×\(t.itemDim) vs \(s.numItems)×\(s.itemDim))") }
@@ -145,12 +169,15 @@ public final class LayerwiseKDTask: TrainingTask {
         self.seed = seed
         self.settings = settings
         layerPairs = settings.layerPairs(teacherLayers: teacher.dims.layers, studentLayers: student.dims.layers)
+        // One L_ms head per paired student layer below N (layer N's head is the model's own).
+        // The pairs increase strictly, so these are the first H pairs: all but the last when
+        // it is layer N (the uniform and last maps, H = B−1 as in the paper), all otherwise.
+        headCount = layerPairs.filter { $0.student < student.dims.layers }.count
         var layout = ParamLayout()
-        // One L_ms head per paired student layer but the last (the final head is the model's).
-        for k in 1..<max(layerPairs.count, 1) { layout.append("head.\(k)", [student.dims.itemDim, student.dims.hidden]) }
+        for k in 0..<headCount { layout.append("head.\(k + 1)", [student.dims.itemDim, student.dims.hidden]) }
         heads = ParamSet(layout: layout)
         // Each extra head starts as the student's output projection (a sensible map d1 → d0).
-        for k in 1..<max(layerPairs.count, 1) { heads.set("head.\(k)", student.params.values(ParamName.outputProj)) }
+        for name in layout.names { heads.set(name, student.params.values(ParamName.outputProj)) }
         var g = try FineTuneTask.groups(model: student, lora: lora, parts: parts, seed: seed)
         studentTrainable = g[0].trainable
         g.append(ParamGroup(name: Self.headsGroup, params: heads, trainable: Set(layout.names), role: .auxiliary))
@@ -179,6 +206,8 @@ public final class LayerwiseKDTask: TrainingTask {
     let teacherTrainable: Set<String>
     /// The aligned (teacher layer, student layer) pairs; their number is B below.
     public let layerPairs: [(teacher: Int, student: Int)]
+    /// H, the number of L_ms heads: on the first H pairs (those with a student layer below N).
+    public let headCount: Int
 
     /// Rows of the scored rows that are aligned: every scored row, or the last of each sequence.
     static func alignedRows(_ b: PackedBatch, _ align: KDSettings.Align) -> [Int] {
@@ -189,7 +218,7 @@ public final class LayerwiseKDTask: TrainingTask {
     public func step(_ batch: PackedBatch, step: Int, sampleIndices: [Int], grads: Gradients, workspace: Workspace) -> [String: Double] {
         student.lora?.dropoutSeed = FineTuneTask.stepSeed(seed, step)
         teacher.lora?.dropoutSeed = FineTuneTask.stepSeed(seed ^ Self.teacherSeedSalt, step)
-        let s = settings, C = dims.hidden, pairs = layerPairs, B = pairs.count
+        let s = settings, C = dims.hidden, pairs = layerPairs, B = pairs.count, H = headCount
         let D0 = dims.itemDim, cols = dims.numItems + 1
         let lambdaKL = s.lambdaKL ?? 0, tau = s.temperature ?? 1, kl = lambdaKL > 0
         let rows = Self.alignedRows(batch, s.align)
@@ -199,26 +228,28 @@ public final class LayerwiseKDTask: TrainingTask {
 
         // Teacher states at the aligned rows, (B, nr, C): cached per example when frozen.
         let tStates = headWorkspace.get("kd.tStates", B * nr * C).ptr
-        // The teacher's user vectors at the aligned rows (the logit term's teacher scores are
-        // recomputed from them and the teacher's item table: exact, and D0 floats per row to cache).
-        let tUser = headWorkspace.get("kd.tUser", max(nr * D0, 1)).ptr
+        // The logit term's teacher side: its user vectors at every scored row, (R, D0). Its
+        // scores are recomputed from them and its item table (exact, and D0 floats per row to
+        // cache where the score rows would be N+1).
+        let tUser = kl ? headWorkspace.get("kd.tUser", R * D0).ptr : nil
         var tActs: Activations? = nil
         let cacheable = s.cachesTeacher
-        var perSampleRows: [Int] = []
+        // Per example: its aligned rows and its scored rows (both grouped by sequence, in order),
+        // and so the length of its cache entry, (B, n, C) states then (m, D0) user vectors.
+        var alignedPer = [Int](repeating: 0, count: batch.count), scoredPer = alignedPer
         if cacheable {
-            // Rows of each sequence, in order (aligned rows are grouped by sequence).
-            var counts = [Int](repeating: 0, count: batch.count)
-            for r in rows { counts[batch.rowSeq[r]] += 1 }
-            perSampleRows = counts
+            for r in rows { alignedPer[batch.rowSeq[r]] += 1 }
+            for r in 0..<R { scoredPer[batch.rowSeq[r]] += 1 }
         }
+        func entryCount(_ b: Int) -> Int { B * alignedPer[b] * C + (kl ? scoredPer[b] * D0 : 0) }
         let cached = cacheable ? sampleIndices.compactMap { cache[$0] } : []
-        if cacheable && cached.count == sampleIndices.count {
-            var off = 0
+        if cacheable && cached.count == sampleIndices.count && cached.indices.allSatisfy({ cached[$0].count == entryCount($0) }) {
+            var off = 0, uoff = 0
             for (b, v) in cached.enumerated() {
-                let n = perSampleRows[b]
+                let n = alignedPer[b], m = scoredPer[b]
                 for k in 0..<B { for r in 0..<n { for j in 0..<C { tStates[(k * nr + off + r) * C + j] = v[(k * n + r) * C + j] } } }
-                if kl { for r in 0..<n { for j in 0..<D0 { tUser[(off + r) * D0 + j] = v[B * n * C + r * D0 + j] } } }
-                off += n
+                if let tUser { for r in 0..<m { for j in 0..<D0 { tUser[(uoff + r) * D0 + j] = v[B * n * C + r * D0 + j] } } }
+                off += n; uoff += m
             }
         } else {
             let ta = teacher.forward(batch, training: online, workspace: teacherWorkspace)
@@ -227,16 +258,16 @@ public final class LayerwiseKDTask: TrainingTask {
                 let src = (k == B - 1 && postNormLast) ? UnsafePointer(ta.lastHidden.ptr) : ta.hiddenStatePointer(p.teacher, dims: teacher.dims)
                 for (i, r) in rows.enumerated() { for j in 0..<C { tStates[(k * nr + i) * C + j] = src[r * C + j] } }
             }
-            if kl { for (i, r) in rows.enumerated() { for j in 0..<D0 { tUser[i * D0 + j] = ta.user.ptr[r * D0 + j] } } }
+            if let tUser { tUser.update(from: ta.user.ptr, count: R * D0) }
             if cacheable {
-                var off = 0
+                var off = 0, uoff = 0
                 for (b, idx) in sampleIndices.enumerated() {
-                    let n = perSampleRows[b]
-                    var v = [Float](repeating: 0, count: B * n * C + (kl ? n * D0 : 0))
+                    let n = alignedPer[b], m = scoredPer[b]
+                    var v = [Float](repeating: 0, count: entryCount(b))
                     for k in 0..<B { for r in 0..<n { for j in 0..<C { v[(k * n + r) * C + j] = tStates[(k * nr + off + r) * C + j] } } }
-                    if kl { for r in 0..<n { for j in 0..<D0 { v[B * n * C + r * D0 + j] = tUser[(off + r) * D0 + j] } } }
+                    if let tUser { for r in 0..<m { for j in 0..<D0 { v[B * n * C + r * D0 + j] = tUser[(uoff + r) * D0 + j] } } }
                     cache[idx] = v
-                    off += n
+                    off += n; uoff += m
                 }
             }
         }
@@ -254,7 +285,7 @@ public final class LayerwiseKDTask: TrainingTask {
         let ds = headWorkspace.get("kd.ds", nr * C).ptr
         let dt = headWorkspace.get("kd.dt", nr * C).ptr
         let dh = headWorkspace.get("kd.dh", R * C).ptr
-        var dTeacher: [Int: [Float]] = [:], dTeacherLast: [Float]? = nil
+        var dTeacher: [Int: [Float]] = [:], dTeacherLast: [Float]? = nil, dTeacherUser: [Float]? = nil
         var dCos = 0.0, dNorm = 0.0, lms = 0.0
         for (k, p) in pairs.enumerated() {
             let lastPost = k == B - 1 && postNormLast
@@ -277,39 +308,48 @@ public final class LayerwiseKDTask: TrainingTask {
                 _ = squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: nil, dt: dt, scale: s.lambdaNorm / Float(B))
                 if lastPost { dTeacherLast = scatter(dt, into: dTeacherLast) } else { dTeacher[p.teacher] = scatter(dt, into: dTeacher[p.teacher]) }
             }
-            // L_ms on the intermediate blocks (k < B), over every scored row with its target.
-            if k < B - 1 && s.lambdaMS > 0 && !batch.targets.isEmpty {
-                let scale = s.lambdaMS / Float(B - 1)
+            // L_ms on the paired layers below N (k < H), over every scored row with its target.
+            if k < H && s.lambdaMS > 0 && !batch.targets.isEmpty {
+                let scale = s.lambdaMS / Float(H)
                 dh.update(repeating: 0, count: R * C)
                 let dTable = studentTrainable.contains(ParamName.itemEmbedding) ? studentGrads.ptr(ParamName.itemEmbedding) : nil
                 lms += supervisionHeadLoss(h: full, rows: R, c: C, a: heads.req("head.\(k + 1)"), d0: dims.itemDim,
                                            table: student.params.req(ParamName.itemEmbedding), numItems: dims.numItems, targets: batch.targets,
-                                           dh: dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale, workspace: headWorkspace) / Double(B - 1)
+                                           dh: dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale, workspace: headWorkspace) / Double(H)
                 req.dHidden[p.student] = scatterAll(dh, count: R * C, into: req.dHidden[p.student])
             }
         }
-        // The logit term (Hinton et al. 2015; DLLM2Rec and SLMRec's online variant for
-        // recommenders): λ_kl·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) over items 1…N at the aligned
-        // rows, back through the student's user vector (and its item table when that trains).
+        // The logit term (Hinton et al. 2015; docs/passes.md for DLLM2Rec's ranking variant):
+        // λ_kl·τ²·KL(softmax(z_t/τ) ‖ softmax(z_s/τ)) over items 1…N at every
+        // row the CE scores, z = user · item tableᵀ as the CE's. Forward here, backward right
+        // after: ∂/∂z_s into the student's user vector and item table (when it trains), and,
+        // with an online teacher, ∂/∂z_t into the teacher's (the KL pulls both, as D_cos and
+        // D_norm do).
         var klValue = 0.0
-        if kl {
-            let tScores = headWorkspace.get("kd.tScores", nr * cols).ptr, sScores = headWorkspace.get("kd.sScores", nr * cols).ptr
-            let sUser = headWorkspace.get("kd.sUser", nr * D0).ptr
-            linearForward(out: tScores, inp: tUser, weight: teacher.params.req(ParamName.itemEmbedding), bias: nil, m: nr, n: cols, k: D0)
-            for (i, r) in rows.enumerated() {
-                (sScores + i * cols).update(from: sa.scores.ptr + r * cols, count: cols)
-                (sUser + i * D0).update(from: sa.user.ptr + r * D0, count: D0)
+        if let tUser {
+            let tTable = teacher.params.req(ParamName.itemEmbedding), sTable = student.params.req(ParamName.itemEmbedding)
+            let tScores = headWorkspace.get("kd.tScores", R * cols).ptr          // (R, N+1)
+            linearForward(out: tScores, inp: tUser, weight: tTable, bias: nil, m: R, n: cols, k: D0)
+            let dS = headWorkspace.get("kd.dS", R * cols).ptr                    // (R, N+1) ∂/∂z_s
+            dS.update(repeating: 0, count: R * cols)
+            let dZt = online ? headWorkspace.get("kd.dZt", R * cols).ptr : nil   // (R, N+1) ∂/∂z_t
+            dZt?.update(repeating: 0, count: R * cols)
+            klValue = logitKL(teacher: tScores, student: sa.scores.ptr, rows: R, cols: cols, tau: tau, ds: dS, dt: dZt, scale: lambdaKL)
+            // z = u·Eᵀ: du = dz·E, dE += dzᵀ·u (linearBackward accumulates).
+            var dU = [Float](repeating: 0, count: R * D0)
+            let dSTable = studentTrainable.contains(ParamName.itemEmbedding) ? studentGrads.ptr(ParamName.itemEmbedding) : nil
+            dU.withUnsafeMutableBufferPointer {
+                linearBackward(dinp: $0.baseAddress, dweight: dSTable, dbias: nil, dout: dS, inp: sa.user.ptr, weight: sTable, m: R, n: cols, k: D0)
             }
-            let dS = headWorkspace.get("kd.dS", nr * cols).ptr
-            dS.update(repeating: 0, count: nr * cols)
-            klValue = logitKL(teacher: tScores, student: sScores, rows: nr, cols: cols, tau: tau, ds: dS, scale: lambdaKL)
-            let dU = headWorkspace.get("kd.dU", nr * D0).ptr
-            dU.update(repeating: 0, count: nr * D0)
-            let dTable = studentTrainable.contains(ParamName.itemEmbedding) ? studentGrads.ptr(ParamName.itemEmbedding) : nil
-            linearBackward(dinp: dU, dweight: dTable, dbias: nil, dout: dS, inp: sUser, weight: student.params.req(ParamName.itemEmbedding), m: nr, n: cols, k: D0)
-            var du = req.dUser ?? [Float](repeating: 0, count: R * D0)
-            for (i, r) in rows.enumerated() { for j in 0..<D0 { du[r * D0 + j] += dU[i * D0 + j] } }
-            req.dUser = du
+            req.dUser = dU
+            if let dZt, let tg = teacherGrads {
+                var dUt = [Float](repeating: 0, count: R * D0)
+                let dTTable = teacherTrainable.contains(ParamName.itemEmbedding) ? tg.ptr(ParamName.itemEmbedding) : nil
+                dUt.withUnsafeMutableBufferPointer {
+                    linearBackward(dinp: $0.baseAddress, dweight: dTTable, dbias: nil, dout: dZt, inp: tUser, weight: tTable, m: R, n: cols, k: D0)
+                }
+                dTeacherUser = dUt
+            }
         }
         student.backward(sa, req, workspace: workspace)
         var teacherCE = 0.0
@@ -318,12 +358,13 @@ public final class LayerwiseKDTask: TrainingTask {
             treq.loraGrads = grads[Self.teacherLoRAGroup]
             treq.dHidden = dTeacher
             treq.dLastHidden = dTeacherLast
+            treq.dUser = dTeacherUser
             teacher.backward(ta, treq, workspace: teacherWorkspace)
             teacherCE = Double(ta.loss)
         }
         let ce = Double(sa.loss)
-        let total = ce + Double(s.lambdaCos) * dCos / Double(B) + Double(s.lambdaNorm) * dNorm / Double(B) + Double(s.lambdaMS) * lms + teacherCE
-            + Double(lambdaKL) * klValue
+        var total = ce + Double(s.lambdaCos) * dCos / Double(B) + Double(s.lambdaNorm) * dNorm / Double(B) + Double(s.lambdaMS) * lms + teacherCE
+        if kl { total += Double(lambdaKL) * klValue }
         var out: [String: Double] = ["loss": total, "ce": ce, "d_cos": dCos / Double(B), "d_norm": dNorm / Double(B), "l_ms": lms]
         if kl { out["kl"] = klValue }
         if online { out["teacher_ce"] = teacherCE }

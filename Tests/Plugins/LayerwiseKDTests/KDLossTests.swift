@@ -51,10 +51,23 @@ final class KDLossTests: XCTestCase {
             for r in 0..<rows { padded[r * cols] = 99 }
             XCTAssertEqual(logitKL(teacher: padded, student: t, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1), 0, accuracy: 1e-9, "column 0 is padding")
             XCTAssertGreaterThan(logitKL(teacher: t, student: s, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1), 0)
-            var ds = [Float](repeating: 0, count: rows * cols)
-            _ = logitKL(teacher: t, student: s, rows: rows, cols: cols, tau: tau, ds: &ds, scale: 0.6)
-            check("kl ds τ \(tau)", ds, numericGradient(&s, eps: 1e-3) { 0.6 * logitKL(teacher: t, student: $0, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1) })
+            var ds = [Float](repeating: 0, count: rows * cols), dt = ds
+            _ = logitKL(teacher: t, student: s, rows: rows, cols: cols, tau: tau, ds: &ds, dt: &dt, scale: 0.6)
+            let (t0, s0) = (t, s)
+            var tv = t
+            check("kl ds τ \(tau)", ds, numericGradient(&s, eps: 1e-3) { 0.6 * logitKL(teacher: t0, student: $0, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1) })
+            check("kl dt τ \(tau)", dt, numericGradient(&tv, eps: 1e-3) { 0.6 * logitKL(teacher: $0, student: s0, rows: rows, cols: cols, tau: tau, ds: nil, scale: 1) })
             XCTAssertEqual((0..<rows).map { ds[$0 * cols] }, [0, 0, 0], "no gradient to padding")
+            XCTAssertEqual((0..<rows).map { dt[$0 * cols] }, [0, 0, 0], "no gradient to padding")
+            // τ² scaling: at a large τ the term tends to ½·mean_j((z_t − z_s) − mean(z_t − z_s))²
+            // over the N items (Hinton et al. 2015, §2.1), independent of τ.
+            let big: Float = 300, n = Double(cols - 1)
+            let limit = (0..<rows).map { r -> Double in
+                let d = (1..<cols).map { Double(t0[r * cols + $0] - s0[r * cols + $0]) }
+                let m = d.reduce(0, +) / n
+                return d.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (2 * n)
+            }.reduce(0, +) / Double(rows)
+            XCTAssertEqual(logitKL(teacher: t0, student: s0, rows: rows, cols: cols, tau: big, ds: nil, scale: 1), limit, accuracy: 1e-2 * limit)
         }
     }
 
@@ -81,8 +94,120 @@ final class KDLossTests: XCTestCase {
         XCTAssertTrue(settingsProblems { $0.pairs = [[4, 2]]; $0.lastBlock = .postNorm }.contains("the last pair must be [8, 4]"))
         XCTAssertTrue(settingsProblems { $0.lambdaKL = -1 }.contains("lambda_kl must be a finite number >= 0"))
         XCTAssertTrue(settingsProblems { $0.temperature = 0 }.contains("temperature must be a finite number > 0"))
-        XCTAssertTrue(settingsProblems { $0.lambdaKL = 0.5; $0.teacherMode = .online }.contains("lambda_kl with teacher_mode online is not supported"))
-        XCTAssertTrue(settingsProblems { $0.layerMap = .last; $0.blocks = 3 }.isEmpty, "blocks applies to uniform only")
+        XCTAssertTrue(settingsProblems { $0.lambdaKL = .nan }.contains("lambda_kl must be a finite number >= 0 (got nan)"))
+        XCTAssertTrue(settingsProblems { $0.lambdaKL = 1; $0.temperature = .infinity }.contains("temperature must be a finite number > 0 (got inf)"))
+        XCTAssertTrue(settingsProblems { $0.temperature = 2 }.contains("temperature 2.0 does nothing without lambda_kl"))
+        XCTAssertTrue(settingsProblems { $0.lambdaKL = 0; $0.temperature = 2 }.isEmpty, "an explicit lambda_kl 0 (a grid's point) keeps its temperature")
+        XCTAssertTrue(settingsProblems { $0.lambdaKL = 0.5; $0.temperature = 2; $0.teacherMode = .online }.isEmpty, "the online teacher has the KL's backward too")
+        // blocks is read by the uniform map only: with pairs or layer_map last it is an error.
+        XCTAssertTrue(settingsProblems { $0.layerMap = .last; $0.blocks = 3 }.contains("blocks 3 does nothing with layer_map \"last\""))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[4, 2], [8, 4]]; $0.blocks = 2 }.contains("blocks 2 and pairs both choose the layer pairing"))
+        XCTAssertTrue(settingsProblems { $0.layerMap = .uniform; $0.blocks = 2 }.isEmpty)
+        XCTAssertTrue(settingsProblems { $0.blocks = 0 }.contains("blocks must be at least 1 (got 0)"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[8, 4], [6, 3]] }.contains("increase strictly in both columns: [8, 4] then [6, 3]"))
+        XCTAssertTrue(settingsProblems { $0.pairs = [[2, 5]] }.contains("pairs entry [2, 5] is out of range"))
+        // A last pair below the student's last layer is allowed (pre-norm) and gets its own head.
+        XCTAssertTrue(settingsProblems { $0.pairs = [[2, 1], [4, 2]] }.isEmpty)
+    }
+
+    /// L_ms heads sit on the paired student layers below N: B−1 for the presets, one per pair
+    /// when the pairs stop below N.
+    func testHeadsOnPairedLayersBelowTheLast() throws {
+        func heads(_ change: (inout KDSettings) -> Void) throws -> [String] {
+            var s = KDSettings(); change(&s)
+            return try LayerwiseKDTask(student: TinyModels.model(dims(2), seed: 2), teacher: TinyModels.model(dims(4), seed: 1), settings: s,
+                                       lora: nil, parts: TrainableParts(), seed: 1).heads.layout.names
+        }
+        XCTAssertEqual(try heads { $0.blocks = 2 }, ["head.1"])
+        XCTAssertEqual(try heads { $0.layerMap = .last }, [])
+        XCTAssertEqual(try heads { $0.pairs = [[0, 0], [2, 1]] }, ["head.1", "head.2"])
+        XCTAssertEqual(try heads { $0.pairs = [[1, 1], [4, 2]] }, ["head.1"])
+    }
+
+    /// lambda_kl 0 (or unset) is today's objective exactly: same loss, same gradients in every
+    /// group, no `kl` term; a temperature changes nothing while the term is off.
+    func testLambdaKLZeroIsTodaysObjective() throws {
+        let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
+                                    dims: dims(2), objective: .allPositions)
+        func run(_ change: (inout KDSettings) -> Void) throws -> ([String: Double], [[Float]]) {
+            var s = KDSettings()
+            s.blocks = 2; s.lambdaMS = 0.7; s.align = .all
+            change(&s)
+            let t = try LayerwiseKDTask(student: TinyModels.model(dims(2), seed: 2), teacher: TinyModels.model(dims(4), seed: 1), settings: s,
+                                        lora: nil, parts: TrainableParts(itemTable: true), seed: 1)
+            let g = Gradients(groups: t.groups)
+            let terms = t.step(batch, step: 0, sampleIndices: Array(0..<batch.count), grads: g, workspace: Workspace())
+            return (terms, t.groups.map { grp in grp.params.layout.names.flatMap { g[grp.name]?.values($0) ?? [] } })
+        }
+        let (base, baseGrads) = try run { _ in }
+        let changes: [(inout KDSettings) -> Void] = [{ $0.lambdaKL = 0 }, { $0.lambdaKL = 0; $0.temperature = 3 }]
+        for change in changes {
+            let (same, sameGrads) = try run(change)
+            XCTAssertEqual(same, base, "λ_kl 0: the same terms, bit for bit")
+            XCTAssertEqual(sameGrads, baseGrads, "λ_kl 0: the same gradients, bit for bit")
+            XCTAssertNil(same["kl"])
+        }
+        XCTAssertGreaterThan(baseGrads.joined().map(abs).max() ?? 0, 0, "the compared gradients are not all zero")
+    }
+
+    /// A student that is the teacher: the KL is 0 and adds no gradient (∂/∂z_s = τ·(p_s − p_t) = 0).
+    func testLogitTermIsZeroWhenStudentIsTeacher() throws {
+        let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
+                                    dims: dims(4), objective: .allPositions)
+        func run(_ lambdaKL: Float?) throws -> ([String: Double], [Float]) {
+            var s = KDSettings()
+            s.blocks = 2; s.lambdaKL = lambdaKL
+            if lambdaKL != nil { s.temperature = 2 }
+            let t = try LayerwiseKDTask(student: TinyModels.model(dims(4), seed: 1), teacher: TinyModels.model(dims(4), seed: 1), settings: s,
+                                        lora: nil, parts: TrainableParts(itemTable: true), seed: 1)
+            let g = Gradients(groups: t.groups)
+            let terms = t.step(batch, step: 0, sampleIndices: Array(0..<batch.count), grads: g, workspace: Workspace())
+            return (terms, [ParamName.itemEmbedding, ParamName.outputProj, ParamName.weight(0, .q)].flatMap { g[ParamGroup.model]!.values($0) })
+        }
+        let (on, onGrads) = try run(0.9), (off, offGrads) = try run(nil)
+        XCTAssertEqual(try XCTUnwrap(on["kl"]), 0, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(on["loss"]), try XCTUnwrap(off["loss"]), accuracy: 1e-9)
+        let (ok, cmp) = closeToMax(onGrads, offGrads, atol: 1e-7, rtol: 1e-5)
+        XCTAssertTrue(ok, "the KL at student = teacher adds no gradient: \(cmp)")
+    }
+
+    /// The logit term is computed on the rows the CE scores (every position with all-positions),
+    /// not only the aligned ones: with align last it still equals τ²·KL over all the score rows.
+    func testLogitTermRowsAreTheCERows() throws {
+        let teacher = TinyModels.model(dims(4), seed: 1), student = TinyModels.model(dims(2), seed: 2)
+        let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
+                                    dims: dims(2), objective: .allPositions)
+        XCTAssertLessThan(LayerwiseKDTask.alignedRows(batch, .last).count, batch.rows, "the test needs rows that are scored but not aligned")
+        let ta = teacher.forward(batch, training: false, workspace: Workspace())
+        let sa = student.forward(batch, training: false, workspace: Workspace())
+        let cols = dims(2).numItems + 1
+        let expected = logitKL(teacher: ta.scores.ptr, student: sa.scores.ptr, rows: batch.rows, cols: cols, tau: 1.5, ds: nil, scale: 1)
+        var s = KDSettings()
+        s.blocks = 2; s.align = .last; s.lambdaKL = 0.4; s.temperature = 1.5
+        let t = try LayerwiseKDTask(student: student, teacher: teacher, settings: s, lora: nil, parts: TrainableParts(), seed: 1)
+        let terms = t.step(batch, step: 0, sampleIndices: Array(0..<batch.count), grads: Gradients(groups: t.groups), workspace: Workspace())
+        XCTAssertEqual(try XCTUnwrap(terms["kl"]), expected, accuracy: 1e-6 * max(expected, 1))
+        XCTAssertGreaterThan(expected, 0)
+    }
+
+    /// Online distillation with the logit term: the whole objective's gradient against finite
+    /// differences of both models, the teacher's item table and output projection included
+    /// (the KL's teacher side, ∂/∂z_t), with pairs that stop below the student's last layer.
+    func testOnlineLogitTermObjectiveGradient() throws {
+        var s = KDSettings()
+        s.pairs = [[0, 0], [2, 1]]; s.lambdaCos = 0.5; s.lambdaNorm = 0.05; s.lambdaMS = 0.7
+        s.lambdaKL = 0.8; s.temperature = 2; s.teacherMode = .online
+        let task = try LayerwiseKDTask(student: TinyModels.model(dims(2), seed: 2), teacher: TinyModels.model(dims(4), seed: 1), settings: s,
+                                       lora: nil, parts: TrainableParts(itemTable: true), seed: 1)
+        let batch = try PackedBatch(sequences: TinyModels.sequences.map { $0.map { min($0, 11) } }, targets: TinyModels.targets,
+                                    dims: dims(2), objective: .allPositions)
+        let terms = try checkGradients(task, batch, [(ParamGroup.model, ParamName.outputProj), (ParamGroup.model, ParamName.itemEmbedding),
+                                                     (ParamGroup.model, ParamName.weight(1, .q)), (LayerwiseKDTask.headsGroup, "head.2"),
+                                                     (LayerwiseKDTask.teacherGroup, ParamName.outputProj), (LayerwiseKDTask.teacherGroup, ParamName.itemEmbedding),
+                                                     (LayerwiseKDTask.teacherGroup, ParamName.weight(3, .down))],
+                                       samples: 12, label: "online kl", requireNonZero: true)
+        XCTAssertGreaterThan(terms["kl"]!, 0)
+        XCTAssertGreaterThan(terms["teacher_ce"]!, 0)
     }
 
     /// The objective with explicit pairs (the embeddings' output included) and the logit term,
@@ -104,12 +229,12 @@ final class KDLossTests: XCTestCase {
             return (terms, g[ParamGroup.model]!.values(ParamName.weight(0, .q)) + g[LayerwiseKDTask.headsGroup]!.values("head.1"))
         }
         let (base, baseGrads) = run(try task { _ in })
-        let (same, sameGrads) = run(try task { $0.pairs = [[2, 1], [4, 2]]; $0.lambdaKL = 0 })
+        let (same, sameGrads) = run(try task { $0.pairs = [[2, 1], [4, 2]]; $0.blocks = nil; $0.lambdaKL = 0 })
         XCTAssertEqual(base["loss"], same["loss"])
         XCTAssertEqual(baseGrads, sameGrads, "explicit uniform pairs and λ_kl 0 are today's objective, bit for bit")
         XCTAssertNil(same["kl"])
 
-        let t = try task { $0.pairs = [[0, 0], [3, 1], [4, 2]]; $0.lambdaKL = 0.8; $0.temperature = 2 }
+        let t = try task { $0.pairs = [[0, 0], [3, 1], [4, 2]]; $0.blocks = nil; $0.lambdaKL = 0.8; $0.temperature = 2 }
         XCTAssertEqual(t.heads.layout.names, ["head.1", "head.2"], "an L_ms head on each paired student layer but the last")
         let terms = try checkGradients(t, batch, [(ParamGroup.model, ParamName.weight(0, .q)), (ParamGroup.model, ParamName.outputProj),
                                                   (ParamGroup.model, ParamName.itemEmbedding), (LayerwiseKDTask.headsGroup, "head.1"),

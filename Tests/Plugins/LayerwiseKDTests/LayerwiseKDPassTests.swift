@@ -61,4 +61,54 @@ final class LayerwiseKDPassTests: XCTestCase {
         XCTAssertThrowsError(try online.validate()) { XCTAssertTrue("\($0)".contains("cache_teacher")) }
         XCTAssertFalse(online.settings.cachesTeacher)
     }
+
+    func decode(_ options: String) throws -> LayerwiseKD.Options {
+        try StrictDecoding.decode(LayerwiseKD.Options.self, from: JSONText.parseJSON5(Data(options.utf8), file: "t"), path: "options")
+    }
+
+    /// The layer-map and logit options through the option table: their errors name the option,
+    /// the value and the fix; the effective options keep today's resume key.
+    func testLayerMapAndLogitOptions() throws {
+        func problem(_ options: String) throws -> String {
+            let o = try decode("{data: 'x', \(options)}")
+            do { try o.validate() } catch { return "\(error)" }
+            return ""
+        }
+        XCTAssertTrue(try problem("pairs: [[2, 1], [4, 2]], blocks: 2").contains("blocks 2 and pairs both choose the layer pairing"))
+        XCTAssertTrue(try problem("layer_map: 'last', blocks: 2").contains("blocks 2 does nothing with layer_map \"last\""))
+        XCTAssertTrue(try problem("pairs: [[2, 1]], layer_map: 'uniform'").contains("pairs and layer_map both"))
+        XCTAssertTrue(try problem("pairs: []").contains("pairs is empty"))
+        XCTAssertTrue(try problem("pairs: [[3, 2], [3, 3]]").contains("pairs must increase strictly in both columns: [3, 2] then [3, 3]"))
+        XCTAssertTrue(try problem("pairs: [[1, -1]]").contains("pairs entry [1, -1] is not [teacher_layer, student_layer] with layers >= 0"))
+        XCTAssertTrue(try problem("temperature: 2").contains("temperature 2.0 does nothing without lambda_kl"))
+        XCTAssertTrue(try problem("lambda_kl: 0.5, temperature: 0").contains("temperature must be a finite number > 0 (got 0.0)"))
+        XCTAssertTrue(try problem("lambda_kl: -0.5").contains("lambda_kl must be a finite number >= 0 (got -0.5)"))
+        XCTAssertEqual(try problem("lambda_kl: 0.5, temperature: 2, teacher_mode: 'online', pairs: [[0, 0], [4, 2]]"), "")
+        XCTAssertThrowsError(try decode("{data: 'x', layer_map: 'uniformm'}")) { XCTAssertTrue("\($0)".contains("uniform"), "\($0)") }
+        XCTAssertThrowsError(try decode("{data: 'x', lamda_kl: 1}")) { XCTAssertTrue("\($0)".contains("lambda_kl"), "\($0)") }
+
+        // Out of range and post-norm need the depths: plan time.
+        let student = ModelSummary(PassConformance.tinyCheckpoint(layers: 2))
+        let teacher = PlannedArtifact(kind: .checkpoint, model: ModelSummary(PassConformance.tinyCheckpoint(layers: 4)), existingPath: nil)
+        XCTAssertThrowsError(try LayerwiseKD().check(student, options: decode("{data: 'x', objective: 'last', pairs: [[2, 1], [5, 2]]}"), references: ["teacher": teacher])) {
+            XCTAssertTrue("\($0)".contains("pairs entry [5, 2] is out of range: the teacher has layers 0…4, the student 0…2"), "\($0)")
+        }
+        XCTAssertThrowsError(try LayerwiseKD().check(student, options: decode("{data: 'x', objective: 'last', pairs: [[2, 1]], last_block: 'post-norm'}"), references: ["teacher": teacher])) {
+            XCTAssertTrue("\($0)".contains("the last pair must be [4, 2]"), "\($0)")
+        }
+        XCTAssertNoThrow(try LayerwiseKD().check(student, options: decode("{data: 'x', objective: 'last', pairs: [[0, 0], [3, 1], [4, 2]]}"), references: ["teacher": teacher]))
+
+        // Effective options: blocks written where the uniform map reads it (a recipe without it
+        // keeps its resume key), absent with pairs or layer_map last; unset new options absent.
+        func effective(_ options: String) throws -> [String: JSONValue] {
+            try XCTUnwrap(AnyPass.effective(decode("{data: 'x', \(options)}")).objectValue)
+        }
+        let plain = try effective("objective: 'last'")
+        XCTAssertEqual(plain["blocks"], .int(4))
+        for k in ["pairs", "layer_map", "lambda_kl", "temperature"] { XCTAssertNil(plain[k], k) }
+        XCTAssertEqual(try effective("objective: 'last', blocks: 4"), plain)
+        XCTAssertNil(try effective("pairs: [[4, 2]]")["blocks"])
+        XCTAssertNil(try effective("layer_map: 'last'")["blocks"])
+        XCTAssertEqual(try effective("layer_map: 'uniform', blocks: 2")["blocks"], .int(2))
+    }
 }
