@@ -45,14 +45,13 @@ def sasrec_row(r):
 
 
 def found(s):
-    """(label, metrics, run) for every run that has stage s."""
+    """(label "s [run]", metrics, run) for every run that has stage s."""
     out = []
     for r in RUNS:
         m = sasrec_row(r) if s == "SASRec" else load(s, r)
         if m is not None:
             out.append((s, m, r))
-    many = len(out) > 1
-    return [(f"{s} [{r}]" if many else f"{s} [{r}]", m, r) for s, m, r in out]
+    return [(f"{s} [{r}]", m, r) for s, m, r in out]
 
 
 def row(name, m, ref, proto):

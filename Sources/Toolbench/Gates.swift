@@ -17,6 +17,10 @@ public struct ValidationMetric: Sendable, Equatable, CustomStringConvertible {
     public var key: String { MetricName.qualified(candidates, name) }
     public var description: String { "valid.\(key)" }
 
+    /// How a metric written in a recipe is shown: "valid.full.NDCG@10" (as written when it
+    /// does not parse; planning has refused those already).
+    public static func display(_ text: String) -> String { (try? parse(text, at: ""))?.description ?? text }
+
     public static func parse(_ text: String, at path: String) throws -> ValidationMetric {
         var parts = text.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         if parts.first == "test" {
@@ -80,7 +84,7 @@ public struct GateSpec: Codable, Sendable, Equatable {
     /// The outcome for a stage whose metric is `value` (and whose reference scored `reference`).
     public func judge(value: Double, reference: Double?) -> GateOutcome {
         let threshold = min ?? (minRatio ?? 0) * (reference ?? .nan)
-        return GateOutcome(metric: (try? ValidationMetric.parse(metric, at: ""))?.description ?? metric, value: value,
+        return GateOutcome(metric: ValidationMetric.display(metric), value: value,
                            threshold: threshold, of: of, referenceValue: reference, passed: value.isFinite && threshold.isFinite && value >= threshold)
     }
 }
@@ -158,8 +162,8 @@ public struct SelectSpec: Codable, Sendable, Equatable {
     }
 
     public var summary: String {
-        var s = best.map { "best \((try? ValidationMetric.parse($0, at: ""))?.description ?? $0)" } ?? "smallest \(smallest?.rawValue ?? "")"
-        if let g = gate { s += " among the variants with \((try? ValidationMetric.parse(g.metric, at: ""))?.description ?? g.metric) ≥ " + (g.min.map { "\($0)" } ?? "\(g.minRatio ?? 0) × \(g.of ?? "?")") }
+        var s = best.map { "best \(ValidationMetric.display($0))" } ?? "smallest \(smallest?.rawValue ?? "")"
+        if let g = gate { s += " among the variants with \(ValidationMetric.display(g.metric)) ≥ " + (g.min.map { "\($0)" } ?? "\(g.minRatio ?? 0) × \(g.of ?? "?")") }
         return s
     }
 }

@@ -21,9 +21,12 @@ struct Judge {
     private var selections: [SelectionRecord] = []
     private var validation: [String: [String: Double]] = [:]
     private var keys: [String: String] = [:]
+    /// Plan.judged, computed once (it walks every stage).
+    private let judged: Set<String>
 
     init(plan: Plan, runDirectory: URL, evaluator: (any StageEvaluator)?, say: @escaping (String) -> Void) {
         self.plan = plan; self.runDirectory = runDirectory; self.evaluator = evaluator; self.say = say
+        judged = plan.judged
     }
 
     /// The evaluation gates and selection read: the recipe's data and users, validation split,
@@ -52,7 +55,7 @@ struct Judge {
     /// judges it, and its gate.
     mutating func stageDone(_ s: PlannedStage, key: String) throws -> GateOutcome? {
         keys[s.name] = key
-        guard plan.judged.contains(s.name) else { return nil }
+        guard judged.contains(s.name) else { return nil }
         let dir = runDirectory.appendingPathComponent(s.name)
         validation[s.name] = try metrics(of: s.name, checkpoint: dir.appendingPathComponent(ArtifactKind.checkpoint.rawValue),
                                          adapter: s.output.adapter ? dir.appendingPathComponent(ArtifactKind.adapter.rawValue) : nil,
@@ -75,7 +78,7 @@ struct Judge {
         for v in g.variants {
             var c = SelectionRecord.Candidate(variant: v, criterion: nil, gate: nil)
             defer { candidates.append(c) }
-            if let r = blocked[v] { c.gate = gates[v]; _ = r; continue }
+            if blocked[v] != nil { c.gate = gates[v]; continue }
             guard validation[v] != nil || sel.best == nil && sel.gate == nil else { continue }
             if let gate = sel.gate {
                 guard let o = try? judge(gate, stage: v, at: "stage \(name).select.gate") else { continue }

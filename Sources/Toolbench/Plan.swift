@@ -316,7 +316,7 @@ public enum Planner {
                 throw ToolbenchError("\(file): stage \"\(grp)\".select", problem: "selection measures the validation split with the recipe's evaluate block, and the recipe has none",
                                      fix: "add evaluate: { data: \"<prepared dataset>\" }")
             }
-            if let grp = s.group, let of = groups[grp]?.select?.gate?.of, grp == s.name || groups[grp]?.variants.first == s.name { _ = try lookup(of, role: "select.gate.of") }
+            if let grp = s.group, let of = groups[grp]?.select?.gate?.of, groups[grp]?.variants.first == s.name { _ = try lookup(of, role: "select.gate.of") }
             if out.checkpoint == nil && !out.adapter {
                 throw ToolbenchError(at, problem: "pass \(pass.name) plans no output", fix: "this is a bug in the pass")
             }
