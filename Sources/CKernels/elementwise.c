@@ -118,3 +118,18 @@ MULTI void ck_rmsnorm_backward(long m, long c, const float *dout, const float *x
         for (long j = 0; j < c; j++) dxi[j] += r * w[j] * dy[j] - k * xi[j];
     }
 }
+
+// Full-ranking's inner loop (pessimistic ties): returns how many x[i] are >= t or NaN (an exact
+// integer count: the order of the additions cannot matter), and appends to band[] every x[i] in
+// [lo, hi] (up to cap values; *nband counts them all, so nband > cap means it overflowed).
+MULTI long ck_rank_scan(long n, const float *x, float t, float lo, float hi, float *band, long cap, long *nband) {
+    long c = 0;
+    for (long i = 0; i < n; i++) c += (x[i] >= t) | (x[i] != x[i]);
+    long nb = *nband;
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        if (v >= lo && v <= hi) { if (nb < cap) band[nb] = v; nb++; }
+    }
+    *nband = nb;
+    return c;
+}

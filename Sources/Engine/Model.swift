@@ -92,7 +92,8 @@ public final class Activations: @unchecked Sendable {
     public var losses: FloatBuffer       // (R)
     public var loss: Float = 0
 
-    init(batch: PackedBatch, dims d: ModelDims, training: Bool, rank: Int, dropout: [LinearKind], workspace ws: Workspace?) {
+    init(batch: PackedBatch, dims d: ModelDims, training: Bool, rank: Int, dropout: [LinearKind], scores wantScores: Bool,
+         workspace ws: Workspace?) {
         self.batch = batch
         self.training = training
         let nTok = batch.nTok, r = batch.rows
@@ -107,8 +108,9 @@ public final class Activations: @unchecked Sendable {
         lastHidden = ws.buffer("lastHidden", r * d.hidden)
         rstdF = ws.buffer("rstdF", r)
         user = ws.buffer("user", r * d.itemDim)
-        scores = ws.buffer("scores", r * (d.numItems + 1))
-        ceProbs = ws.buffer("ceProbs", r * (d.numItems + 1))
+        // (R, N+1) each: 1.5 MB per row at N = 377 k, so only when something reads them.
+        scores = ws.buffer("scores", wantScores ? r * (d.numItems + 1) : 0)
+        ceProbs = ws.buffer("ceProbs", wantScores && !batch.targets.isEmpty ? r * (d.numItems + 1) : 0)
         losses = ws.buffer("losses", r)
     }
 
@@ -125,12 +127,15 @@ public final class Activations: @unchecked Sendable {
 
 extension ELLMRecModel {
     /// Runs the model on a batch. With `training`, keeps every activation the backward needs.
-    /// Computes the mean cross-entropy when the batch has targets.
-    public func forward(_ batch: PackedBatch, training: Bool = false, workspace: Workspace? = nil) -> Activations {
+    /// Computes the mean cross-entropy when the batch has targets. `scores: false` stops at the
+    /// user vectors (`a.user`): what streamed ranking (StreamedRanking) needs, without the
+    /// (R, N+1) score matrix; the batch must then have no targets.
+    public func forward(_ batch: PackedBatch, training: Bool = false, scores: Bool = true, workspace: Workspace? = nil) -> Activations {
         let d = dims, C = d.hidden, R = batch.rows
         let rank = lora?.rank ?? 0
         let drop = training && (lora?.dropout ?? 0) > 0 ? lora?.targets ?? [] : []
-        let a = Activations(batch: batch, dims: d, training: training, rank: rank, dropout: drop, workspace: workspace)
+        precondition(scores || batch.targets.isEmpty, "the loss needs the scores")
+        let a = Activations(batch: batch, dims: d, training: training, rank: rank, dropout: drop, scores: scores, workspace: workspace)
 
         // Inputs: x = [prompt, input_proj(E[items]), suffix] per sequence.
         let x0 = a.resid[0].ptr
@@ -167,6 +172,7 @@ extension ELLMRecModel {
         rmsnormForward(out: a.lastHidden.ptr, rstd: a.rstdF.ptr, inp: hL, weight: w(ParamName.finalNorm), m: R, c: C, eps: d.rmsEps)
         linearForward(out: a.user.ptr, inp: a.lastHidden.ptr, weight: w(ParamName.outputProj), bias: bias(ParamName.outputProjBias),
                       m: R, n: d.itemDim, k: C)
+        guard scores else { return a }
         linearForward(out: a.scores.ptr, inp: a.user.ptr, weight: w(ParamName.itemEmbedding), bias: nil,
                       m: R, n: d.numItems + 1, k: d.itemDim)
         if !batch.targets.isEmpty {
@@ -311,6 +317,11 @@ extension ELLMRecModel {
     /// Inference: user vectors and full-ranking scores, no activations kept.
     public func infer(_ batch: PackedBatch, workspace: Workspace? = nil) -> Activations {
         forward(batch, training: false, workspace: workspace)
+    }
+
+    /// Inference up to the user vectors (R, D0) only: `a.user`; `a.scores` is empty.
+    public func inferUsers(_ batch: PackedBatch, workspace: Workspace? = nil) -> Activations {
+        forward(batch, training: false, scores: false, workspace: workspace)
     }
 }
 

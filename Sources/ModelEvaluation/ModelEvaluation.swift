@@ -87,9 +87,10 @@ public enum ModelEvaluator {
     public static func evaluate(model: ELLMRecModel, dataset: PreparedDataset, options o: EvalOptions) throws -> EvalResult {
         let d = model.dims
         let ws = Workspace()
-        return try rankHeldOut(dataset: dataset, numItems: d.numItems, maxLength: d.maxSeqLen, options: o) { ex in
+        return try rankHeldOut(dataset: dataset, numItems: d.numItems, maxLength: d.maxSeqLen, options: o,
+                               table: UnsafePointer(model.params.req(ParamName.itemEmbedding)), dim: d.itemDim) { ex in
             let batch = try PackedBatch(sequences: ex.map(\.input), targets: nil, dims: d)
-            return UnsafePointer(model.infer(batch, workspace: ws).scores.ptr)
+            return UnsafePointer(model.inferUsers(batch, workspace: ws).user.ptr)
         }
     }
 
@@ -97,10 +98,13 @@ public enum ModelEvaluator {
     /// split's examples (input truncated to `maxLength`), an evenly spaced user subset when
     /// asked, batches grouped by input length so short sequences do not pay for long ones,
     /// and each user's target ranked against the fixed negatives (sampled) and/or all items
-    /// but the history (full), pessimistic ties. `score` returns (B, numItems+1) scores for a
-    /// batch of examples, valid until its next call.
+    /// but the history (full), pessimistic ties. `users` returns the (B, dim) user vectors of
+    /// a batch of examples, valid until its next call; the scores are their dot products with
+    /// `table` (numItems + 1, dim), formed and counted one item block at a time
+    /// (StreamedRanking: no (B, numItems) matrix, the same ranks as materialising it).
     public static func rankHeldOut(dataset: PreparedDataset, numItems: Int, maxLength: Int, options o: EvalOptions,
-                                   score: ([Example]) throws -> UnsafePointer<Float>) throws -> EvalResult {
+                                   table: UnsafePointer<Float>, dim: Int,
+                                   users: ([Example]) throws -> UnsafePointer<Float>) throws -> EvalResult {
         guard dataset.numItems == numItems else {
             throw EngineError("\(dataset.directory.path): the dataset has \(dataset.numItems) items but the model scores \(numItems) (ellmrec.num_items); evaluate a model trained on this dataset")
         }
@@ -111,7 +115,7 @@ public enum ModelEvaluator {
             examples = examples.filter { keep.contains($0.user) }
         }
         let doSampled = o.candidates != .full, doFull = o.candidates != .sampled
-        let negatives = doSampled ? try dataset.negatives(o.split) : []
+        let negatives = doSampled ? try dataset.negativeSource(o.split) : nil
         var rng = SeededRNG(seed: 0)
         let batches = lengthGroupedBatches(lengths: examples.map { $0.input.count }, batchSize: o.batchSize, shuffle: false, rng: &rng)
         let start = nowSeconds()
@@ -119,37 +123,25 @@ public enum ModelEvaluator {
         var accS = MetricAccumulator(), accF = MetricAccumulator()
         var ranks: [(user: Int, sampled: Int?, full: Int?)] = []
         ranks.reserveCapacity(examples.count)
-        let cols = numItems + 1
         let split = o.split
+        let ws = Workspace()
         var done = 0
         for idx in batches {
             let ex = idx.map { examples[$0] }
-            let scores = try score(ex)
-            // Ranking one user is an O(N) scan: spread users over the cores, then add the
-            // ranks in user order so the metric sums are deterministic.
-            var rs = [Int](repeating: 0, count: ex.count), rf = rs
-            rs.withUnsafeMutableBufferPointer { rsp in
-                rf.withUnsafeMutableBufferPointer { rfp in
-                    nonisolated(unsafe) let rsp = rsp, rfp = rfp
-                    parallelFor(ex.count) { r in
-                        let e = ex[r]
-                        let s = UnsafeBufferPointer(start: scores + r * cols, count: cols)
-                        if doSampled {
-                            rsp[r] = negatives[e.user - 1].withUnsafeBufferPointer { Ranking.rank(scores: s, target: Int(e.target), candidates: $0) }
-                        }
-                        if doFull {
-                            // History: everything the user interacted with before the target (not truncated).
-                            let seq = dataset.sequences[e.user - 1]
-                            let end = split == .test ? seq.count - 1 : seq.count - 2
-                            rfp[r] = Ranking.rankFull(scores: s, target: Int(e.target), exclude: seq[0..<end])
-                        }
-                    }
-                }
+            let u = try users(ex)
+            let lists = negatives?.lists(users: ex.map(\.user))
+            let queries = ex.enumerated().map { r, e in
+                // History: everything the user interacted with before the target (not truncated).
+                let seq = dataset.sequences[e.user - 1]
+                let end = split == .test ? seq.count - 1 : seq.count - 2
+                return StreamedRanking.Query(target: e.target, history: doFull ? Array(seq[0..<end]) : [], candidates: lists?[r])
             }
+            let (rs, rf) = StreamedRanking.ranks(users: u, dim: dim, table: table, numItems: numItems, queries: queries,
+                                                 full: doFull, workspace: ws)
             for (r, e) in ex.enumerated() {
-                if doSampled { accS.add(rank: rs[r]) }
-                if doFull { accF.add(rank: rf[r]) }
-                ranks.append((e.user, doSampled ? rs[r] : nil, doFull ? rf[r] : nil))
+                if let rs { accS.add(rank: rs[r]) }
+                if let rf { accF.add(rank: rf[r]) }
+                ranks.append((e.user, rs?[r], rf?[r]))
             }
             done += ex.count
             progress.update(done)

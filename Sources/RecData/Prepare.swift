@@ -15,11 +15,14 @@ public struct PrepareOptions: Sendable {
     /// Recorded in dataset.json: trainers keep each user's most recent N items as input.
     public var maxLength: Int
     public var negatives: Int
+    /// Where the negatives go (nil: `NegativesStore.automatic`, text up to 10^8 ids per split).
+    public var negativesStore: NegativesStore?
     public var seed: UInt64
     public var skipBadLines: Bool
 
     public init(input: URL, output: URL, format: InputFormat = .auto, minRating: Double? = nil, kcore: Int = 5,
-                maxLength: Int = 50, negatives: Int = 999, seed: UInt64 = 42, skipBadLines: Bool = false) {
+                maxLength: Int = 50, negatives: Int = 999, negativesStore: NegativesStore? = nil, seed: UInt64 = 42,
+                skipBadLines: Bool = false) {
         self.input = input
         self.output = output
         self.format = format
@@ -27,6 +30,7 @@ public struct PrepareOptions: Sendable {
         self.kcore = kcore
         self.maxLength = maxLength
         self.negatives = negatives
+        self.negativesStore = negativesStore
         self.seed = seed
         self.skipBadLines = skipBadLines
     }
@@ -247,6 +251,10 @@ public enum DataPrepare {
         let titles = TitleLookup.load(near: o.input, format: format)
         let sha = try SHA256.hex(ofFile: o.input)
         var shortNegativeUsers = 0
+        let store = o.negativesStore ?? .automatic(users: numUsers, count: o.negatives)
+        if progress && store == .counter {
+            logLine("data prepare: negatives: counter store (\(CounterNegatives.algorithm), drawn per user when evaluated; docs/data.md)")
+        }
         try AtomicFile.writeDirectory(o.output) { dir in
             var w = try BufferedWriter(dir.appendingPathComponent("sequences.txt"))
             for u in 0..<numUsers { w.idRow(u + 1, seqItems[seqStart[u]..<seqStart[u + 1]]) }
@@ -268,22 +276,32 @@ public enum DataPrepare {
             }
             try w.close()
 
-            for split in ["valid", "test"] {
-                let path = dir.appendingPathComponent("negatives-\(split).txt")
-                shortNegativeUsers = try NegativeSampler.write(
-                    to: path, seqStart: seqStart, seqItems: seqItems, numItems: numItems,
-                    count: o.negatives, rng: SeededRNG(seed: o.seed, stream: "negatives-\(split)"))
+            var negativesSha: [String: String]? = nil
+            switch store {
+            case .text:
+                negativesSha = [:]
+                for split in ["valid", "test"] {
+                    let path = dir.appendingPathComponent("negatives-\(split).txt")
+                    shortNegativeUsers = try NegativeSampler.writeText(
+                        to: path, seqStart: seqStart, seqItems: seqItems, numItems: numItems,
+                        count: o.negatives, rng: SeededRNG(seed: o.seed, stream: "negatives-\(split)"))
+                    negativesSha?[split] = try SHA256.hex(ofFile: path)
+                }
+            case .counter:
+                // Nothing to write: PreparedDataset.negativeSource draws each user's list (Negatives.swift).
+                shortNegativeUsers = NegativeSampler.shortUsers(seqStart: seqStart, seqItems: seqItems, numItems: numItems, count: o.negatives)
             }
 
             let record = DatasetRecord(
                 toolVersion: toolVersion,
                 source: .init(path: o.input.path, fileName: o.input.lastPathComponent, sha256: sha, format: format.rawValue, linesRead: log.linesRead),
                 options: .init(minRating: o.minRating, ratingFilter: explicit ? "rating \(filterText)" : "none (implicit feedback)",
-                               kcore: o.kcore, maxLength: o.maxLength, negatives: o.negatives, seed: o.seed, skipBadLines: o.skipBadLines),
+                               kcore: o.kcore, maxLength: o.maxLength, negatives: o.negatives, negativesStore: store,
+                               seed: o.seed, skipBadLines: o.skipBadLines),
                 statistics: stats,
                 processing: .init(explicitRatings: explicit, timestamps: log.hasTime, droppedByRating: log.droppedByRating,
                                   duplicatesDropped: duplicates, kcoreRounds: kcoreRounds, keptPublishedIds: keptPublishedIds,
-                                  usersWithFewerNegatives: shortNegativeUsers,
+                                  usersWithFewerNegatives: shortNegativeUsers, negativesSha256: negativesSha,
                                   idOrder: keptPublishedIds ? "source ids (already dense 1..N)" : "first appearance in file order"))
             try JSONText.write(encoding: record, to: dir.appendingPathComponent("dataset.json"))
         }
@@ -294,55 +312,6 @@ public enum DataPrepare {
             logLine(String(format: "data prepare: wrote %@ in %.1f s", o.output.path, Date().timeIntervalSince(started)))
         }
         return stats
-    }
-}
-
-/// Fixed negatives: for each user, `count` distinct items drawn uniformly from the items the
-/// user never interacted with (whole sequence, so the valid target is excluded from the
-/// valid negatives and the test target from both).
-enum NegativeSampler {
-    /// Returns the number of users who had fewer than `count` unseen items (they get all of them).
-    static func write(to url: URL, seqStart: [Int], seqItems: [Int32], numItems: Int, count: Int, rng: SeededRNG) throws -> Int {
-        var rng = rng
-        var w = try BufferedWriter(url)
-        var mark = [UInt32](repeating: 0, count: numItems + 1)   // == epoch: seen or already drawn
-        var epoch: UInt32 = 0
-        var out = [Int32]()
-        out.reserveCapacity(count)
-        var short = 0
-        let numUsers = seqStart.count - 1
-        for u in 0..<numUsers {
-            epoch += 1
-            var hist = 0
-            for k in seqStart[u]..<seqStart[u + 1] where mark[Int(seqItems[k])] != epoch {
-                mark[Int(seqItems[k])] = epoch
-                hist += 1
-            }
-            let available = numItems - hist
-            out.removeAll(keepingCapacity: true)
-            if available <= count || available < 2 * count {
-                // Dense case: list the unseen items and take a partial Fisher–Yates prefix,
-                // since rejection sampling would mostly reject.
-                var pool = [Int32]()
-                pool.reserveCapacity(available)
-                for i in 1...max(1, numItems) where i <= numItems && mark[i] != epoch { pool.append(Int32(i)) }
-                let take = min(count, pool.count)
-                if take < count { short += 1 }
-                for i in 0..<take {
-                    let j = i + rng.nextInt(below: pool.count - i)
-                    pool.swapAt(i, j)
-                    out.append(pool[i])
-                }
-            } else {
-                while out.count < count {
-                    let c = 1 + rng.nextInt(below: numItems)
-                    if mark[c] != epoch { mark[c] = epoch; out.append(Int32(c)) }
-                }
-            }
-            w.idRow(u + 1, out)
-        }
-        try w.close()
-        return short
     }
 }
 
@@ -408,10 +377,13 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
         public var minRating: Double?
         public var ratingFilter: String
         public var kcore: Int, maxLength: Int, negatives: Int
+        /// Absent from records written before the counter store: text.
+        public var negativesStore: NegativesStore?
         public var seed: UInt64
         public var skipBadLines: Bool
         enum CodingKeys: String, CodingKey {
-            case minRating = "min_rating", ratingFilter = "rating_filter", kcore, maxLength = "max_length", negatives, seed
+            case minRating = "min_rating", ratingFilter = "rating_filter", kcore, maxLength = "max_length", negatives
+            case negativesStore = "negatives_store", seed
             case skipBadLines = "skip_bad_lines"
         }
         /// `min_rating` is written as null when unset (the key is always there).
@@ -419,6 +391,7 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(minRating, forKey: .minRating); try c.encode(ratingFilter, forKey: .ratingFilter)
             try c.encode(kcore, forKey: .kcore); try c.encode(maxLength, forKey: .maxLength); try c.encode(negatives, forKey: .negatives)
+            try c.encodeIfPresent(negativesStore, forKey: .negativesStore)
             try c.encode(seed, forKey: .seed); try c.encode(skipBadLines, forKey: .skipBadLines)
         }
     }
@@ -429,10 +402,13 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
         public var droppedByRating: Int, duplicatesDropped: Int, kcoreRounds: Int
         public var keptPublishedIds: Bool
         public var usersWithFewerNegatives: Int
+        /// sha256 of each text negatives file ("valid", "test"), checked when they are read.
+        public var negativesSha256: [String: String]?
         public var idOrder: String
         enum CodingKeys: String, CodingKey {
             case explicitRatings = "explicit_ratings", timestamps, droppedByRating = "dropped_by_rating", duplicatesDropped = "duplicates_dropped"
             case kcoreRounds = "kcore_rounds", keptPublishedIds = "kept_published_ids", usersWithFewerNegatives = "users_with_fewer_negatives"
+            case negativesSha256 = "negatives_sha256"
             case idOrder = "id_order"
         }
     }

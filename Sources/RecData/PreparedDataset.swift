@@ -30,12 +30,16 @@ public struct PreparedDataset: Sendable {
     /// Negatives parsed once per split: a trainer validating every epoch with the sampled
     /// protocol would otherwise re-read ~1000 ids per user from disk each time.
     private let negativesCache = NegativesCache()
+    /// `dataset.json`, when the directory has one (data prepared elsewhere may not): where the
+    /// negatives are kept and the text files' checksums.
+    public let record: DatasetRecord?
 
-    public init(directory: URL, numItems: Int, sequences: [[Int32]]) {
+    public init(directory: URL, numItems: Int, sequences: [[Int32]], record: DatasetRecord? = nil) {
         self.directory = directory
         self.numUsers = sequences.count
         self.numItems = numItems
         self.sequences = sequences
+        self.record = record
     }
 
     /// What `slmrec data prepare` writes (`DataPrepare.run`), for the output guard.
@@ -70,16 +74,70 @@ public struct PreparedDataset: Sendable {
             }
             sequences.append(items)
         }
-        return PreparedDataset(directory: directory, numItems: numItems, sequences: sequences)
+        let recordURL = directory.appendingPathComponent("dataset.json")
+        var record: DatasetRecord? = nil
+        if FileManager.default.fileExists(atPath: recordURL.path) {
+            do {
+                record = try JSONDecoder().decode(DatasetRecord.self, from: readFileData(recordURL))
+            } catch {
+                throw RecDataError.badDataset(file: recordURL.path, line: 0, detail: "not the record `slmrec data prepare` writes (\(error))")
+            }
+        }
+        return PreparedDataset(directory: directory, numItems: numItems, sequences: sequences, record: record)
     }
 
-    /// The fixed negatives of a split (index user - 1), from `negatives-<split>.txt`.
+    /// Where this dataset's fixed negatives are: the record's `options.negatives_store`, text
+    /// when the record predates it or there is none.
+    public var negativesStore: NegativesStore { record?.options.negativesStore ?? .text }
+
+    /// A split's fixed negatives, text or counter (Negatives.swift). A counter store whose
+    /// directory also holds a negatives file, or a text file whose sha256 is not the record's,
+    /// is refused: which lists the numbers came from must never be in doubt.
+    public func negativeSource(_ split: Split) throws -> NegativeSource {
+        guard split != .train else {
+            throw RecDataError.badDataset(file: directory.path, line: 0, detail: "there are no fixed negatives for the train split (only valid and test)")
+        }
+        let url = directory.appendingPathComponent("negatives-\(split.rawValue).txt")
+        switch negativesStore {
+        case .text:
+            return NegativeSource(kind: .table(try negatives(split)), split: split)
+        case .counter:
+            let recordPath = directory.appendingPathComponent("dataset.json").path
+            if FileManager.default.fileExists(atPath: url.path) {
+                throw RecDataError.badDataset(file: url.path, line: 0, detail: """
+                    dataset.json says the negatives are drawn by \(CounterNegatives.algorithm) (options.negatives_store "counter"), \
+                    yet this file exists; remove it, or set negatives_store to "text" in \(recordPath) if it is the one to use
+                    """)
+            }
+            guard let o = record?.options, o.negatives >= 1 else {
+                throw RecDataError.badDataset(file: recordPath, line: 0, detail: "options.negatives must be ≥ 1 for the counter store")
+            }
+            return NegativeSource(kind: .counter(CounterNegatives(seed: o.seed, count: o.negatives, numItems: numItems), sequences: sequences),
+                                  split: split)
+        }
+    }
+
+    /// The fixed negatives of a split (index user - 1), from `negatives-<split>.txt` (checked
+    /// against the record's sha256), or every user's counter list (small datasets only:
+    /// evaluation reads `negativeSource`).
     public func negatives(_ split: Split) throws -> [[Int32]] {
         guard split != .train else {
             throw RecDataError.badDataset(file: directory.path, line: 0, detail: "there are no fixed negatives for the train split (only valid and test)")
         }
         if let cached = negativesCache.get(split) { return cached }
         let url = directory.appendingPathComponent("negatives-\(split.rawValue).txt")
+        if negativesStore == .counter {
+            return try negativeSource(split).lists(users: Array(stride(from: 1, through: numUsers, by: 1)))
+        }
+        if let expected = record?.processing.negativesSha256?[split.rawValue], FileManager.default.fileExists(atPath: url.path) {
+            let actual = try SHA256.hex(ofFile: url)
+            guard actual == expected else {
+                throw RecDataError.badDataset(file: url.path, line: 0, detail: """
+                    sha256 \(actual) is not the \(expected) that dataset.json recorded when the negatives were drawn \
+                    (processing.negatives_sha256.\(split.rawValue)): the file changed since; restore it or re-run data prepare
+                    """)
+            }
+        }
         let rows = try Self.readIntRows(url)
         guard rows.count == numUsers else {
             throw RecDataError.badDataset(file: url.path, line: 0, detail: "\(rows.count) lines for \(numUsers) users")

@@ -137,9 +137,25 @@ public enum DataSubsample {
             }
             for (name, header) in [("users.tsv", true), ("negatives-valid.txt", false), ("negatives-test.txt", false)] {
                 let from = o.data.appendingPathComponent(name)
-                guard fm.fileExists(atPath: from.path) else { continue }
+                guard fm.fileExists(atPath: from.path), header || source.negativesStore == .text else { continue }
                 try copyRows(from: from, to: dir.appendingPathComponent(name), header: header, users: total, newId: newId)
             }
+            if source.negativesStore == .counter {
+                // The counter lists are keyed by the source's user ids, which the sample renumbers:
+                // the sample keeps the same lists as text (a few thousand users, not 1.2 M).
+                for split in [Split.valid, .test] {
+                    var w = try BufferedWriter(dir.appendingPathComponent("negatives-\(split.rawValue).txt"))
+                    for (k, list) in try source.negativeSource(split).lists(users: sampled).enumerated() { w.idRow(k + 1, list) }
+                    try w.close()
+                }
+                record.options.negativesStore = .text
+            }
+            var sha: [String: String] = [:]
+            for split in ["valid", "test"] {
+                let f = dir.appendingPathComponent("negatives-\(split).txt")
+                if fm.fileExists(atPath: f.path) { sha[split] = try SHA256.hex(ofFile: f) }
+            }
+            record.processing.negativesSha256 = sha.isEmpty ? nil : sha
             try JSONText.write(encoding: record, to: dir.appendingPathComponent("dataset.json"))
         }
         if progress {

@@ -16,8 +16,9 @@ public enum SASRecEvaluator {
         let maxLen = model.config.maxLen
         return try ModelEvaluator.rankHeldOut(
             dataset: dataset, numItems: model.config.numItems, maxLength: maxLen,
-            options: EvalOptions(split: split, candidates: candidates, users: users, batchSize: batchSize, progress: progress)) { ex in
-            UnsafePointer(model.scoreLast(SASRecBatch(inputs: ex.map { $0.input[...] }, targets: nil, maxLen: maxLen), workspace: workspace))
+            options: EvalOptions(split: split, candidates: candidates, users: users, batchSize: batchSize, progress: progress),
+            table: UnsafePointer(model.params.req(SASRecNames.itemEmbedding)), dim: model.config.hidden) { ex in
+            UnsafePointer(model.lastStates(SASRecBatch(inputs: ex.map { $0.input[...] }, targets: nil, maxLen: maxLen), workspace: workspace))
         }
     }
 }

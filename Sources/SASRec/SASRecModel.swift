@@ -287,13 +287,23 @@ public final class SASRecModel: @unchecked Sendable {
     /// sequence in `b`: out (B, N+1). Dropout off.
     public func scoreLast(_ b: SASRecBatch, workspace ws: Workspace) -> UnsafeMutablePointer<Float> {
         let d = config.hidden, B = b.sequences, cols = config.numItems + 1
+        let last = lastStates(b, workspace: ws)
+        let scores = ws.get("scores", B * cols).ptr
+        sgemm(.none, .transpose, m: B, n: cols, k: d, a: last, lda: d, b: params.req(SASRecNames.itemEmbedding), ldb: d, c: scores, ldc: cols)
+        return scores
+    }
+}
+
+extension SASRecModel {
+    /// The user vectors: the hidden state after the LAST item of each sequence in `b`, (B, hidden).
+    /// Dropout off. Valid until the workspace's next use.
+    public func lastStates(_ b: SASRecBatch, workspace ws: Workspace) -> UnsafeMutablePointer<Float> {
+        let d = config.hidden, B = b.sequences
         var unused = SeededRNG(seed: 0)   // dropout is off: never drawn from
         let h = forward(b, workspace: ws, training: false, rng: &unused)
         let last = ws.get("last", B * d).ptr
         for s in 0..<B { (last + s * d).update(from: h + (b.seqStart[s + 1] - 1) * d, count: d) }
-        let scores = ws.get("scores", B * cols).ptr
-        sgemm(.none, .transpose, m: B, n: cols, k: d, a: last, lda: d, b: params.req(SASRecNames.itemEmbedding), ldb: d, c: scores, ldc: cols)
-        return scores
+        return last
     }
 }
 

@@ -12,11 +12,12 @@ let dataCommands: [any ParsableCommand.Type] = [DataGroup.self, Eval.self, Recom
 
 extension InputFormat: ExpressibleByArgument {}
 extension Split: ExpressibleByArgument {}
+extension NegativesStore: ExpressibleByArgument {}
 extension Candidates: ExpressibleByArgument {}
 extension RecommendationFile.Format: ExpressibleByArgument {}
 
 struct DataGroup: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "data", abstract: "Dataset tools.", subcommands: [Prepare.self, Subsample.self])
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Dataset tools.", subcommands: [Prepare.self, Subsample.self, Negatives.self])
 }
 
 struct Prepare: ParsableCommand {
@@ -38,6 +39,10 @@ struct Prepare: ParsableCommand {
     @Option(help: "Most recent items kept per user for training inputs.") var maxLength: Int = 50
     @Option(help: "Sampled negatives per user and split.") var negatives: Int = 999
     @Option(help: "Random seed for the negatives.") var seed: UInt64 = 42
+    @Option(help: """
+        Where the negatives go: text (negatives-valid/test.txt) or counter (no files: each user's list is drawn from \
+        (seed, split, user) when evaluated; docs/data.md). Default: text up to 10^8 ids per split, counter beyond.
+        """) var negativesStore: NegativesStore?
     @Flag(help: "Count and skip malformed lines instead of stopping at the first.") var skipBadLines = false
     @Flag(help: "Replace an existing prepared dataset at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
 
@@ -51,7 +56,7 @@ struct Prepare: ParsableCommand {
         let stats = try writingOutput(fileURL(output), kind: PreparedDataset.outputKind, force: force, inputs: [("--input", fileURL(input))]) {
             try DataPrepare.run(PrepareOptions(
                 input: fileURL(input), output: fileURL(output), format: format, minRating: minRating, kcore: kcore,
-                maxLength: maxLength, negatives: negatives, seed: seed, skipBadLines: skipBadLines))
+                maxLength: maxLength, negatives: negatives, negativesStore: negativesStore, seed: seed, skipBadLines: skipBadLines))
         }
         emit(stats.summary)
         emit("wrote \(output)")
@@ -85,6 +90,48 @@ struct Subsample: ParsableCommand {
         }
         emit(stats.summary)
         emit("wrote \(output)")
+    }
+}
+
+struct Negatives: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a split's fixed negatives as text (USER N1 … Nk lines), from either store.",
+        discussion: """
+        For a counter-store dataset (no negatives files; see data prepare --negatives-store) this draws the lists \
+        the evaluator uses, so another tool can read them; for a text store it copies the checked lines. \
+        scripts/negatives-reference.py recomputes counter lists without this binary. See docs/data.md.
+        """)
+
+    @Option(help: "Prepared dataset directory.") var data: String
+    @Option(help: "valid or test.") var split: Split
+    @Option(help: "Comma-separated user ids (default: every user).") var users: String?
+    @Option(help: "Output text file (written atomically).") var output: String
+    @Flag(help: "Replace an existing negatives file at --output.") var force = false
+
+    static let outputKind = OutputKind(file: "negatives file (slmrec data negatives)") { url in
+        guard let h = FileHandle(forReadingAtPath: url.path) else { return false }
+        defer { try? h.close() }
+        let head = (try? h.read(upToCount: 4096)) ?? Data()
+        return head.allSatisfy { $0 == 0x20 || $0 == 0x0A || (0x30...0x39).contains($0) }
+    }
+
+    func run() throws {
+        let dataset = try PreparedDataset.load(directory: fileURL(data))
+        let source = try dataset.negativeSource(split)
+        var ids: [Int]? = nil
+        if let users {
+            ids = try users.split(separator: ",").map { f in
+                guard let u = Int(f.trimmingCharacters(in: .whitespaces)), u >= 1, u <= dataset.numUsers else {
+                    throw ValidationError("--users: \"\(f)\" is not a user id in 1…\(dataset.numUsers) (\(data) has \(dataset.numUsers) users)")
+                }
+                return u
+            }
+        }
+        let out = fileURL(output)
+        try writingOutput(out, kind: Self.outputKind, force: force, inputs: [("--data", fileURL(data))]) {
+            try AtomicFile.writeFile(out) { tmp in try source.writeText(to: tmp, users: ids, numUsers: dataset.numUsers) }
+        }
+        emit("\(ids?.count ?? dataset.numUsers) users' \(split.rawValue) negatives (\(source.store.rawValue) store) → \(output)")
     }
 }
 
