@@ -58,7 +58,8 @@ public func squaredDistance(t: UnsafePointer<Float>, s: UnsafePointer<Float>, ro
 public func supervisionHeadLoss(h: UnsafePointer<Float>, rows: Int, c: Int, a: UnsafePointer<Float>, d0: Int,
                                 table: UnsafePointer<Float>, numItems: Int, targets: [Int32],
                                 dh: UnsafeMutablePointer<Float>?, da: UnsafeMutablePointer<Float>?, dTable: UnsafeMutablePointer<Float>?,
-                                scale: Float, workspace: Workspace? = nil) -> Double {
+                                scale: Float, softmax: ItemSoftmax = .full, sample: SampledItems? = nil,
+                                workspace: Workspace? = nil) -> Double {
     let cols = numItems + 1
     // Buffers from the caller's workspace when given: the (R, N+1) score matrices are large
     // (R·18k floats on Amazon) and this runs every step for B−1 heads.
@@ -73,6 +74,22 @@ public func supervisionHeadLoss(h: UnsafePointer<Float>, rows: Int, c: Int, a: U
     rmsnormForward(out: normed.ptr, rstd: rstd.ptr, inp: h, weight: ones.ptr, m: rows, c: c, eps: 1e-6)
     let u = buf("u", rows * d0)
     linearForward(out: u.ptr, inp: normed.ptr, weight: a, bias: nil, m: rows, n: d0, k: c)
+    if softmax != .full {
+        // The final head's streamed or sampled loss (ItemSoftmax.swift), forward and backward at once.
+        let du = buf("du", rows * d0, zero: true)
+        let grads = dh != nil || da != nil || dTable != nil
+        let total = targets.withUnsafeBufferPointer { tg in
+            ItemSoftmaxLoss.lossAndGradients(softmax, sample: sample, du: grads ? du.ptr : nil, dtable: dTable, u: u.ptr, table: table,
+                                             numItems: numItems, dim: d0, targets: tg.baseAddress!, rows: rows,
+                                             scale: scale / Float(max(rows, 1)), workspace: workspace)
+        }
+        if grads {
+            let dn = buf("dn", rows * c, zero: true)
+            linearBackward(dinp: dn.ptr, dweight: da, dbias: nil, dout: du.ptr, inp: normed.ptr, weight: a, m: rows, n: d0, k: c)
+            if let dh { rmsnormBackward(dinp: dh, dweight: nil, dout: dn.ptr, inp: h, weight: ones.ptr, rstd: rstd.ptr, m: rows, c: c) }
+        }
+        return total / Double(max(rows, 1))
+    }
     let scores = buf("scores", rows * cols), probs = buf("probs", rows * cols), losses = buf("losses", rows)
     linearForward(out: scores.ptr, inp: u.ptr, weight: table, bias: nil, m: rows, n: cols, k: d0)
     crossEntropyForward(losses: losses.ptr, probs: probs.ptr, scores: scores.ptr, targets: targets, cols: cols)

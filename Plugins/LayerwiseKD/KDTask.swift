@@ -74,6 +74,8 @@ public struct KDSettings: TrainingSettings {
         .option("temperature", \.temperature, defaultText: "1", "τ of the logit term (> 0; needs lambda_kl)."),
     ])
 
+    public var readsEveryScore: Bool { (lambdaKL ?? 0) > 0 }
+
     public func problems(with model: TrainableOptions) -> [String] {
         var p: [String] = []
         if let b = blocks, b < 1 { p.append("blocks must be at least 1 (got \(b)): a divisor of both depths, e.g. 2") }
@@ -315,7 +317,8 @@ public final class LayerwiseKDTask: TrainingTask {
                 let dTable = studentTrainable.contains(ParamName.itemEmbedding) ? studentGrads.ptr(ParamName.itemEmbedding) : nil
                 lms += supervisionHeadLoss(h: full, rows: R, c: C, a: heads.req("head.\(k + 1)"), d0: dims.itemDim,
                                            table: student.params.req(ParamName.itemEmbedding), numItems: dims.numItems, targets: batch.targets,
-                                           dh: dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale, workspace: headWorkspace) / Double(H)
+                                           dh: dh, da: headGrads.req("head.\(k + 1)"), dTable: dTable, scale: scale,
+                                           softmax: batch.softmax, sample: batch.sample, workspace: headWorkspace) / Double(H)
                 req.dHidden[p.student] = scatterAll(dh, count: R * C, into: req.dHidden[p.student])
             }
         }

@@ -39,15 +39,34 @@ extension ELLMRecModel {
         let d = dims, C = d.hidden, b = a.batch, nTok = b.nTok, R = b.rows, cols = d.numItems + 1
 
         // Head: CE → scores → user → output_proj → model.norm.
-        let dScores = workspace.buffer("bwd.dScores", R * cols)   // (R, N+1): R·N floats, reused across steps
-        dScores.ptr.update(repeating: 0, count: R * cols)
-        if req.ceWeight != 0 && !b.targets.isEmpty {
-            crossEntropyBackward(dscores: dScores.ptr, probs: a.ceProbs.ptr, targets: b.targets, cols: cols, scale: req.ceWeight / Float(R))
-        }
         let dUser = FloatBuffer(count: R * d.itemDim)
         if let extra = req.dUser { extra.withUnsafeBufferPointer { saxpy(R * d.itemDim, 1, $0.baseAddress!, dUser.ptr) } }
-        linearBackward(dinp: dUser.ptr, dweight: req.g(ParamName.itemEmbedding), dbias: nil,
-                       dout: dScores.ptr, inp: a.user.ptr, weight: w(ParamName.itemEmbedding), m: R, n: cols, k: d.itemDim)
+        let table = UnsafePointer(w(ParamName.itemEmbedding))
+        switch b.softmax {
+        case .full:
+            let dScores = workspace.buffer("bwd.dScores", R * cols)   // (R, N+1): R·N floats, reused across steps
+            dScores.ptr.update(repeating: 0, count: R * cols)
+            if req.ceWeight != 0 && !b.targets.isEmpty {
+                crossEntropyBackward(dscores: dScores.ptr, probs: a.ceProbs.ptr, targets: b.targets, cols: cols, scale: req.ceWeight / Float(R))
+            }
+            linearBackward(dinp: dUser.ptr, dweight: req.g(ParamName.itemEmbedding), dbias: nil,
+                           dout: dScores.ptr, inp: a.user.ptr, weight: table, m: R, n: cols, k: d.itemDim)
+        case .streamed, .sampled:
+            if req.ceWeight != 0 && !b.targets.isEmpty {
+                b.targets.withUnsafeBufferPointer { tg in
+                    let scale = req.ceWeight / Float(R)
+                    if b.softmax == .streamed {
+                        ItemSoftmaxLoss.streamedBackward(du: dUser.ptr, dtable: req.g(ParamName.itemEmbedding), u: a.user.ptr, table: table,
+                                                         numItems: d.numItems, dim: d.itemDim, targets: tg.baseAddress!, rows: R,
+                                                         lse: a.lse.ptr, scale: scale, workspace: workspace)
+                    } else if let sample = b.sample {
+                        _ = ItemSoftmaxLoss.sampled(du: dUser.ptr, dtable: req.g(ParamName.itemEmbedding), u: a.user.ptr, table: table,
+                                                    dim: d.itemDim, targets: tg.baseAddress!, rows: R, sample: sample, scale: scale,
+                                                    workspace: workspace)
+                    }
+                }
+            }
+        }
         let dLast = FloatBuffer(count: R * C)
         if let extra = req.dLastHidden { extra.withUnsafeBufferPointer { saxpy(R * C, 1, $0.baseAddress!, dLast.ptr) } }
         linearBackward(dinp: dLast.ptr, dweight: req.g(ParamName.outputProj), dbias: req.g(ParamName.outputProjBias),

@@ -30,6 +30,10 @@ public struct PackedBatch: Sendable {
     public let outRows: [Int]           // [R] token rows that are scored
     public let rowSeq: [Int]            // [R] sequence of each scored row
     public let targets: [Int32]         // [R], empty when the batch has no targets
+    /// How the loss scores the catalogue (ItemSoftmax.swift); `sampled` needs `sample`.
+    public var softmax: ItemSoftmax = .full
+    /// The step's shared negatives for `softmax: .sampled` (ItemSampler.draw).
+    public var sample: SampledItems? = nil
     public var nTok: Int { seqStart[count] }
     public var rows: Int { outRows.count }
 

@@ -89,6 +89,7 @@ public final class Activations: @unchecked Sendable {
     public var user: FloatBuffer         // (R, D0)
     public var scores: FloatBuffer       // (R, N+1)
     var ceProbs: FloatBuffer             // (R, N+1)
+    var lse: FloatBuffer                 // (R) the streamed loss's log-sum-exp, for its backward
     public var losses: FloatBuffer       // (R)
     public var loss: Float = 0
 
@@ -108,9 +109,12 @@ public final class Activations: @unchecked Sendable {
         lastHidden = ws.buffer("lastHidden", r * d.hidden)
         rstdF = ws.buffer("rstdF", r)
         user = ws.buffer("user", r * d.itemDim)
-        // (R, N+1) each: 1.5 MB per row at N = 377 k, so only when something reads them.
-        scores = ws.buffer("scores", wantScores ? r * (d.numItems + 1) : 0)
-        ceProbs = ws.buffer("ceProbs", wantScores && !batch.targets.isEmpty ? r * (d.numItems + 1) : 0)
+        // (R, N+1) each: 1.5 MB per row at N = 377 k, so only when something reads them (the
+        // streamed and sampled losses never do).
+        let materialise = wantScores && batch.softmax == .full
+        scores = ws.buffer("scores", materialise ? r * (d.numItems + 1) : 0)
+        ceProbs = ws.buffer("ceProbs", materialise && !batch.targets.isEmpty ? r * (d.numItems + 1) : 0)
+        lse = ws.buffer("lse", batch.softmax == .streamed && !batch.targets.isEmpty ? r : 0)
         losses = ws.buffer("losses", r)
     }
 
@@ -173,6 +177,25 @@ extension ELLMRecModel {
         linearForward(out: a.user.ptr, inp: a.lastHidden.ptr, weight: w(ParamName.outputProj), bias: bias(ParamName.outputProjBias),
                       m: R, n: d.itemDim, k: C)
         guard scores else { return a }
+        if batch.softmax != .full {
+            // No (R, N+1) matrices: the loss from the user vectors (ItemSoftmax.swift).
+            if !batch.targets.isEmpty {
+                let table = UnsafePointer(w(ParamName.itemEmbedding))
+                let total = batch.targets.withUnsafeBufferPointer { tg -> Double in
+                    switch batch.softmax {
+                    case .streamed:
+                        return ItemSoftmaxLoss.streamedForward(u: a.user.ptr, table: table, numItems: d.numItems, dim: d.itemDim,
+                                                               targets: tg.baseAddress!, rows: R, lse: a.lse.ptr, workspace: workspace)
+                    default:
+                        guard let sample = batch.sample else { preconditionFailure("softmax sampled without batch.sample") }
+                        return ItemSoftmaxLoss.sampled(du: nil, dtable: nil, u: a.user.ptr, table: table, dim: d.itemDim,
+                                                       targets: tg.baseAddress!, rows: R, sample: sample, scale: 0, workspace: workspace)
+                    }
+                }
+                a.loss = Float(total / Double(max(R, 1)))
+            }
+            return a
+        }
         linearForward(out: a.scores.ptr, inp: a.user.ptr, weight: w(ParamName.itemEmbedding), bias: nil,
                       m: R, n: d.numItems + 1, k: d.itemDim)
         if !batch.targets.isEmpty {

@@ -202,16 +202,21 @@ public final class SASRecModel: @unchecked Sendable {
     /// `grads` (zero it first). The loss is the mean CE over the batch's T target positions;
     /// returns (Σ loss, T).
     @discardableResult
-    public func trainStep(_ b: SASRecBatch, grads: ParamSet, workspace ws: Workspace, rng: inout SeededRNG, ceChunk: Int = 512) -> (lossSum: Double, count: Int) {
+    public func trainStep(_ b: SASRecBatch, grads: ParamSet, workspace ws: Workspace, rng: inout SeededRNG, ceChunk: Int = 512,
+                          softmax: ItemSoftmax = .full, sample: SampledItems? = nil) -> (lossSum: Double, count: Int) {
         guard let targets = b.targets else { preconditionFailure("trainStep needs targets") }
         let c = config, d = c.hidden, T = b.tokens, n = T * d
         let h = forward(b, workspace: ws, training: true, rng: &rng)
         let E = params.req(SASRecNames.itemEmbedding), dE = grads.req(SASRecNames.itemEmbedding)
         let dh = ws.get("g.h", n).ptr
         dh.update(repeating: 0, count: n)
-        let lossSum = targets.withUnsafeBufferPointer {
-            tiedCrossEntropyForwardBackward(dh: dh, dtable: dE, h: h, table: E, targets: $0.baseAddress!, rows: T,
-                                            cols: c.numItems + 1, dim: d, scale: 1 / Float(T), chunk: ceChunk, workspace: ws)
+        let lossSum = targets.withUnsafeBufferPointer { tg -> Double in
+            if softmax == .full {
+                return tiedCrossEntropyForwardBackward(dh: dh, dtable: dE, h: h, table: E, targets: tg.baseAddress!, rows: T,
+                                                       cols: c.numItems + 1, dim: d, scale: 1 / Float(T), chunk: ceChunk, workspace: ws)
+            }
+            return ItemSoftmaxLoss.lossAndGradients(softmax, sample: sample, du: dh, dtable: dE, u: h, table: E, numItems: c.numItems,
+                                                    dim: d, targets: tg.baseAddress!, rows: T, scale: 1 / Float(T), workspace: ws)
         }
         backward(b, dh: dh, grads: grads, workspace: ws)
         return (lossSum, T)

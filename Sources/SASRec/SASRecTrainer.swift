@@ -24,11 +24,18 @@ public struct SASRecTrainOptions: Codable, Sendable, Equatable {
     public var ceChunk: Int = 512
     /// Stop after the epoch during which this many seconds of wall time were exceeded (nil: no budget).
     public var maxSeconds: Double?
+    /// The loss over the items (Engine/Kernels/ItemSoftmax.swift); nil: full, the tied CE.
+    /// Optional, as the two below, so options recorded before they existed read the same.
+    public var softmax: ItemSoftmax?
+    /// Shared negatives per step with softmax sampled (nil: 1,024).
+    public var sampledNegatives: Int?
+    public var sampler: ItemSampler.Distribution?
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case lr, batchSize = "batch_size", epochs, patience, seed, validUsers = "valid_users", beta2 = "adam_beta2"
         case weightDecay = "weight_decay", ceChunk = "ce_chunk", maxSeconds = "max_seconds"
+        case softmax, sampledNegatives = "sampled_negatives", sampler
     }
 
     public func validate() throws {
@@ -37,6 +44,10 @@ public struct SASRecTrainOptions: Codable, Sendable, Equatable {
         if epochs < 1 { throw SASRecError("--epochs must be at least 1") }
         if patience < 1 { throw SASRecError("--patience must be at least 1") }
         if let v = validUsers, v < 1 { throw SASRecError("--valid-users must be at least 1") }
+        if let k = sampledNegatives, k < 1 { throw SASRecError("--sampled-negatives must be at least 1 (e.g. 1024)") }
+        if (softmax ?? .full) != .sampled && (sampledNegatives != nil || sampler != nil) {
+            throw SASRecError("--sampled-negatives and --sampler apply to --softmax sampled")
+        }
     }
 }
 
@@ -139,6 +150,17 @@ public enum SASRecTrainer {
         for l in lines { log?(l) }
         func emit(_ j: SASRecEpochRecord) { lines.append(j); log?(j) }
         let ws = Workspace(), evalWS = Workspace()
+        var sampler: ItemSampler? = nil
+        if o.softmax == .sampled {
+            do {
+                var counts = [Int](repeating: 0, count: dataset.numItems + 1)
+                if o.sampler == .popularity {
+                    for u in 1...dataset.numUsers { for i in dataset.trainingSequence(user: u) { counts[Int(i)] += 1 } }
+                }
+                sampler = try ItemSampler(distribution: o.sampler ?? .uniform, numItems: dataset.numItems,
+                                          count: o.sampledNegatives ?? 1024, counts: o.sampler == .popularity ? counts : nil)
+            } catch { throw SASRecError("\(error)") }
+        }
         let t0 = nowSeconds() - p.elapsedSeconds
         func save() throws {
             guard let state else { return }
@@ -162,7 +184,9 @@ public enum SASRecTrainer {
                 let idx = batches[step]
                 let b = SASRecBatch(inputs: idx.map { wins[$0].input }, targets: idx.map { wins[$0].target }, maxLen: config.maxLen)
                 grads.zero()
-                let (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &p.dropRNG, ceChunk: o.ceChunk)
+                let sample = sampler?.draw(seed: o.seed, step: adam.step)
+                let (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &p.dropRNG, ceChunk: o.ceChunk,
+                                             softmax: o.softmax ?? .full, sample: sample)
                 guard l.isFinite else {
                     throw SASRecError("non-finite loss at epoch \(epoch) step \(step + 1); lower --lr")
                 }

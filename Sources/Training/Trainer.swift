@@ -37,6 +37,18 @@ public struct TrainerOptions: Codable, Sendable, Equatable {
     public var patience: Int = 3
     /// Write a resumable checkpoint every N steps (0: only at validations and the end).
     public var checkpointEvery: Int = 0
+    /// How the loss scores the catalogue (Engine/Kernels/ItemSoftmax.swift): full (exact,
+    /// (R, N+1) matrices), streamed (exact, item blocks) or sampled (log-Q sampled softmax).
+    /// Optional, as the two below, so that options written before they existed encode (and
+    /// so key a recipe stage's resume) exactly as they did: nil is full.
+    public var softmaxChoice: ItemSoftmax? = nil
+    /// Shared negatives per step for softmax sampled (nil: 1,024).
+    public var sampledNegativesChoice: Int? = nil
+    /// Their distribution: uniform (nil), or proportional to training popularity + 1.
+    public var samplerChoice: ItemSampler.Distribution? = nil
+    public var softmax: ItemSoftmax { softmaxChoice ?? .full }
+    public var sampledNegatives: Int { sampledNegativesChoice ?? 1024 }
+    public var sampler: ItemSampler.Distribution { samplerChoice ?? .uniform }
     /// Data order, initialisation and dropout. Not an option of a pass: a pass trains with its
     /// stage's seed (`PassContext.seed`, derived once by the host).
     public var seed: UInt64 = 42
@@ -57,6 +69,13 @@ public struct TrainerOptions: Codable, Sendable, Equatable {
         if !MetricAccumulator.keys.contains(metric) { p.append("metric \"\(metric)\" is not one of \(MetricAccumulator.keys.joined(separator: ", "))") }
         if validCandidates == .both { p.append("valid_candidates must be sampled or full") }
         if gradClip < 0 { p.append("grad_clip must be >= 0") }
+        if sampledNegatives < 1 { p.append("sampled_negatives must be at least 1 (e.g. 1024)") }
+        if softmax != .sampled && (sampledNegativesChoice != nil || samplerChoice != nil) {
+            p.append("sampled_negatives and sampler apply to softmax \"sampled\" (softmax is \(softmax.rawValue)): set softmax \"sampled\" or drop them")
+        }
+        if let dims, softmax == .sampled && sampledNegatives > dims.numItems {
+            p.append("sampled_negatives \(sampledNegatives) exceeds the \(dims.numItems) items: use at most \(dims.numItems), or softmax \"full\"")
+        }
         if prefixAugmentation && objective == .allPositions { p.append("prefix_augmentation applies to the last objective; all-positions already trains on every prefix") }
         return p
     }
@@ -185,6 +204,25 @@ public final class Trainer {
         samples = TrainingSamples.build(dataset, objective: options.objective, maxLen: task.dims.maxSeqLen,
                                         prefixAugmentation: options.prefixAugmentation)
         if samples.isEmpty { throw TrainingError(message: "\(dataset.directory.path): no training examples (every user has fewer than 4 interactions?)") }
+        if options.softmax == .sampled {
+            do {
+                sampler = try ItemSampler(distribution: options.sampler, numItems: dataset.numItems, count: options.sampledNegatives,
+                                          counts: options.sampler == .popularity ? Self.trainingCounts(dataset) : nil)
+            } catch { throw TrainingError(message: "\(error)") }
+        } else {
+            sampler = nil
+        }
+    }
+
+    /// The step's negatives for the sampled softmax (nil otherwise).
+    let sampler: ItemSampler?
+
+    /// Interactions per item (index 0 padding) in what the model trains on: each user's
+    /// sequence without its valid and test items.
+    public static func trainingCounts(_ dataset: PreparedDataset) -> [Int] {
+        var c = [Int](repeating: 0, count: dataset.numItems + 1)
+        for u in 1...max(1, dataset.numUsers) where u <= dataset.numUsers { for i in dataset.trainingSequence(user: u) { c[Int(i)] += 1 } }
+        return c
     }
 
     public var stepsPerEpoch: Int { (samples.count + options.batchSize - 1) / options.batchSize }
@@ -272,7 +310,9 @@ public final class Trainer {
             if epochBatches?.epoch != epoch { epochBatches = (epoch, batches(epoch: epoch)) }
             let idx = epochBatches!.batches[inEpoch]
             let ex = idx.map { samples[$0] }
-            let batch = try PackedBatch(sequences: ex.map(\.input), targets: ex.map(\.target), dims: task.dims, objective: o.objective)
+            var batch = try PackedBatch(sequences: ex.map(\.input), targets: ex.map(\.target), dims: task.dims, objective: o.objective)
+            batch.softmax = o.softmax
+            batch.sample = sampler?.draw(seed: o.seed, step: state.step)
             gradients.zero()
             let t0 = nowSeconds()
             var terms = task.step(batch, step: state.step, sampleIndices: idx, grads: gradients, workspace: ws)

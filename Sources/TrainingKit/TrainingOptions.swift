@@ -16,10 +16,14 @@ public protocol TrainingSettings: Sendable, Equatable {
     static var table: OptionTable<Self> { get }
     /// Value problems that need no model, phrased as what to change (`model`: what trains).
     func problems(with model: TrainableOptions) -> [String]
+    /// Whether the pass's loss reads the full (rows, N+1) scores (KD's logit term), which
+    /// only softmax full forms.
+    var readsEveryScore: Bool { get }
 }
 
 extension TrainingSettings {
     public func problems(with model: TrainableOptions) -> [String] { [] }
+    public var readsEveryScore: Bool { false }
 }
 
 /// No settings of its own (`finetune`).
@@ -73,6 +77,8 @@ public struct TrainableOptions: Sendable, Equatable {
 }
 
 extension Objective: OptionChoice {}
+extension ItemSoftmax: OptionEnum {}
+extension ItemSampler.Distribution: OptionEnum {}
 
 extension TrainerOptions {
     /// The trainer's options as a pass exposes them. `seed` is not one: every stage trains
@@ -98,6 +104,9 @@ extension TrainerOptions {
         .option("metric", \.metric, "Selection metric (MRR, NDCG@10, HR@10, …)."),
         .option("patience", \.patience, "Stop after N validations without improvement (0: never)."),
         .option("checkpoint_every", \.checkpointEvery, "Resumable checkpoint every N steps (0: at validations)."),
+        .option("softmax", \.softmaxChoice, "Loss over the items: full (exact), streamed (exact, by item blocks) or sampled (log-Q)."),
+        .option("sampled_negatives", \.sampledNegativesChoice, "Shared negatives per step (softmax sampled; default 1024)."),
+        .option("sampler", \.samplerChoice, "Negatives' distribution (softmax sampled): uniform (default) or popularity."),
     ])
 }
 
@@ -133,7 +142,10 @@ public struct TrainingPassOptions<Settings: TrainingSettings>: PassOptions, Equa
     public var inputPaths: [String] { [data] }
 
     public func validate() throws {
-        let p = trainer.problems() + settings.problems(with: model) + model.problems()
+        var p = trainer.problems() + settings.problems(with: model) + model.problems()
+        if settings.readsEveryScore && trainer.softmax != .full {
+            p.append("softmax \"\(trainer.softmax.rawValue)\" forms no (rows, items) score matrix, which lambda_kl's logit term reads: set softmax \"full\", or drop lambda_kl")
+        }
         if !p.isEmpty { throw passError(p.joined(separator: "; "), fix: "change these options") }
     }
 

@@ -13,6 +13,9 @@ let sasrecCommands: [any ParsableCommand.Type] = [SASRecCommand.self]
 
 extension PointwiseActivation: ExpressibleByArgument {}
 
+extension ItemSoftmax: ExpressibleByArgument {}
+extension ItemSampler.Distribution: ExpressibleByArgument {}
+
 struct SASRecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sasrec",
@@ -41,6 +44,10 @@ struct SASRecCommand: ParsableCommand {
     @Option(help: "Random seed (initialisation, batch order, dropout).") var seed: UInt64 = 42
     @Option(help: "Validate on a fixed, evenly spaced subset of N users (default: all).") var validUsers: Int?
     @Option(help: "Wall-time budget in minutes: stop after the epoch that exceeds it.") var maxMinutes: Double?
+    @Option(help: "Loss over the items: full (exact, the default), streamed (exact, by item blocks) or sampled (log-Q sampled softmax).")
+    var softmax: ItemSoftmax?
+    @Option(help: "Shared negatives per step with --softmax sampled (default 1024).") var sampledNegatives: Int?
+    @Option(help: "Their distribution with --softmax sampled: uniform (default) or popularity.") var sampler: ItemSampler.Distribution?
     @Option(help: "OpenBLAS threads (default: OpenBLAS's own choice).") var threads: Int?
     @Flag(help: "No progress bar.") var quiet = false
     @Flag(help: "Replace an existing SASRec output at --output (nothing else is ever replaced; docs/outputs.md).") var force = false
@@ -67,6 +74,7 @@ struct SASRecCommand: ParsableCommand {
         var o = SASRecTrainOptions()
         o.lr = lr; o.batchSize = batchSize; o.epochs = epochs; o.patience = patience; o.seed = seed; o.validUsers = validUsers
         o.maxSeconds = maxMinutes.map { $0 * 60 }
+        o.softmax = softmax; o.sampledNegatives = sampledNegatives; o.sampler = sampler
         return o
     }
 

@@ -135,6 +135,37 @@ final class SASRecTests: XCTestCase {
         XCTAssertNotEqual(other.model.params.buffer.array, r.model.params.buffer.array)
     }
 
+    /// The streamed softmax trains as the full one (to fp32 reduction order); the sampled one
+    /// learns the pattern too and is seeded.
+    func testStreamedAndSampledSoftmax() throws {
+        func train(_ f: (inout SASRecTrainOptions) -> Void) throws -> SASRecTrainResult {
+            var o = SASRecTrainOptions()
+            o.epochs = 6; o.batchSize = 16; o.lr = 1e-2; o.seed = 7; o.patience = 100
+            f(&o)
+            let c = SASRecConfig(numItems: 30, hidden: 16, layers: 1, heads: 2, maxLen: 8, dropout: 0.1)
+            return try SASRecTrainer.train(dataset: synthetic(), config: c, options: o, progress: false)
+        }
+        // One step's loss and gradients (training for epochs with Adam amplifies fp32 noise).
+        let model = try train { $0.epochs = 1 }.model
+        let w = SASRecTrainer.windows(dataset: synthetic(), maxLen: 8)
+        let b = SASRecBatch(inputs: w.prefix(16).map(\.input), targets: w.prefix(16).map(\.target), maxLen: 8)
+        func step(_ mode: ItemSoftmax) -> (Double, [Float]) {
+            let g = ParamSet(layout: model.params.layout)
+            var r = SeededRNG(seed: 1)
+            let l = model.trainStep(b, grads: g, workspace: Workspace(), rng: &r, softmax: mode)
+            return (l.lossSum, g.buffer.array)
+        }
+        let (lf, gf) = step(.full), (ls, gs) = step(.streamed)
+        XCTAssertEqual(ls, lf, accuracy: 1e-5 * lf)
+        let cmp = allClose(gs, gf, atol: 1e-6, rtol: 1e-4)
+        XCTAssertTrue(cmp.ok, "\(cmp.cmp)")
+        let s = try train { $0.softmax = .sampled; $0.sampledNegatives = 10; $0.epochs = 12 }
+        let ev = try SASRecEvaluator.evaluate(model: s.model, dataset: synthetic(), split: .test, candidates: .full)
+        XCTAssertGreaterThan(ev.full!["HR@1"]!, 0.8, "\(ev.full!)")
+        XCTAssertEqual(try train { $0.softmax = .sampled; $0.sampledNegatives = 10; $0.epochs = 12 }.model.params.buffer.array, s.model.params.buffer.array)
+        XCTAssertThrowsError(try train { $0.softmax = .sampled; $0.sampledNegatives = 31 }) { XCTAssertTrue("\($0)".contains("30 items"), "\($0)") }
+    }
+
     /// SIGINT (raised when epoch 3's log line is written) stops training with the state saved;
     /// resuming in a fresh trainer ends with the uninterrupted run's weights and log.
     func testInterruptAndResumeGiveTheUninterruptedWeights() throws {

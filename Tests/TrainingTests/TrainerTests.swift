@@ -213,6 +213,37 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try Trainer(task: t2, dataset: patternDataset(items: 30), options: options { $0.metric = "MAP" }, stateDirectory: tmp()))
     }
 
+    /// The streamed softmax is the full one computed by item blocks: the same training, to fp32
+    /// reduction order; the sampled one trains (a different, estimated loss) and is seeded.
+    func testStreamedSoftmaxTrainsAsFullAndSampledLearns() throws {
+        func train(_ f: (inout TrainerOptions) -> Void) throws -> (weights: [Float], metric: Double) {
+            let task = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(itemTable: true), seed: 1)
+            let t = try Trainer(task: task, dataset: patternDataset(), options: options { $0.epochs = 4; f(&$0) }, stateDirectory: tmp())
+            t.quiet = true
+            let r = try t.run()
+            return (task.model.params.buffer.array, r.bestMetric ?? 0)
+        }
+        let full = try train { _ in }, streamed = try train { $0.softmaxChoice = .streamed }
+        let c = allClose(streamed.weights, full.weights, atol: 1e-4, rtol: 1e-3)
+        XCTAssertTrue(c.ok, "streamed vs full after 4 epochs: \(c.cmp)")
+        let s1 = try train { $0.softmaxChoice = .sampled; $0.sampledNegativesChoice = 8; $0.samplerChoice = .popularity }
+        let s2 = try train { $0.softmaxChoice = .sampled; $0.sampledNegativesChoice = 8; $0.samplerChoice = .popularity }
+        XCTAssertEqual(s1.weights, s2.weights, "same seed, same negatives, same weights")
+        XCTAssertNotEqual(s1.weights, full.weights)
+        XCTAssertGreaterThan(s1.metric, 0.3, "valid MRR on the pattern with 8 sampled negatives of 20 items")
+    }
+
+    /// Options written before softmax existed encode as they did (a recipe stage's resume key
+    /// is their hash), and the new ones are checked.
+    func testSoftmaxOptionsKeepOldKeysAndAreChecked() throws {
+        let enc = String(decoding: try JSONEncoder().encode(TrainerOptions()), as: UTF8.self)
+        XCTAssertFalse(enc.contains("softmax") || enc.contains("sampled") || enc.contains("sampler"), enc)
+        XCTAssertTrue(options { $0.sampledNegativesChoice = 5 }.problems().contains { $0.contains("apply to softmax \"sampled\"") })
+        let t = try FineTuneTask(model: tinyModel(), lora: nil, parts: TrainableParts(), seed: 1)
+        XCTAssertThrowsError(try Trainer(task: t, dataset: patternDataset(), options: options { $0.softmaxChoice = .sampled; $0.sampledNegativesChoice = 21 },
+                                         stateDirectory: tmp())) { XCTAssertTrue("\($0)".contains("sampled_negatives 21 exceeds the 20 items"), "\($0)") }
+    }
+
     func testAllPositionsWindowsCoverEveryTargetOnce() {
         let ds = patternDataset(users: 10, items: 20)
         for maxLen in [3, 8, 50] {

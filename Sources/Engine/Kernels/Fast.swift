@@ -38,4 +38,8 @@ enum Fast {
     /// x = softmax(x); returns the log-sum-exp of the input
     @inline(__always)
     static func softmaxLSE(_ x: UnsafeMutablePointer<Float>, count n: Int) -> Float { ck_softmax_lse(n, x) }
+
+    /// x[0..<n] = exp(x[0..<n]) in place (≈ 1 ulp; arguments clamped to [−87.3, 88.4])
+    @inline(__always)
+    static func exp(_ x: UnsafeMutablePointer<Float>, count n: Int) { ck_exp(n, x, x) }
 }

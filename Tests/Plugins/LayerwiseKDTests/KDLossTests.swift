@@ -262,6 +262,31 @@ final class KDLossTests: XCTestCase {
         check("dE", de, numericGradient(&e, eps: 1e-3) { loss(h0, a0, $0) })
     }
 
+    /// The L_ms head with the streamed softmax is the full head (values and gradients); with the
+    /// sampled one its gradients match finite differences of its own loss.
+    func testSupervisionHeadStreamedAndSampled() throws {
+        let rows = 3, c = 6, d0 = 4, n = 9
+        var h = randomArray(rows * c, &rng), a = randomArray(d0 * c, &rng, scale: 0.5), e = randomArray((n + 1) * d0, &rng)
+        let targets: [Int32] = [1, 9, 3]
+        let sample = try ItemSampler(distribution: .uniform, numItems: n, count: 5).draw(seed: 3, step: 1)
+        func run(_ mode: ItemSoftmax, _ h: [Float], _ a: [Float], _ e: [Float], grads: Bool) -> (Double, [Float], [Float], [Float]) {
+            var dh = [Float](repeating: 0, count: h.count), da = [Float](repeating: 0, count: a.count), de = [Float](repeating: 0, count: e.count)
+            let l = grads ? supervisionHeadLoss(h: h, rows: rows, c: c, a: a, d0: d0, table: e, numItems: n, targets: targets, dh: &dh, da: &da,
+                                                dTable: &de, scale: 1, softmax: mode, sample: sample)
+                : supervisionHeadLoss(h: h, rows: rows, c: c, a: a, d0: d0, table: e, numItems: n, targets: targets, dh: nil, da: nil,
+                                      dTable: nil, scale: 1, softmax: mode, sample: sample)
+            return (l, dh, da, de)
+        }
+        let f = run(.full, h, a, e, grads: true), s = run(.streamed, h, a, e, grads: true)
+        XCTAssertEqual(s.0, f.0, accuracy: 1e-5)
+        for (x, y) in [(s.1, f.1), (s.2, f.2), (s.3, f.3)] { XCTAssertTrue(allClose(x, y, atol: 1e-6, rtol: 1e-4).ok) }
+        let sm = run(.sampled, h, a, e, grads: true)
+        let (h0, a0, e0) = (h, a, e)
+        check("sampled dh", sm.1, numericGradient(&h, eps: 1e-3) { run(.sampled, $0, a0, e0, grads: false).0 })
+        check("sampled dA", sm.2, numericGradient(&a, eps: 1e-3) { run(.sampled, h0, $0, e0, grads: false).0 })
+        check("sampled dE", sm.3, numericGradient(&e, eps: 1e-3) { run(.sampled, h0, a0, $0, grads: false).0 })
+    }
+
     func testBlockPairing() {
         let p = LayerwiseKDTask.pairs(teacherLayers: 8, studentLayers: 4, blocks: 4)
         XCTAssertEqual(p.map(\.teacher), [2, 4, 6, 8])
