@@ -119,17 +119,82 @@ MULTI void ck_rmsnorm_backward(long m, long c, const float *dout, const float *x
     }
 }
 
-// Full-ranking's inner loop (pessimistic ties): returns how many x[i] are >= t or NaN (an exact
-// integer count: the order of the additions cannot matter), and appends to band[] every x[i] in
-// [lo, hi] (up to cap values; *nband counts them all, so nband > cap means it overflowed).
-MULTI long ck_rank_scan(long n, const float *x, float t, float lo, float hi, float *band, long cap, long *nband) {
+// Full-ranking's inner loop (pessimistic ties): how many x[i] are >= t or NaN. An exact
+// integer count, so the order of the additions cannot matter.
+MULTI long ck_count_ge(long n, const float *x, float t) {
     long c = 0;
     for (long i = 0; i < n; i++) c += (x[i] >= t) | (x[i] != x[i]);
-    long nb = *nband;
-    for (long i = 0; i < n; i++) {
-        float v = x[i];
-        if (v >= lo && v <= hi) { if (nb < cap) band[nb] = v; nb++; }
-    }
-    *nband = nb;
     return c;
+}
+
+// Item scores for ranking: out[b*ldo + j] = sum_d u[b*D + d] * et[d*ldt + j] for b < B, j < n,
+// each a chain of fused multiply-adds in d order from 0 (one rounding per step). So a score's
+// float depends only on its two vectors, never on B, n, the blocking, the threads or the ISA
+// (sgemm's does: OpenBLAS adds in another order for other shapes), and a ranking streamed over
+// item blocks sees exactly the floats of the whole row (StreamedRanking). Every variant below
+// computes that same chain per element; they differ only in how many elements run at once.
+// et is the table transposed, (D, ldt), readable up to column ceil(n/32)*32 (zero padded).
+typedef float ck_v16 __attribute__((ext_vector_type(16)));
+typedef float ck_v8 __attribute__((ext_vector_type(8)));
+
+// One user's 32 scores (two vectors of V lanes each, V = 16 or 8), the chain over d.
+#define CK_ROW(T, L, i) T lo##i = 0, hi##i = 0;
+#define CK_FMA(T, i) { T x = u[(b + i) * D + d]; lo##i = __builtin_elementwise_fma(x, e0, lo##i); hi##i = __builtin_elementwise_fma(x, e1, hi##i); }
+#define CK_STORE(T, L, i) { __builtin_memcpy(o + (b + i) * ldo + j, &lo##i, sizeof(T)); __builtin_memcpy(o + (b + i) * ldo + j + L, &hi##i, sizeof(T)); }
+
+// AVX-512: 8 users x 32 items in 16 zmm accumulators.
+__attribute__((target("avx512f")))
+static void item_scores_avx512(long B8, long D, const float *u, long n32, const float *et, long ldt, float *o, long ldo) {
+    for (long j = 0; j < n32; j += 32)
+        for (long b = 0; b < B8; b += 8) {
+            CK_ROW(ck_v16, 16, 0) CK_ROW(ck_v16, 16, 1) CK_ROW(ck_v16, 16, 2) CK_ROW(ck_v16, 16, 3)
+            CK_ROW(ck_v16, 16, 4) CK_ROW(ck_v16, 16, 5) CK_ROW(ck_v16, 16, 6) CK_ROW(ck_v16, 16, 7)
+            for (long d = 0; d < D; d++) {
+                ck_v16 e0, e1;
+                __builtin_memcpy(&e0, et + d * ldt + j, 64);
+                __builtin_memcpy(&e1, et + d * ldt + j + 16, 64);
+                CK_FMA(ck_v16, 0) CK_FMA(ck_v16, 1) CK_FMA(ck_v16, 2) CK_FMA(ck_v16, 3)
+                CK_FMA(ck_v16, 4) CK_FMA(ck_v16, 5) CK_FMA(ck_v16, 6) CK_FMA(ck_v16, 7)
+            }
+            CK_STORE(ck_v16, 16, 0) CK_STORE(ck_v16, 16, 1) CK_STORE(ck_v16, 16, 2) CK_STORE(ck_v16, 16, 3)
+            CK_STORE(ck_v16, 16, 4) CK_STORE(ck_v16, 16, 5) CK_STORE(ck_v16, 16, 6) CK_STORE(ck_v16, 16, 7)
+        }
+}
+
+// AVX2 + FMA: 4 users x 16 items in 8 ymm accumulators.
+__attribute__((target("avx2,fma")))
+static void item_scores_avx2(long B4, long D, const float *u, long n16, const float *et, long ldt, float *o, long ldo) {
+    for (long j = 0; j < n16; j += 16)
+        for (long b = 0; b < B4; b += 4) {
+            CK_ROW(ck_v8, 8, 0) CK_ROW(ck_v8, 8, 1) CK_ROW(ck_v8, 8, 2) CK_ROW(ck_v8, 8, 3)
+            for (long d = 0; d < D; d++) {
+                ck_v8 e0, e1;
+                __builtin_memcpy(&e0, et + d * ldt + j, 32);
+                __builtin_memcpy(&e1, et + d * ldt + j + 8, 32);
+                CK_FMA(ck_v8, 0) CK_FMA(ck_v8, 1) CK_FMA(ck_v8, 2) CK_FMA(ck_v8, 3)
+            }
+            CK_STORE(ck_v8, 8, 0) CK_STORE(ck_v8, 8, 1) CK_STORE(ck_v8, 8, 2) CK_STORE(ck_v8, 8, 3)
+        }
+}
+
+static void item_scores_scalar(long B, long D, const float *u, long n, const float *et, long ldt, float *out, long ldo) {
+    for (long b = 0; b < B; b++)
+        for (long j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (long d = 0; d < D; d++) acc = __builtin_fmaf(u[b * D + d], et[d * ldt + j], acc);
+            out[b * ldo + j] = acc;
+        }
+}
+
+// The vector kernels fill whole blocks (8 or 4 users by 32 or 16 items) into `out` where
+// they fit; the rest (the last users and items) is the scalar chain, the same per element.
+void ck_item_scores(long B, long D, const float *u, long n, const float *et, long ldt, float *out, long ldo) {
+    static int isa = -1;
+    if (isa < 0) isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+    long bu = 0, nu = 0;
+    if (isa == 2) { bu = B / 8 * 8; nu = n / 32 * 32; item_scores_avx512(bu, D, u, nu, et, ldt, out, ldo); }
+    else if (isa == 1) { bu = B / 4 * 4; nu = n / 16 * 16; item_scores_avx2(bu, D, u, nu, et, ldt, out, ldo); }
+    // Right strip (all users, items nu..n) and bottom strip (users bu..B, items 0..nu).
+    if (nu < n) item_scores_scalar(B, D, u, n - nu, et + nu, ldt, out + nu, ldo);
+    if (bu < B && nu > 0) item_scores_scalar(B - bu, D, u + bu * D, nu, et, ldt, out + bu * ldo, ldo);
 }

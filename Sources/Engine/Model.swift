@@ -196,8 +196,14 @@ extension ELLMRecModel {
             }
             return a
         }
-        linearForward(out: a.scores.ptr, inp: a.user.ptr, weight: w(ParamName.itemEmbedding), bias: nil,
-                      m: R, n: d.numItems + 1, k: d.itemDim)
+        if training {
+            linearForward(out: a.scores.ptr, inp: a.user.ptr, weight: w(ParamName.itemEmbedding), bias: nil,
+                          m: R, n: d.numItems + 1, k: d.itemDim)
+        } else {
+            // Scores that rank: the same floats as StreamedRanking's, whatever the batch (ItemScores).
+            ItemScores.tile(users: a.user.ptr, count: R, dim: d.itemDim, table: w(ParamName.itemEmbedding), from: 0, n: d.numItems + 1,
+                            out: a.scores.ptr, ldo: d.numItems + 1, workspace: workspace)
+        }
         if !batch.targets.isEmpty {
             crossEntropyForward(losses: a.losses.ptr, probs: a.ceProbs.ptr, scores: a.scores.ptr, targets: batch.targets, cols: d.numItems + 1)
             var s: Double = 0

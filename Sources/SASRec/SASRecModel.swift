@@ -294,7 +294,8 @@ public final class SASRecModel: @unchecked Sendable {
         let d = config.hidden, B = b.sequences, cols = config.numItems + 1
         let last = lastStates(b, workspace: ws)
         let scores = ws.get("scores", B * cols).ptr
-        sgemm(.none, .transpose, m: B, n: cols, k: d, a: last, lda: d, b: params.req(SASRecNames.itemEmbedding), ldb: d, c: scores, ldc: cols)
+        // The floats StreamedRanking ranks on (ItemScores), not sgemm's.
+        ItemScores.tile(users: last, count: B, dim: d, table: params.req(SASRecNames.itemEmbedding), from: 0, n: cols, out: scores, ldo: cols, workspace: ws)
         return scores
     }
 }

@@ -4,8 +4,9 @@ import Common
 import Engine
 @testable import Evaluation
 
-/// StreamedRanking (Engine/Kernels) against the reference: materialise U·Eᵀ with the same
-/// sgemm, rank with Ranking.rankFull / Ranking.rank, and require every rank to be identical.
+/// StreamedRanking (Engine/Kernels) against the reference: materialise U·Eᵀ (ItemScores, the
+/// scores every ranking path reads), rank with Ranking.rankFull / Ranking.rank, and require
+/// every rank to be identical.
 final class StreamedRankingTests: XCTestCase {
     struct Case {
         var users: [Float], table: [Float], dim: Int, n: Int
@@ -37,8 +38,7 @@ final class StreamedRankingTests: XCTestCase {
         let B = c.queries.count, cols = c.n + 1
         var scores = [Float](repeating: 0, count: B * cols)
         c.users.withUnsafeBufferPointer { u in c.table.withUnsafeBufferPointer { t in scores.withUnsafeMutableBufferPointer { s in
-            sgemm(.none, .transpose, m: B, n: cols, k: c.dim, a: u.baseAddress!, lda: c.dim, b: t.baseAddress!, ldb: c.dim,
-                  c: s.baseAddress!, ldc: cols)
+            ItemScores.tile(users: u.baseAddress!, count: B, dim: c.dim, table: t.baseAddress!, from: 0, n: cols, out: s.baseAddress!, ldo: cols)
         }}}
         var rs: [Int] = [], rf: [Int] = []
         scores.withUnsafeBufferPointer { s in
@@ -72,8 +72,8 @@ final class StreamedRankingTests: XCTestCase {
         }
     }
 
-    /// Real-valued scores: s_target from the (B, B) product must be the very float the tile
-    /// holds, or a near-tie would rank differently from the materialised path.
+    /// Real-valued scores: a near-tie must rank as in the whole row, so every tile must hold
+    /// the whole row's floats (ItemScores' shape-independent products).
     func testEqualsMaterialisedRanksWithFloatScores() {
         for (B, n, dim) in [(3, 2000, 64), (256, 5000, 64), (200, 777, 576)] {
             let c = makeCase(B: B, n: n, dim: dim, grid: false, seed: 7 + UInt64(B))
@@ -86,9 +86,8 @@ final class StreamedRankingTests: XCTestCase {
         }
     }
 
-    /// A model that scores thousands of items alike overflows the band kept around the
-    /// estimate: the batch is counted again against the exact scores, with the same ranks.
-    func testManyTiesFallBackToAnExactSecondPass() {
+    /// A model that scores thousands of items alike: every one of them ties with the target.
+    func testManyTies() {
         var c = makeCase(B: 9, n: 6000, dim: 4, grid: true, seed: 11)
         for j in 0..<(4 * 4) { c.users[j] = 0 }   // users 0–3 score every item 0
         let ref = reference(c), s = streamed(c, block: 512)
@@ -109,5 +108,32 @@ final class StreamedRankingTests: XCTestCase {
         XCTAssertEqual(s.sampled, ref.sampled)
         let distinct = Set(c.queries[0].history.filter { $0 != c.queries[0].target }).count
         XCTAssertEqual(s.full[0], 50 - distinct)
+    }
+
+    /// ItemScores' floats do not depend on the block, the batch or the offset (sgemm's do), and
+    /// `score` is the same float; the values agree with sgemm to fp32 rounding.
+    func testItemScoresAreShapeIndependent() {
+        let B = 37, n = 1000, dim = 64
+        let c = makeCase(B: B, n: n, dim: dim, grid: false, seed: 5)
+        let cols = n + 1
+        var whole = [Float](repeating: 0, count: B * cols), ref = whole
+        c.users.withUnsafeBufferPointer { u in c.table.withUnsafeBufferPointer { t in
+            ItemScores.tile(users: u.baseAddress!, count: B, dim: dim, table: t.baseAddress!, from: 0, n: cols, out: &whole, ldo: cols)
+            sgemm(.none, .transpose, m: B, n: cols, k: dim, a: u.baseAddress!, lda: dim, b: t.baseAddress!, ldb: dim, c: &ref, ldc: cols)
+            for (b0, j0, bn, jn) in [(0, 1, 5, 77), (3, 500, 34, 501), (36, 999, 1, 2)] {
+                var part = [Float](repeating: 0, count: bn * jn)
+                ItemScores.tile(users: u.baseAddress! + b0 * dim, count: bn, dim: dim, table: t.baseAddress!, from: j0, n: jn, out: &part, ldo: jn)
+                for b in 0..<bn { for j in 0..<jn {
+                    XCTAssertEqual(part[b * jn + j].bitPattern, whole[(b0 + b) * cols + j0 + j].bitPattern)
+                    XCTAssertEqual(ItemScores.score(u.baseAddress! + (b0 + b) * dim, t.baseAddress! + (j0 + j) * dim, dim: dim).bitPattern,
+                                   whole[(b0 + b) * cols + j0 + j].bitPattern)
+                }}
+            }
+        }}
+        XCTAssertTrue(allCloseLocal(whole, ref, atol: 1e-4, rtol: 1e-5))
+    }
+
+    func allCloseLocal(_ a: [Float], _ b: [Float], atol: Float, rtol: Float) -> Bool {
+        zip(a, b).allSatisfy { abs($0 - $1) <= atol + rtol * abs($1) }
     }
 }

@@ -20,7 +20,9 @@ void ck_rmsnorm_backward(long m, long c, const float *dout, const float *x, cons
 float ck_softmax_lse(long n, float *x);
 // Accurate (≈1 ulp) vectorisable exp, exposed for tests.
 void ck_exp(long n, const float *x, float *y);
-// #{i : x[i] >= t or x[i] is NaN} (the pessimistic rank's count, Evaluation/Ranking.swift);
-// appends the x[i] in [lo, hi] to band (at most cap; *nband counts all of them).
-long ck_rank_scan(long n, const float *x, float t, float lo, float hi, float *band, long cap, long *nband);
+// #{i : x[i] >= t or x[i] is NaN}: the pessimistic rank's count (Evaluation/Ranking.swift).
+long ck_count_ge(long n, const float *x, float t);
+// out[b*ldo + j] = Σ_d u[b*D+d]·et[d*ldt+j] as an fmaf chain in d order (shape-independent
+// floats, for ranking); et readable up to column ⌈n/32⌉·32.
+void ck_item_scores(long B, long D, const float *u, long n, const float *et, long ldt, float *out, long ldo);
 #endif
