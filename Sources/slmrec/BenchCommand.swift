@@ -25,9 +25,18 @@ struct Bench: ParsableCommand {
     @Flag(help: "Instead: time writing and reading a 50 MiB safetensors file (in the system's temporary directory).") var io = false
     @Option(help: "Instead: time one all-positions training epoch of the config's 8-layer model on this prepared dataset.") var epoch: String?
     @Option(help: "With --epoch: the objective (all-positions or last).") var objective: String = "all-positions"
+    @Option(help: "With --epoch: the loss over the items (full, streamed or sampled).") var softmax: ItemSoftmax?
+    @Option(help: "With --epoch and --softmax sampled, or with --head: shared negatives per step.") var sampledNegatives: Int = 1024
+    @Option(help: """
+        Instead: time the item head alone (loss forward + backward at the config's all-positions batch, item dim 64) \
+        for these catalogue sizes (comma-separated, e.g. 10000,100000,376858): full (tiled exact), streamed and sampled \
+        softmax, and its share of a training step of the config's trunk.
+        """) var head: String?
 
     func validate() throws {
-        let modes = [int8 ? "--int8" : nil, io ? "--io" : nil, epoch != nil ? "--epoch" : nil].compactMap { $0 }
+        let modes = [int8 ? "--int8" : nil, io ? "--io" : nil, epoch != nil ? "--epoch" : nil, head != nil ? "--head" : nil].compactMap { $0 }
+        if softmax != nil && epoch == nil { throw ValidationError("--softmax applies to --epoch") }
+        if sampledNegatives < 1 { throw ValidationError("--sampled-negatives must be at least 1 (got \(sampledNegatives))") }
         if modes.count > 1 { throw ValidationError("\(modes.joined(separator: " and ")) are separate benchmarks; run one at a time") }
         if !(seconds > 0) { throw ValidationError("--seconds must be positive (got \(seconds))") }
     }
@@ -43,6 +52,7 @@ struct Bench: ParsableCommand {
         OpProfiler.enabled = profile
         if int8 { try runInt8(cfg, machine: machine, sgemm: sg); return }
         if let epoch { try runEpoch(cfg, data: epoch, machine: machine, sgemm: sg); return }
+        if let head { try runHead(cfg, sizes: head, machine: machine, sgemm: sg); return }
         let rows = try EngineBenchmark.run(cfg, seconds: seconds, log: { logLine($0) })
         let rss = peakRSSBytes()
         if json {
@@ -125,6 +135,8 @@ struct Bench: ParsableCommand {
         let task = try FineTuneTask(model: model, lora: nil, parts: TrainableParts(), seed: 1)
         var o = TrainerOptions()
         o.epochs = 1; o.objective = obj; o.validEvery = 1_000_000; o.batchSize = cfg.batch; o.lr = 1e-4
+        o.softmaxChoice = softmax
+        if softmax == .sampled { o.sampledNegativesChoice = sampledNegatives }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-bench-epoch-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
         let trainer = try Trainer(task: task, dataset: ds, options: o, stateDirectory: dir)
@@ -133,13 +145,64 @@ struct Bench: ParsableCommand {
         let targets = TrainingSamples.targetCount(samples, objective: obj)
         let r = try trainer.run()
         let flops = 3 * forwardFLOPs(d, seqLens: samples.map { $0.input.count }, scoredRows: targets)
-        emit("one \(obj.rawValue) epoch of the \(d.layers)-layer model (hidden \(d.hidden)) on \(data)")
+        let sm = softmax ?? .full
+        emit("one \(obj.rawValue) epoch of the \(d.layers)-layer model (hidden \(d.hidden)) on \(data), \(ds.numItems) items, softmax \(sm.rawValue)"
+             + (sm == .sampled ? " (\(sampledNegatives) uniform negatives)" : ""))
         emit(machineLine(machine, sgemm: sg))
         emit(textTable([
-            ["examples", "targets", "wall time", "tokens/s", "targets/s", "GFLOP/s", "sgemm GFLOP/s"],
+            ["examples", "targets", "wall time", "tokens/s", "targets/s", "GFLOP/s (full-softmax FLOPs)", "peak RSS", "sgemm GFLOP/s"],
             ["\(samples.count)", "\(targets)", String(format: "%.1f s", r.seconds), String(format: "%.0f", r.tokensPerSecond),
-             String(format: "%.0f", Double(targets) / r.seconds), String(format: "%.1f", flops / r.seconds / 1e9), String(format: "%.0f", sg)],
+             String(format: "%.0f", Double(targets) / r.seconds), String(format: "%.1f", flops / r.seconds / 1e9),
+             String(format: "%.0f MiB", Double(peakRSSBytes()) / 1048576), String(format: "%.0f", sg)],
         ]))
+    }
+
+    /// The item head alone: one training step's loss and gradients (user vectors and item table)
+    /// for R = batch × sequence length rows, by softmax, against a catalogue of N items.
+    func runHead(_ cfg: BenchConfig, sizes: String, machine: MachineInfo, sgemm sg: Double) throws {
+        let ns = try sizes.split(separator: ",").map { f -> Int in
+            guard let n = Int(f.trimmingCharacters(in: .whitespaces)), n >= 2 else {
+                throw ValidationError("--head: \"\(f)\" is not a catalogue size ≥ 2 (e.g. 10000,100000,376858)")
+            }
+            return n
+        }
+        let rows = cfg.batch * cfg.seqLen, dim = cfg.dims.itemDim
+        // The trunk's share: the config's full fine-tuning step at its own (small) catalogue,
+        // less that catalogue's head, measured here.
+        let trunkRows = try EngineBenchmark.run(cfg, seconds: seconds, log: { _ in }).filter { $0.id == "full_step" }
+        var rng = SeededRNG(seed: 1)
+        let u = (0..<(rows * dim)).map { _ in rng.nextNormal() * 0.1 }
+        func headSeconds(_ mode: ItemSoftmax, n: Int) throws -> Double {
+            var trng = SeededRNG(seed: 2)
+            let table = (0..<((n + 1) * dim)).map { _ in trng.nextNormal() * 0.1 }
+            let targets = (0..<rows).map { _ in Int32(1 + trng.nextInt(below: n)) }
+            var du = [Float](repeating: 0, count: rows * dim), dt = [Float](repeating: 0, count: (n + 1) * dim)
+            let sampler = try ItemSampler(distribution: .uniform, numItems: n, count: min(sampledNegatives, n))
+            let ws = Workspace()
+            var step = 0
+            return EngineBenchmark.time(seconds) {
+                let sample = mode == .sampled ? sampler.draw(seed: 1, step: step) : nil
+                step += 1
+                _ = targets.withUnsafeBufferPointer { tg in
+                    ItemSoftmaxLoss.lossAndGradients(mode, sample: sample, du: &du, dtable: &dt, u: u, table: table, numItems: n, dim: dim,
+                                                     targets: tg.baseAddress!, rows: rows, scale: 1 / Float(rows), workspace: ws)
+                }
+            }
+        }
+        let own = try headSeconds(.full, n: cfg.dims.numItems)
+        let trunk = trunkRows.first.map { max(0, $0.msPerIter / 1000 - own) }
+        emit("the item head of one training step: \(rows) rows (batch \(cfg.batch) × \(cfg.seqLen) positions), item dim \(dim); "
+             + "sampled: \(sampledNegatives) uniform shared negatives")
+        emit(machineLine(machine, sgemm: sg))
+        if let trunk { emit(String(format: "trunk of the %@ config's full fine-tuning step (its %d-item head removed): %.1f ms", cfg.name, cfg.dims.numItems, trunk * 1000)) }
+        var table = [["items N", "full (tiled exact) ms", "streamed ms", "sampled ms", "full share of a step", "sampled share"]]
+        for n in ns {
+            let f = try headSeconds(.full, n: n), st = try headSeconds(.streamed, n: n), sa = try headSeconds(.sampled, n: n)
+            func share(_ h: Double) -> String { trunk.map { String(format: "%.0f%%", 100 * h / ($0 + h)) } ?? "-" }
+            table.append(["\(n)", String(format: "%.1f", f * 1000), String(format: "%.1f", st * 1000), String(format: "%.1f", sa * 1000), share(f), share(sa)])
+        }
+        emit(textTable(table))
+        emit(String(format: "peak RSS %.0f MiB", Double(peakRSSBytes()) / 1048576))
     }
 
     func runInt8(_ cfg: BenchConfig, machine: MachineInfo, sgemm sg: Double) throws {
