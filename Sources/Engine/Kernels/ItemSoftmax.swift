@@ -103,38 +103,48 @@ public enum ItemSoftmaxLoss {
     public static let block = 8192
     static let rowChunk = 512
 
-    /// Streamed forward: lse[r] = logsumexp_{j=1…N} u_r·e_j; returns Σ_r (lse_r − s_r,y).
-    public static func streamedForward(u: UnsafePointer<Float>, table: UnsafePointer<Float>, numItems n: Int, dim: Int,
-                                       targets: UnsafePointer<Int32>, rows: Int, lse: UnsafeMutablePointer<Float>,
-                                       block: Int = block, workspace ws: Workspace? = nil) -> Double {
+    /// The streamed loss's walk: for each chunk of ≤ 512 rows (r0, m) and each block of items
+    /// [j0, j0 + cnt) of 1…N, the scores tile (m, cnt) = U[r0…]·E[j0…]ᵀ, handed to `body`.
+    static func forEachScoreTile(u: UnsafePointer<Float>, table: UnsafePointer<Float>, numItems n: Int, dim: Int, rows: Int,
+                                 block: Int, workspace ws: Workspace?,
+                                 _ body: (_ r0: Int, _ m: Int, _ j0: Int, _ cnt: Int, _ tile: UnsafeMutablePointer<Float>) -> Void) {
         let nb = max(1, min(block, n)), rc = max(1, min(rowChunk, rows))
-        let tileBuf = ws.buffer("ism.tile", rc * nb), ty = ws.buffer("ism.target", rows)
-        let tile = tileBuf.ptr
+        let tileBuf = ws.buffer("ism.tile", rc * nb)
         var r0 = 0
         while r0 < rows {
             let m = min(rc, rows - r0)
-            for r in 0..<m { lse[r0 + r] = -.infinity }
             var j0 = 1
             while j0 <= n {
                 let cnt = min(nb, n + 1 - j0)
-                sgemm(.none, .transpose, m: m, n: cnt, k: dim, a: u + r0 * dim, lda: dim, b: table + j0 * dim, ldb: dim, c: tile, ldc: cnt)
-                parallelFor(m) { r in
-                    let row = tile + r * cnt
-                    let y = Int(targets[r0 + r])
-                    if y >= j0 && y < j0 + cnt { ty.ptr[r0 + r] = row[y - j0] }
-                    let b = Fast.softmaxLSE(row, count: cnt)
-                    let a = lse[r0 + r]
-                    // logaddexp(a, b), exact at −∞.
-                    let hi = max(a, b), lo = min(a, b)
-                    lse[r0 + r] = hi == -.infinity ? hi : hi + log1pf(expf(lo - hi))
-                }
+                sgemm(.none, .transpose, m: m, n: cnt, k: dim, a: u + r0 * dim, lda: dim, b: table + j0 * dim, ldb: dim, c: tileBuf.ptr, ldc: cnt)
+                body(r0, m, j0, cnt, tileBuf.ptr)
                 j0 += cnt
             }
             r0 += m
         }
+        withExtendedLifetime(tileBuf) {}
+    }
+
+    /// Streamed forward: lse[r] = logsumexp_{j=1…N} u_r·e_j; returns Σ_r (lse_r − s_r,y).
+    public static func streamedForward(u: UnsafePointer<Float>, table: UnsafePointer<Float>, numItems n: Int, dim: Int,
+                                       targets: UnsafePointer<Int32>, rows: Int, lse: UnsafeMutablePointer<Float>,
+                                       block: Int = block, workspace ws: Workspace? = nil) -> Double {
+        let ty = ws.buffer("ism.target", rows)
+        for r in 0..<rows { lse[r] = -.infinity }
+        forEachScoreTile(u: u, table: table, numItems: n, dim: dim, rows: rows, block: block, workspace: ws) { r0, m, j0, cnt, tile in
+            parallelFor(m) { r in
+                let row = tile + r * cnt
+                let y = Int(targets[r0 + r])
+                if y >= j0 && y < j0 + cnt { ty.ptr[r0 + r] = row[y - j0] }
+                let b = Fast.softmaxLSE(row, count: cnt)
+                let a = lse[r0 + r]
+                // logaddexp(a, b), exact at −∞.
+                let hi = max(a, b), lo = min(a, b)
+                lse[r0 + r] = hi == -.infinity ? hi : hi + log1pf(expf(lo - hi))
+            }
+        }
         var total = 0.0
         for r in 0..<rows { total += Double(lse[r]) - Double(ty.ptr[r]) }
-        withExtendedLifetime(tileBuf) {}
         return total
     }
 
@@ -145,37 +155,24 @@ public enum ItemSoftmaxLoss {
                                         targets: UnsafePointer<Int32>, rows: Int, lse: UnsafePointer<Float>, scale: Float,
                                         block: Int = block, workspace ws: Workspace? = nil) {
         guard du != nil || dtable != nil else { return }
-        let nb = max(1, min(block, n)), rc = max(1, min(rowChunk, rows))
-        let tileBuf = ws.buffer("ism.tile", rc * nb)
-        let tile = tileBuf.ptr
-        var r0 = 0
-        while r0 < rows {
-            let m = min(rc, rows - r0)
-            var j0 = 1
-            while j0 <= n {
-                let cnt = min(nb, n + 1 - j0)
-                sgemm(.none, .transpose, m: m, n: cnt, k: dim, a: u + r0 * dim, lda: dim, b: table + j0 * dim, ldb: dim, c: tile, ldc: cnt)
-                parallelFor(m) { r in
-                    let row = tile + r * cnt
-                    let l = lse[r0 + r]
-                    for j in 0..<cnt { row[j] -= l }
-                    Fast.exp(row, count: cnt)
-                    let y = Int(targets[r0 + r])
-                    if y >= j0 && y < j0 + cnt { row[y - j0] -= 1 }
-                }
-                if let du {
-                    sgemm(.none, .none, m: m, n: dim, k: cnt, alpha: scale, a: tile, lda: cnt, b: table + j0 * dim, ldb: dim,
-                          beta: 1, c: du + r0 * dim, ldc: dim)
-                }
-                if let dtable {
-                    sgemm(.transpose, .none, m: cnt, n: dim, k: m, alpha: scale, a: tile, lda: cnt, b: u + r0 * dim, ldb: dim,
-                          beta: 1, c: dtable + j0 * dim, ldc: dim)
-                }
-                j0 += cnt
+        forEachScoreTile(u: u, table: table, numItems: n, dim: dim, rows: rows, block: block, workspace: ws) { r0, m, j0, cnt, tile in
+            parallelFor(m) { r in
+                let row = tile + r * cnt
+                let l = lse[r0 + r]
+                for j in 0..<cnt { row[j] -= l }
+                Fast.exp(row, count: cnt)
+                let y = Int(targets[r0 + r])
+                if y >= j0 && y < j0 + cnt { row[y - j0] -= 1 }
             }
-            r0 += m
+            if let du {
+                sgemm(.none, .none, m: m, n: dim, k: cnt, alpha: scale, a: tile, lda: cnt, b: table + j0 * dim, ldb: dim,
+                      beta: 1, c: du + r0 * dim, ldc: dim)
+            }
+            if let dtable {
+                sgemm(.transpose, .none, m: cnt, n: dim, k: m, alpha: scale, a: tile, lda: cnt, b: u + r0 * dim, ldb: dim,
+                      beta: 1, c: dtable + j0 * dim, ldc: dim)
+            }
         }
-        withExtendedLifetime(tileBuf) {}
     }
 
     /// Sampled softmax with the log-Q correction: returns Σ_r L_r; with du / dtable,
