@@ -186,6 +186,14 @@ public struct PreparedDataset: Sendable {
         return out
     }
 
+    /// Interactions per item (index 0 padding, always 0) in what models train on: every user's
+    /// `trainingSequence` (the popularity a sampled softmax draws negatives by).
+    public func trainingItemCounts() -> [Int] {
+        var c = [Int](repeating: 0, count: numItems + 1)
+        for u in stride(from: 1, through: numUsers, by: 1) { for i in trainingSequence(user: u) { c[Int(i)] += 1 } }
+        return c
+    }
+
     /// Items a model may train on for `user` (1-based): everything but the valid and test targets.
     public func trainingSequence(user: Int) -> ArraySlice<Int32> {
         let seq = sequences[user - 1]

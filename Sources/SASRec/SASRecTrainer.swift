@@ -153,12 +153,8 @@ public enum SASRecTrainer {
         var sampler: ItemSampler? = nil
         if o.softmax == .sampled {
             do {
-                var counts = [Int](repeating: 0, count: dataset.numItems + 1)
-                if o.sampler == .popularity {
-                    for u in 1...dataset.numUsers { for i in dataset.trainingSequence(user: u) { counts[Int(i)] += 1 } }
-                }
-                sampler = try ItemSampler(distribution: o.sampler ?? .uniform, numItems: dataset.numItems,
-                                          count: o.sampledNegatives ?? 1024, counts: o.sampler == .popularity ? counts : nil)
+                sampler = try ItemSampler(distribution: o.sampler ?? .uniform, numItems: dataset.numItems, count: o.sampledNegatives ?? 1024,
+                                          counts: o.sampler == .popularity ? dataset.trainingItemCounts() : nil)
             } catch { throw SASRecError("\(error)") }
         }
         let t0 = nowSeconds() - p.elapsedSeconds

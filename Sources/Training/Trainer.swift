@@ -207,7 +207,7 @@ public final class Trainer {
         if options.softmax == .sampled {
             do {
                 sampler = try ItemSampler(distribution: options.sampler, numItems: dataset.numItems, count: options.sampledNegatives,
-                                          counts: options.sampler == .popularity ? Self.trainingCounts(dataset) : nil)
+                                          counts: options.sampler == .popularity ? dataset.trainingItemCounts() : nil)
             } catch { throw TrainingError(message: "\(error)") }
         } else {
             sampler = nil
@@ -217,13 +217,6 @@ public final class Trainer {
     /// The step's negatives for the sampled softmax (nil otherwise).
     let sampler: ItemSampler?
 
-    /// Interactions per item (index 0 padding) in what the model trains on: each user's
-    /// sequence without its valid and test items.
-    public static func trainingCounts(_ dataset: PreparedDataset) -> [Int] {
-        var c = [Int](repeating: 0, count: dataset.numItems + 1)
-        for u in 1...max(1, dataset.numUsers) where u <= dataset.numUsers { for i in dataset.trainingSequence(user: u) { c[Int(i)] += 1 } }
-        return c
-    }
 
     public var stepsPerEpoch: Int { (samples.count + options.batchSize - 1) / options.batchSize }
     public var totalSteps: Int { options.maxSteps > 0 ? options.maxSteps : max(1, Int((Double(stepsPerEpoch) * options.epochs).rounded(.up))) }
