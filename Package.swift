@@ -38,6 +38,10 @@ let package = Package(
         // System C libraries (Debian: libopenblas-dev, zlib1g-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // Open MPI (Debian: libopenmpi-dev; mpirun from openmpi-bin): linked, initialised only
+        // under mpirun (docs/scale-out.md).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         // Small C target: int8 GEMM kernels with runtime CPU dispatch.
@@ -59,10 +63,12 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["Common", "ModelFormat", "Tokenizer"]),
         .target(name: "Engine", dependencies: ["Common", "CBLAS", "CKernels", "CInt8", "ModelFormat", "GGUF", "Tokenizer"]),
         .target(name: "RecData", dependencies: ["Common", "CZlib"]),
+        // The job's ranks: one process, or data-parallel ranks under mpirun (the only user of CMPI).
+        .target(name: "Cluster", dependencies: ["CMPI"]),
         // Ranking metrics and their vocabulary (protocols, metric names): pure, no model.
         .target(name: "Evaluation", dependencies: ["RecData"]),
         // Ranking a model's users (float or int8) and the metrics file's record.
-        .target(name: "ModelEvaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat", "Evaluation"]),
+        .target(name: "ModelEvaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat", "Evaluation", "Cluster"]),
         .target(name: "Training", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation"]),
         .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation"]),
         .target(name: "CommandKit"),
@@ -77,7 +83,7 @@ let package = Package(
 
         // The CLI: the composition root, and the one place that lists the passes.
         .executableTarget(name: "slmrec", dependencies: [
-            "Common", "CommandKit", "ModelFormat", "GGUF", "Tokenizer", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
+            "Common", "Cluster", "CommandKit", "ModelFormat", "GGUF", "Tokenizer", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Toolbench", "Training",
             "SASRec", "Reports",
         ] + passes.map { .target(name: $0.name) }),
         // Fuzz targets over every parser entry point (docs/reliability.md): a replay driver in

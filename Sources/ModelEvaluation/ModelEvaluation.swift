@@ -4,6 +4,7 @@ import Engine
 import RecData
 import ModelFormat
 import Evaluation
+import Cluster
 
 public struct EvalOptions: Sendable {
     public var split: Split = .test
@@ -119,14 +120,21 @@ public enum ModelEvaluator {
         var rng = SeededRNG(seed: 0)
         let batches = lengthGroupedBatches(lengths: examples.map { $0.input.count }, batchSize: o.batchSize, shuffle: false, rng: &rng)
         let start = nowSeconds()
-        let progress = ProgressReporter(label: "eval \(o.split.rawValue)", total: examples.count, unit: "users", quiet: !o.progress)
-        var accS = MetricAccumulator(), accF = MetricAccumulator()
-        var ranks: [(user: Int, sampled: Int?, full: Int?)] = []
-        ranks.reserveCapacity(examples.count)
+        // Under mpirun each rank ranks every size-th batch of the same batch list (so each
+        // user's vector comes from the very batch a single process would form: the same
+        // floats), the integer ranks are summed over ranks, and every rank accumulates the
+        // metrics in the single process's order: the metrics are identical, not close.
+        let world = Cluster.world
+        let mine = batches.indices.filter { $0 % world.size == world.rank }
+        let progress = ProgressReporter(label: "eval \(o.split.rawValue)", total: mine.reduce(0) { $0 + batches[$1].count }, unit: "users",
+                                        quiet: !o.progress || !world.isLeader)
+        var rankS = [Int32](repeating: 0, count: doSampled ? examples.count : 0)
+        var rankF = [Int32](repeating: 0, count: doFull ? examples.count : 0)
         let split = o.split
         let ws = Workspace()
         var done = 0
-        for idx in batches {
+        for b in mine {
+            let idx = batches[b]
             let ex = idx.map { examples[$0] }
             let u = try users(ex)
             let lists = negatives?.lists(users: ex.map(\.user))
@@ -138,15 +146,27 @@ public enum ModelEvaluator {
             }
             let (rs, rf) = StreamedRanking.ranks(users: u, dim: dim, table: table, numItems: numItems, queries: queries,
                                                  full: doFull, workspace: ws)
-            for (r, e) in ex.enumerated() {
-                if let rs { accS.add(rank: rs[r]) }
-                if let rf { accF.add(rank: rf[r]) }
-                ranks.append((e.user, rs?[r], rf?[r]))
+            for (r, i) in idx.enumerated() {
+                if let rs { rankS[i] = Int32(rs[r]) }
+                if let rf { rankF[i] = Int32(rf[r]) }
             }
             done += ex.count
             progress.update(done)
         }
+        try world.allreduceSum(&rankS)
+        try world.allreduceSum(&rankF)
         progress.finish()
+        var accS = MetricAccumulator(), accF = MetricAccumulator()
+        var ranks: [(user: Int, sampled: Int?, full: Int?)] = []
+        ranks.reserveCapacity(examples.count)
+        for idx in batches {
+            for i in idx {
+                let rs = doSampled ? Int(rankS[i]) : nil, rf = doFull ? Int(rankF[i]) : nil
+                if let rs { accS.add(rank: rs) }
+                if let rf { accF.add(rank: rf) }
+                ranks.append((examples[i].user, rs, rf))
+            }
+        }
         ranks.sort { $0.user < $1.user }
         return EvalResult(sampled: doSampled ? accS.metrics() : nil, full: doFull ? accF.metrics() : nil,
                           users: examples.count, seconds: nowSeconds() - start, ranks: ranks)

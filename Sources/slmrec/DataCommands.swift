@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import ModelEvaluation
 import Common
@@ -166,17 +167,22 @@ struct Eval: ParsableCommand {
         if let ranks, OutputGuard.realPath(fileURL(ranks)) == OutputGuard.realPath(fileURL(output)) {
             throw ValidationError("--ranks and --output must be different files")
         }
+        // Under mpirun the users are sharded over the ranks (ModelEvaluator.rankHeldOut) and
+        // rank 0 alone writes: the others only rank their share.
+        if !Cluster.world.isLeader { return try evaluate(write: false) }
         try writingOutput(fileURL(output), kind: EvalResult.outputKind, force: force, inputs: inputs) {
             guard let ranks else { return try evaluate() }
             try writingOutput(fileURL(ranks), kind: EvalResult.ranksKind, force: force, inputs: inputs, flag: "--ranks") { try evaluate() }
         }
     }
 
-    func evaluate() throws {
+    func evaluate(write: Bool = true) throws {
         let model = try self.model.load()
         let ds = try PreparedDataset.load(directory: fileURL(data))
+        try requireSameInputs(model: model, dataset: ds)
         let r = try ModelEvaluator.evaluate(model: model, dataset: ds, options: EvalOptions(
             split: split, candidates: candidates, users: users, batchSize: batchSize, progress: true))
+        guard write else { return }
         var record = r.record(split: split, candidates: candidates)
         record.checkpoint = fileURL(self.model.checkpoint).path
         record.adapter = self.model.adapter.map { fileURL($0).path }

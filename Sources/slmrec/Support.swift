@@ -1,8 +1,10 @@
 import Foundation
+import Cluster
 import Common
 import CommandKit
 import ModelFormat
 import Engine
+import RecData
 import Toolbench
 
 let toolVersion = "0.1.0"
@@ -133,4 +135,21 @@ struct WorkDirectory {
     }
 
     func remove() { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Under mpirun: every rank must have loaded the same weights and the same prepared data
+/// (a node with a stale copy would train or rank something else); a single process checks
+/// nothing. The fingerprints cover the weights' bytes and dataset.json (which records the
+/// sha256 of the source file and the negatives).
+func requireSameInputs(model: ELLMRecModel, dataset: PreparedDataset) throws {
+    let world = Cluster.world
+    guard world.isDistributed else { return }
+    var w = Fingerprint()
+    w.add(UnsafeRawBufferPointer(start: model.params.buffer.ptr, count: model.params.buffer.count * 4))
+    if let lora = model.lora { w.add(UnsafeRawBufferPointer(start: lora.params.buffer.ptr, count: lora.params.buffer.count * 4)) }
+    try world.requireAgreement("the model's weights (--checkpoint/--adapter)", w.value)
+    var d = Fingerprint()
+    d.add(FileManager.default.contents(atPath: dataset.directory.appendingPathComponent("dataset.json").path) ?? Data())
+    d.add("\(dataset.numUsers) \(dataset.numItems)")
+    try world.requireAgreement("the prepared dataset (--data \(dataset.directory.path))", d.value)
 }

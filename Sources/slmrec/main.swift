@@ -1,4 +1,6 @@
+import Cluster
 import CommandKit
+import Foundation
 
 /// `slmrec`: the toolbench's command line. This target is the composition root: it is the
 /// only place that names the compression passes (Registry.swift) and the only code that exits.
@@ -15,4 +17,15 @@ struct Slmrec: ParsableCommand {
             + dataCommands + sasrecCommands + passCommands + compareCommands)
 }
 
-Slmrec.main()
+// Under mpirun, MPI starts here, on the main thread, before any command runs (a plain run
+// never touches MPI). Rank 0 alone prints: the others' standard output goes nowhere, their
+// errors still reach standard error with their rank named (docs/scale-out.md).
+let world = Cluster.world
+if let failure = Cluster.initialisationFailure {
+    FileHandle.standardError.write(Data("slmrec: \(failure)\n".utf8))
+    exit(1)
+}
+if !world.isLeader { let null = open("/dev/null", O_WRONLY); if null >= 0 { dup2(null, 1); close(null) } }
+let status = Slmrec.runAsRoot(Array(CommandLine.arguments.dropFirst()))
+world.finish(status: status)
+exit(status)
