@@ -1,6 +1,7 @@
 import Foundation
 import Common
 import Engine
+import Cluster
 
 /// Which tensors of an E-LLMRec model train (E4SRec freezes the item table by default).
 public struct TrainableParts: Codable, Sendable, Equatable {
@@ -70,8 +71,11 @@ public final class FineTuneTask: TrainingTask {
     }
 
     /// A per-step seed: the same step of the same run draws the same dropout masks, resumed or not.
+    /// Under mpirun each rank draws its own masks (its rows are others than rank 0's); a
+    /// single process is rank 0 and draws what it always drew.
     public static func stepSeed(_ seed: UInt64, _ step: Int) -> UInt64 {
-        var r = SeededRNG(seed: seed ^ (UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15), stream: "step")
+        let rank = Cluster.world.rank
+        var r = SeededRNG(seed: seed ^ (UInt64(truncatingIfNeeded: step) &* 0x9E37_79B9_7F4A_7C15), stream: rank == 0 ? "step" : "step-rank-\(rank)")
         return r.next()
     }
 }

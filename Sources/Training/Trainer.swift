@@ -5,6 +5,7 @@ import Evaluation
 import ModelEvaluation
 import ModelFormat
 import RecData
+import Cluster
 
 /// The shared trainer's options (every training pass embeds these; TrainingKit's option table
 /// names them for recipes). Codable as Swift synthesizes it, for the resumable state only.
@@ -258,9 +259,29 @@ public final class Trainer {
 
     private func runCatchingSignals(resume: Bool) throws -> TrainingResult {
         let fm = FileManager.default
-        try fm.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let world = Cluster.world, leader = world.isLeader
         let o = options
         let groups = task.groups
+        // Data-parallel under mpirun (docs/scale-out.md): every rank forms the same global
+        // batches, takes its share of each, and the gradients are summed over the ranks
+        // before the one AdamW step every rank applies; rank 0 alone writes.
+        if world.isDistributed {
+            // Rank 0 has set up the output and work directories before it gets here; no other
+            // rank touches the filesystem before this point.
+            try world.barrier()
+            if o.batchSize < world.size {
+                throw TrainingError(message: "batch_size \(o.batchSize) is smaller than the \(world.size) ranks: each rank takes a share of every batch. Use batch_size ≥ \(world.size) or fewer ranks (mpirun -np)")
+            }
+            if leader { try fm.createDirectory(at: stateDirectory, withIntermediateDirectories: true) }
+            try requireSharedDirectory(world)
+            var f = Fingerprint()
+            f.add(try JSONText.compact(JSONValue.encoding(o)))
+            for x in samples { x.input.withUnsafeBytes { f.add($0) }; f.add("\(x.target)") }
+            try world.requireAgreement("the trainer's options and training examples", f.value)
+            try world.requireAgreement("the initial weights", Self.fingerprint(groups))
+        } else {
+            try fm.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        }
         let gradients = Gradients(groups: groups)
         let grads = gradients.sets
         let adam = AdamWConfig(beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay)
@@ -273,42 +294,67 @@ public final class Trainer {
             state = s
             best = try loadBest(groups: groups)
             logLine("\(label): resuming at step \(state.step) of \(totalSteps)")
-        } else {
+        } else if leader {
             try? fm.removeItem(at: logURL)
+        }
+        if world.isDistributed {
+            try world.requireAgreement("the resumed training state (its step)", UInt64(state.step))
+            try world.requireAgreement("the resumed weights", Self.fingerprint(groups))
         }
         let total = totalSteps
         let warmup = o.warmupSteps > 0 ? o.warmupSteps : Int(Float(total) * o.warmupFraction)
         let schedule = LRSchedule(peak: o.lr, warmupSteps: warmup, totalSteps: total, minRatio: o.minLRRatio)
         let validEvery = o.validEvery > 0 ? o.validEvery : stepsPerEpoch
         let noDecay: (String) -> Bool = { $0.hasSuffix("norm.weight") || $0.hasSuffix(".bias") }
-        let log = try JSONLines(url: logURL, append: resume)
-        let progress = ProgressReporter(label: label, total: total, unit: "step", quiet: quiet)
+        let log = leader ? try JSONLines(url: logURL, append: resume) : nil
+        let progress = ProgressReporter(label: label, total: total, unit: "step", quiet: quiet || !leader)
+        let reducer = world.isDistributed ? GradientReducer(world: world, grads: grads) : nil
         let ws = Workspace()
         let start = nowSeconds()
         var seen = 0, tokens = 0
         var epochBatches: (epoch: Int, batches: [[Int]])? = nil
         var savedStep = -1
         func save() throws {
-            try saveState(state, groups: groups, opts: opts)
+            if leader { try saveState(state, groups: groups, opts: opts) }
             savedStep = state.step
         }
+        var stopAgreed: Int32? = nil   // data-parallel: a stop signal some rank received
 
         while state.step < total && !state.stoppedEarly {
-            if let sig = StopSignals.received {
+            if let sig = reducer == nil ? StopSignals.received : stopAgreed {
                 try save()
                 progress.stop(at: state.step, "interrupted")
                 throw Interrupted(signal: sig, step: state.step, stateDirectory: stateDirectory)
             }
             let epoch = state.step / stepsPerEpoch, inEpoch = state.step % stepsPerEpoch
             if epochBatches?.epoch != epoch { epochBatches = (epoch, batches(epoch: epoch)) }
-            let idx = epochBatches!.batches[inEpoch]
-            let ex = idx.map { samples[$0] }
-            var batch = try PackedBatch(sequences: ex.map(\.input), targets: ex.map(\.target), dims: task.dims, objective: o.objective)
-            batch.softmax = o.softmax
-            batch.sample = sampler?.draw(seed: o.seed, step: state.step)
+            let globalIdx = epochBatches!.batches[inEpoch]
+            let ex = globalIdx.map { samples[$0] }
+            // This rank's share of the global batch (all of it in a single process).
+            var idx = globalIdx, fraction = 1.0
+            if let reducer {
+                let shares = Self.shares(lengths: ex.map { $0.input.count }, ranks: world.size)
+                let rows = shares.map { s in TrainingSamples.targetCount(s.map { ex[$0] }, objective: o.objective) }
+                idx = shares[world.rank].map { globalIdx[$0] }
+                fraction = Double(rows[world.rank]) / Double(max(rows.reduce(0, +), 1))
+            }
+            let mine = idx.map { samples[$0] }
             gradients.zero()
             let t0 = nowSeconds()
-            var terms = task.step(batch, step: state.step, sampleIndices: idx, grads: gradients, workspace: ws)
+            var terms: [String: Double] = [:]
+            if !mine.isEmpty {
+                var batch = try PackedBatch(sequences: mine.map(\.input), targets: mine.map(\.target), dims: task.dims, objective: o.objective)
+                batch.softmax = o.softmax
+                batch.sample = sampler?.draw(seed: o.seed, step: state.step)
+                terms = task.step(batch, step: state.step, sampleIndices: idx, grads: gradients, workspace: ws)
+            }
+            if let reducer {
+                // Each rank's loss is a mean over its rows; weighted by its share of the
+                // global batch's rows and summed, it is the global batch's mean, and so are
+                // the gradients (one all-reduce of every gradient buffer).
+                let stop = try reducer.reduce(fraction: fraction, terms: &terms, stopSignal: StopSignals.received)
+                if let stop { stopAgreed = stop }
+            }
             // Global-norm clipping over every trainable tensor of every group (a group's
             // gradients hold its trainable tensors only).
             var sq = 0.0
@@ -321,7 +367,7 @@ public final class Trainer {
             let norm = sq.squareRoot()
             let loss = terms["loss"] ?? .nan
             if !loss.isFinite || !norm.isFinite {
-                try log.write(["step": .int(state.step), "event": .string("non-finite"), "loss": .number(loss), "grad_norm": .number(norm)])
+                try log?.write(["step": .int(state.step), "event": .string("non-finite"), "loss": .number(loss), "grad_norm": .number(norm)])
                 // Nothing of this step was applied: the state as it stands is the last good one.
                 try save()
                 throw TrainingError(message: "step \(state.step + 1): the \(loss.isFinite ? "gradient norm" : "loss") is not finite; training stopped without applying it. The state before it (step \(state.step)) is saved in \(stateDirectory.path). Lower lr (now \(o.lr)) or grad_clip and train again: that state resumes only with the same options, so with new ones training starts afresh (a recipe stage whose options changed does so by itself; `slmrec apply` once that directory is removed).")
@@ -343,7 +389,7 @@ public final class Trainer {
             terms["seq_per_s"] = Double(ex.count) / max(dt, 1e-9)
             var rec: [String: JSONValue] = ["step": .int(state.step), "epoch": .number(Double(state.step) / Double(stepsPerEpoch))]
             for (k, v) in terms { rec[k] = .number(v) }
-            try log.write(rec)
+            try log?.write(rec)
             progress.update(state.step, String(format: "loss %.4f lr %.2e %.0f seq/s", loss, lr, Double(seen) / max(nowSeconds() - start, 1e-9)))
 
             if let k = simulateKillAfter, state.step >= k {
@@ -359,18 +405,19 @@ public final class Trainer {
                 var vrec: [String: JSONValue] = ["step": .int(state.step), "event": .string("valid"),
                                                  "candidates": .string(o.validCandidates.rawValue), "users": .int(v.users)]
                 for (k, x) in m { vrec["valid_" + k] = .number(x) }
-                try log.write(vrec)
+                try log?.write(vrec)
                 state.history.append(.object(vrec))
                 if state.bestMetric == nil || value > state.bestMetric! {
                     state.bestMetric = value
                     state.bestStep = state.step
                     state.badValidations = 0
                     best = groups.map { $0.params.copy($0.trainable) }
-                    try saveBest(best!, groups: groups)
+                    if leader { try saveBest(best!, groups: groups) }
                 } else {
                     state.badValidations += 1
                 }
-                if !quiet { logLine(String(format: "\(label): step %d valid %@ %.4f (best %.4f at step %d)", state.step, o.metric, value, state.bestMetric ?? 0, state.bestStep)) }
+                if world.isDistributed { try world.requireAgreement("the weights after step \(state.step) (the ranks drifted apart)", Self.fingerprint(groups)) }
+                if !quiet && leader { logLine(String(format: "\(label): step %d valid %@ %.4f (best %.4f at step %d)", state.step, o.metric, value, state.bestMetric ?? 0, state.bestStep)) }
                 if o.patience > 0 && state.badValidations >= o.patience && !atEnd {
                     state.stoppedEarly = true
                     try save()
@@ -382,7 +429,7 @@ public final class Trainer {
                 try save()
             }
         }
-        if let sig = StopSignals.received {   // arrived during the last step: the state says "done"
+        if let sig = reducer == nil ? StopSignals.received : stopAgreed {   // arrived during the last step: the state says "done"
             try save()
             throw Interrupted(signal: sig, step: state.step, stateDirectory: stateDirectory)
         }
@@ -399,6 +446,49 @@ public final class Trainer {
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
                               stoppedEarly: state.stoppedEarly, history: state.history,
                               meanTerms: state.termSums.mapValues { $0 / Double(max(state.step, 1)) }, seed: o.seed)
+    }
+
+    // MARK: data parallelism (docs/scale-out.md)
+
+    /// A global batch's rows split over `ranks` with balanced tokens: longest first, each to
+    /// the rank with the fewest tokens so far (ties: the lower rank), each share then in the
+    /// batch's order. Positions into the batch; rank 0 is never empty.
+    public static func shares(lengths: [Int], ranks: Int) -> [[Int]] {
+        var load = [Int](repeating: 0, count: ranks), out = [[Int]](repeating: [], count: ranks)
+        let order = lengths.indices.sorted { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }
+        for i in order {
+            var r = 0
+            for k in 1..<max(ranks, 1) where load[k] < load[r] { r = k }
+            load[r] += lengths[i]
+            out[r].append(i)
+        }
+        return out.map { $0.sorted() }
+    }
+
+    /// Every group's tensors, as bytes: equal on every rank that holds the same weights.
+    static func fingerprint(_ groups: [ParamGroup]) -> UInt64 {
+        var f = Fingerprint()
+        for g in groups { f.add(UnsafeRawBufferPointer(start: g.params.buffer.ptr, count: g.params.buffer.count * 4)) }
+        return f.value
+    }
+
+    /// The state directory must be one directory for every rank (a shared filesystem): rank 0
+    /// writes a token into it, and every rank must read it back.
+    func requireSharedDirectory(_ world: Communicator) throws {
+        let marker = stateDirectory.appendingPathComponent(".ranks-\(ProcessInfo.processInfo.processIdentifier)")
+        var token = [UInt8](world.isLeader ? Array(UUID().uuidString.utf8) : [])
+        var path = [UInt8](world.isLeader ? Array(marker.path.utf8) : [])
+        if world.isLeader { try Data(token).write(to: marker) }
+        try world.broadcast(&token)
+        try world.broadcast(&path)
+        let seen = FileManager.default.contents(atPath: String(decoding: path, as: UTF8.self)).map { [UInt8]($0) == token } ?? false
+        let all = try world.allgather(seen ? 1 : 0)
+        try world.barrier()
+        if world.isLeader { try? FileManager.default.removeItem(at: marker) }
+        let blind = all.indices.filter { all[$0] == 0 }
+        if !blind.isEmpty {
+            throw TrainingError(message: "\(stateDirectory.path) is not shared between the ranks: rank\(blind.count > 1 ? "s" : "") \(blind.map(String.init).joined(separator: ", ")) cannot read what rank 0 wrote there. Put the output on a filesystem every node mounts at the same path (docs/scale-out.md)")
+        }
     }
 
     // MARK: resumable state (atomic: everything is written to a temp dir, then renamed)
@@ -486,5 +576,61 @@ final class JSONLines {
     /// number is written as null (JSON has none).
     func write(_ record: [String: JSONValue]) throws {
         handle.write(Data((JSONText.compact(.object(record)) + "\n").utf8))
+    }
+}
+
+/// Sums one step's gradients (and loss terms) over the ranks: every gradient buffer in one
+/// MPI_Allreduce (copied through one staging buffer when there are several), the loss terms
+/// and the stop flag in a second, tiny one.
+final class GradientReducer {
+    let world: Communicator
+    let grads: [ParamSet]
+    let staging: FloatBuffer?
+    /// The loss terms' names, rank 0's (a rank whose share of the last batch is empty has none).
+    var keys: [String]? = nil
+
+    init(world: Communicator, grads: [ParamSet]) {
+        self.world = world
+        self.grads = grads
+        staging = grads.count > 1 ? FloatBuffer(count: grads.reduce(0) { $0 + $1.buffer.count }) : nil
+    }
+
+    /// Scales this rank's gradients and terms by `fraction` (its share of the batch's rows),
+    /// sums them over the ranks in place, and returns a stop signal if any rank received one.
+    func reduce(fraction: Double, terms: inout [String: Double], stopSignal: Int32?) throws -> Int32? {
+        let f = Float(fraction)
+        if keys == nil {
+            var names = world.isLeader ? Array(JSONText.compact(.array(terms.keys.sorted().map { .string($0) })).utf8) : []
+            try world.broadcast(&names)
+            let parsed = (try? JSONValue.parse(Data(names))).flatMap { v -> [String]? in
+                if case .array(let a) = v { return a.compactMap { if case .string(let s) = $0 { return s } else { return nil } } }
+                return nil
+            }
+            keys = parsed ?? []
+        }
+        if let staging {
+            var off = 0
+            for g in grads {
+                for i in 0..<g.buffer.count { staging.ptr[off + i] = g.buffer.ptr[i] * f }
+                off += g.buffer.count
+            }
+            try world.allreduceSum(staging.ptr, count: staging.count)
+            off = 0
+            for g in grads {
+                for i in 0..<g.buffer.count { g.buffer.ptr[i] = staging.ptr[off + i] }
+                off += g.buffer.count
+            }
+        } else if let g = grads.first {
+            if f != 1 { for i in 0..<g.buffer.count { g.buffer.ptr[i] *= f } }
+            try world.allreduceSum(g.buffer.ptr, count: g.buffer.count)
+        }
+        let names = keys ?? []
+        var v = names.map { (terms[$0] ?? 0) * fraction } + [stopSignal == nil ? 0 : 1]
+        try world.allreduceSum(&v)
+        terms = [:]
+        for (k, name) in names.enumerated() { terms[name] = v[k] }
+        // Any rank's signal stops every rank after this step (mpirun forwards SIGINT/SIGTERM
+        // to all, but they may see it at different steps).
+        return v[names.count] > 0 ? (stopSignal ?? SIGTERM) : nil
     }
 }

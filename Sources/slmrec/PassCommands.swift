@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import ModelEvaluation
 import Common
@@ -114,6 +115,9 @@ struct Apply: ParsableCommand {
             try OutputGuard.check(metricsURL, kind: Self.metricsKind, flag: "the metrics file beside --output", force: force, inputs: inputs,
                                   alternative: "choose another --output")
         }
+        // Under mpirun, rank 0 owns the output, its lock and the work directory; the other
+        // ranks only train their share (the trainer synchronises them after rank 0 set up).
+        if !Cluster.world.isLeader { return try applyAsFollower(p, opts: opts, references: refURLs) }
         try checkMetrics()
         try writingOutput(outURL, kind: Checkpoint.outputKind, force: force, inputs: inputs, keepsTrainingState: true) {
             try checkMetrics()   // again, under the output's lock
@@ -125,6 +129,15 @@ struct Apply: ParsableCommand {
                 try apply(p, opts: opts, inputs: inputs, references: refURLs, adapterURL: nil)
             }
         }
+    }
+
+    /// A rank other than 0 of a data-parallel `apply`: the same pass on the same inputs, with
+    /// rank 0's work directory (read only: the trainer's state on --resume); writes nothing.
+    func applyAsFollower(_ p: AnyPass, opts: any PassOptions, references: [String: URL]) throws {
+        let outURL = fileURL(output)
+        let work = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).work")
+        let ctx = PassContext(input: fileURL(input), references: references, workDirectory: work, seed: seed, stage: p.name, resume: resume)
+        do { _ = try p.apply(ctx, options: opts) } catch let e as Interrupted { throw exitAfterInterrupt(e) }
     }
 
     /// Runs the pass with its work directory beside the output (`.NAME.work`): kept when a
