@@ -289,14 +289,18 @@ public final class LayerwiseKDTask: TrainingTask {
         let dh = headWorkspace.get("kd.dh", R * C).ptr
         var dTeacher: [Int: [Float]] = [:], dTeacherLast: [Float]? = nil, dTeacherUser: [Float]? = nil
         var dCos = 0.0, dNorm = 0.0, lms = 0.0
+        // D_cos and D_norm are means over the aligned rows: one per sequence with the paper's
+        // last-position alignment, whose share of a data-parallel rank is not its row share
+        // (PackedBatch.sequenceWeight); with every position aligned they are per-row means.
+        let perSequence = s.align == .last ? Float(batch.sequenceWeight) : 1
         for (k, p) in pairs.enumerated() {
             let lastPost = k == B - 1 && postNormLast
             let full = lastPost ? UnsafePointer(sa.lastHidden.ptr) : sa.hiddenStatePointer(p.student, dims: student.dims)
             for (i, r) in rows.enumerated() { for j in 0..<C { sRows[i * C + j] = full[r * C + j] } }
             ds.update(repeating: 0, count: nr * C)
             let t = UnsafePointer(tStates + k * nr * C)
-            dCos += cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: ds, dt: nil, scale: s.lambdaCos / Float(B))
-            dNorm += squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: ds, dt: nil, scale: s.lambdaNorm / Float(B))
+            dCos += cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: ds, dt: nil, scale: s.lambdaCos * perSequence / Float(B)) * Double(perSequence)
+            dNorm += squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: ds, dt: nil, scale: s.lambdaNorm * perSequence / Float(B)) * Double(perSequence)
             // Scatter the aligned-row gradients back to all scored rows.
             func scatter(_ g: UnsafeMutablePointer<Float>, into acc: [Float]?) -> [Float] {
                 var out = acc ?? [Float](repeating: 0, count: R * C)
@@ -306,8 +310,8 @@ public final class LayerwiseKDTask: TrainingTask {
             if lastPost { req.dLastHidden = scatter(ds, into: req.dLastHidden) } else { req.dHidden[p.student] = scatter(ds, into: req.dHidden[p.student]) }
             if online {
                 dt.update(repeating: 0, count: nr * C)
-                _ = cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: nil, dt: dt, scale: s.lambdaCos / Float(B))
-                _ = squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: nil, dt: dt, scale: s.lambdaNorm / Float(B))
+                _ = cosineDistance(t: t, s: sRows, rows: nr, c: C, ds: nil, dt: dt, scale: s.lambdaCos * perSequence / Float(B))
+                _ = squaredDistance(t: t, s: sRows, rows: nr, c: C, ds: nil, dt: dt, scale: s.lambdaNorm * perSequence / Float(B))
                 if lastPost { dTeacherLast = scatter(dt, into: dTeacherLast) } else { dTeacher[p.teacher] = scatter(dt, into: dTeacher[p.teacher]) }
             }
             // L_ms on the paired layers below N (k < H), over every scored row with its target.

@@ -19,7 +19,7 @@ public final class ProgressReporter: @unchecked Sendable {
         self.unit = unit
         self.isTTY = isatty(STDERR_FILENO) != 0
         self.plainInterval = plainInterval
-        self.quiet = quiet
+        self.quiet = quiet || LogOutput.follower
     }
 
     /// Reports `done` units of `total`, with extra fields such as `loss=3.21 lr=1e-3`.
@@ -67,7 +67,15 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 }
 
+/// Who speaks on standard error. Under mpirun every rank runs the same command, so rank 0
+/// alone logs and shows progress (the others would repeat each line K times); a failing
+/// rank's error still reaches standard error, from the CLI's error path, with its rank named.
+public enum LogOutput {
+    nonisolated(unsafe) public static var follower = false
+}
+
 /// One log line to standard error (the CLI keeps standard output for results).
 public func logLine(_ s: String) {
+    if LogOutput.follower { return }
     FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
 }

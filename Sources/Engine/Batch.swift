@@ -34,6 +34,12 @@ public struct PackedBatch: Sendable {
     public var softmax: ItemSoftmax = .full
     /// The step's shared negatives for `softmax: .sampled` (ItemSampler.draw).
     public var sample: SampledItems? = nil
+    /// Data-parallel training only (Trainer, docs/scale-out.md): this rank's share of the
+    /// global batch's sequences divided by its share of the scored rows. The trainer weights
+    /// every rank's loss by its row share, which makes a per-row mean (the CE) the global
+    /// batch's; a per-sequence mean (KD's last-position alignment) scaled by this first is
+    /// the global batch's per-sequence mean too. 1 in a single process.
+    public var sequenceWeight: Double = 1
     public var nTok: Int { seqStart[count] }
     public var rows: Int { outRows.count }
 

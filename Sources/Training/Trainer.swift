@@ -163,6 +163,9 @@ public struct TrainingResult {
     public var meanTerms: [String: Double]
     /// The seed the run used.
     public var seed: UInt64
+    /// The training loss at every step (of the global batch under mpirun), resumed parts
+    /// included: the curve to plot, and what the data-parallel equivalence test compares.
+    public var lossPerStep: [Double] = []
 
     /// What a training pass's `metrics.json` records of the run.
     public var metrics: [String: JSONValue] {
@@ -171,7 +174,7 @@ public struct TrainingResult {
          "train_seconds": .number(seconds), "samples_per_second": .number(samplesPerSecond),
          "tokens_per_second": .number(tokensPerSecond), "stopped_early": .bool(stoppedEarly),
          "history": .array(history), "loss_terms": .object(meanTerms.mapValues { .number($0) }),
-         "seed": .int(Int(truncatingIfNeeded: seed))]
+         "seed": .int(Int(truncatingIfNeeded: seed)), "loss_per_step": .array(lossPerStep.map { .number($0) })]
     }
 }
 
@@ -242,6 +245,8 @@ public final class Trainer {
         var history: [JSONValue] = []
         /// Sums of each loss term over the `step` steps so far (for their means).
         var termSums: [String: Double] = [:]
+        /// The (global batch's) loss of every step so far: metrics.json's `loss_per_step`.
+        var losses: [Double] = []
         // No decoding of older states: their options.json no longer matches (loadState refuses
         // them before this is read), so every state read here was written by this version.
     }
@@ -346,6 +351,7 @@ public final class Trainer {
                 var batch = try PackedBatch(sequences: mine.map(\.input), targets: mine.map(\.target), dims: task.dims, objective: o.objective)
                 batch.softmax = o.softmax
                 batch.sample = sampler?.draw(seed: o.seed, step: state.step)
+                if reducer != nil && fraction > 0 { batch.sequenceWeight = (Double(mine.count) / Double(ex.count)) / fraction }
                 terms = task.step(batch, step: state.step, sampleIndices: idx, grads: gradients, workspace: ws)
             }
             if let reducer {
@@ -383,6 +389,7 @@ public final class Trainer {
             seen += ex.count
             tokens += ex.reduce(0) { $0 + $1.input.count }
             state.lastLoss = loss
+            state.losses.append(loss)
             let dt = nowSeconds() - t0
             terms["lr"] = Double(lr)
             terms["grad_norm"] = norm
@@ -445,7 +452,8 @@ public final class Trainer {
                               bestMetric: state.bestMetric, lastLoss: state.lastLoss, seconds: secs,
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
                               stoppedEarly: state.stoppedEarly, history: state.history,
-                              meanTerms: state.termSums.mapValues { $0 / Double(max(state.step, 1)) }, seed: o.seed)
+                              meanTerms: state.termSums.mapValues { $0 / Double(max(state.step, 1)) }, seed: o.seed,
+                              lossPerStep: state.losses)
     }
 
     // MARK: data parallelism (docs/scale-out.md)

@@ -1,5 +1,6 @@
 import Cluster
 import CommandKit
+import Common
 import Foundation
 
 /// `slmrec`: the toolbench's command line. This target is the composition root: it is the
@@ -25,7 +26,10 @@ if let failure = Cluster.initialisationFailure {
     FileHandle.standardError.write(Data("slmrec: \(failure)\n".utf8))
     exit(1)
 }
-if !world.isLeader { let null = open("/dev/null", O_WRONLY); if null >= 0 { dup2(null, 1); close(null) } }
+if !world.isLeader {
+    let null = open("/dev/null", O_WRONLY); if null >= 0 { dup2(null, 1); close(null) }
+    LogOutput.follower = true
+}
 let status = Slmrec.runAsRoot(Array(CommandLine.arguments.dropFirst()))
 world.finish(status: status)
 exit(status)
