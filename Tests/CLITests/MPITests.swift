@@ -189,4 +189,78 @@ final class MPITests: XCTestCase {
         XCTAssertLessThan(lossDiff, 1e-3, "loss per step")
         XCTAssertLessThan(weightDiff, 1e-3, "final weights")
     }
+
+    /// `mpirun …` in the background, standard error to a file.
+    func spawnMPI(ranks: Int, _ args: [String], stderr: URL) throws -> Process {
+        guard let m = Self.mpirun else { throw XCTSkip("mpirun is not installed (apt-get install -y openmpi-bin libopenmpi-dev)") }
+        let p = Process()
+        p.executableURL = m
+        p.arguments = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(ranks)", CLI.binary.path] + args
+        _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: stderr)
+        try p.run()
+        return p
+    }
+
+    /// The pid of the slmrec process that is rank `rank` of a job writing `output`.
+    func pid(ofRank rank: Int, writing output: String) -> pid_t? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for e in entries {
+            guard let pid = Int32(e),
+                  let cmd = FileManager.default.contents(atPath: "/proc/\(e)/cmdline"),
+                  let env = FileManager.default.contents(atPath: "/proc/\(e)/environ") else { continue }
+            let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard args.first == CLI.binary.path, args.contains(output) else { continue }
+            if env.split(separator: 0).map({ String(decoding: $0, as: UTF8.self) }).contains("OMPI_COMM_WORLD_RANK=\(rank)") { return pid }
+        }
+        return nil
+    }
+
+    /// Faults: one rank killed with SIGKILL mid-training ends the whole job non-zero, naming
+    /// the rank; nothing is written at --output and the last complete trainer checkpoint is
+    /// intact; --resume continues it with another number of ranks (the state does not depend
+    /// on the rank count) or in a single process, and lands on the uninterrupted trajectory.
+    func testKilledRankEndsTheJobAndResumesWithOtherRankCounts() throws {
+        let fm = FileManager.default
+        let dir = try CLI.tmp("mpi-kill")
+        let data = try TinyModels.preparePatternDataset(in: dir)
+        let ck = dir.appendingPathComponent("ck").path
+        XCTAssertEqual(try CLI.run(["init", "--output", ck, "--data", data.path, "--layers", "2", "--hidden", "32", "--intermediate", "48",
+                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "3"]).status, 0)
+        let opts = "{data: \"\(data.path)\", max_steps: 400, batch_size: 12, lr: 0.002, checkpoint_every: 10, valid_every: 100, valid_users: 0, patience: 0}"
+        func apply(_ name: String) -> [String] {
+            ["apply", "finetune", "--input", ck, "--output", dir.appendingPathComponent(name).path, "--options", opts, "--seed", "7"]
+        }
+        let one = try CLI.run(apply("one"))
+        XCTAssertEqual(one.status, 0, one.all)
+        // (started with, killed rank, resumed with): K → another K, and K → one process.
+        for (start, victim, resume) in [(2, 1, 3), (3, 2, 1)] {
+            let name = "from\(start)to\(resume)", out = dir.appendingPathComponent(name).path
+            let trainer = dir.appendingPathComponent(".\(name).work/trainer")
+            let err = dir.appendingPathComponent("\(name).err")
+            let job = try spawnMPI(ranks: start, apply(name), stderr: err)
+            XCTAssertTrue(CLI.wait(upTo: 120, while: job) { (CLI.savedStep(trainer) ?? 0) >= 40 }, "a trainer checkpoint exists")
+            let victimPid = try XCTUnwrap(pid(ofRank: victim, writing: out), "rank \(victim) is running")
+            kill(victimPid, SIGKILL)
+            job.waitUntilExit()
+            let log = try String(contentsOf: err, encoding: .utf8)
+            XCTAssertNotEqual(job.terminationStatus, 0, log)
+            XCTAssertTrue(log.contains("rank \(victim)"), "the message names the rank that died: \(log)")
+            XCTAssertFalse(fm.fileExists(atPath: out), "no output from a killed job")
+            let saved = try XCTUnwrap(CLI.savedStep(trainer), "the last complete checkpoint is intact")
+            XCTAssertLessThan(saved, 400, "killed before the end")
+            let r = resume == 1 ? try CLI.run(apply(name) + ["--resume"]) : try mpirun([(resume, apply(name) + ["--resume"])])
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertTrue(r.stderr.contains("resuming at step"), r.stderr)
+            let got = try lossPerStep(dir.appendingPathComponent("\(name).metrics.json"))
+            XCTAssertEqual(got.count, 400)
+            let ref = try lossPerStep(dir.appendingPathComponent("one.metrics.json"))
+            let lossDiff = zip(ref, got).map { abs($0 - $1) / abs($0) }.max() ?? .infinity
+            let weightDiff = try maxRelativeDifference(dir.appendingPathComponent("one"), URL(fileURLWithPath: out))
+            print("np \(start), rank \(victim) killed after step \(saved), resumed with \(resume): max relative loss difference \(lossDiff), final weights \(weightDiff)")
+            XCTAssertLessThan(lossDiff, 1e-3)
+            XCTAssertLessThan(weightDiff, 1e-3)
+        }
+    }
 }
