@@ -70,7 +70,7 @@ let package = Package(
         // Ranking a model's users (float or int8) and the metrics file's record.
         .target(name: "ModelEvaluation", dependencies: ["Common", "RecData", "Engine", "ModelFormat", "Evaluation", "Cluster"]),
         .target(name: "Training", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Cluster"]),
-        .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation"]),
+        .target(name: "SASRec", dependencies: ["Common", "ModelFormat", "Engine", "RecData", "Evaluation", "ModelEvaluation", "Cluster"]),
         .target(name: "CommandKit"),
         // The plugin host: the pass protocol, strict options, recipes, planner and runner. It
         // runs no model (evaluation is plugged in), so it needs only formats and vocabulary.

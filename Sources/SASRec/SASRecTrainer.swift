@@ -1,4 +1,5 @@
 import Foundation
+import Cluster
 import Common
 import Engine
 import Evaluation
@@ -101,6 +102,12 @@ public enum SASRecTrainer {
     /// weights, the generators, the log) is saved there after every epoch, and SIGINT/SIGTERM
     /// stop training at the next step with the state saved mid-epoch, throwing `Interrupted`;
     /// `resume` continues from that state and ends with the same weights as an uninterrupted run.
+    ///
+    /// Under mpirun (docs/scale-out.md) every rank forms the same global batches, trains on a
+    /// token-balanced share of each, and the gradients are summed over the ranks before the
+    /// one Adam step every rank applies; validation is sharded (the same scores as one
+    /// process). Rank 0 alone writes the state: it must have created `stateDirectory` (a
+    /// directory every rank sees) before the others reach this point.
     public static func train(dataset: PreparedDataset, config: SASRecConfig, options o: SASRecTrainOptions,
                              progress: Bool = true, stateDirectory: URL? = nil, resume: Bool = false,
                              log: ((SASRecEpochRecord) -> Void)? = nil) throws -> SASRecTrainResult {
@@ -108,7 +115,7 @@ public enum SASRecTrainer {
         try o.validate()
         guard config.numItems == dataset.numItems else { throw SASRecError("config has \(config.numItems) items, dataset \(dataset.numItems)") }
         guard let stateDirectory else { return try loop(dataset: dataset, config: config, options: o, progress: progress, state: nil, resume: false, log: log) }
-        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        if Cluster.world.isLeader { try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true) }
         return try StopSignals.catching {
             try loop(dataset: dataset, config: config, options: o, progress: progress, state: stateDirectory, resume: resume, log: log)
         }
@@ -139,6 +146,20 @@ public enum SASRecTrainer {
         let adam = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay))
         let wins = windows(dataset: dataset, maxLen: config.maxLen)
         guard !wins.isEmpty else { throw SASRecError("no training sequence has 2 or more items; nothing to train on") }
+        let world = Cluster.world, leader = world.isLeader
+        if world.isDistributed {
+            try world.barrier()   // rank 0 has set up the state directory
+            if o.batchSize < world.size {
+                throw SASRecError("--batch-size \(o.batchSize) is smaller than the \(world.size) ranks: each rank takes a share of every batch. Use --batch-size ≥ \(world.size) or fewer ranks (mpirun -np)")
+            }
+            if let state { try world.requireSharedDirectory(state) }
+            var f = Fingerprint()
+            f.add(try JSONText.compact(JSONValue.encoding(o)))
+            f.add(try JSONText.compact(JSONValue.encoding(config)))
+            for w in wins { w.target.withUnsafeBytes { f.add($0) } }
+            try world.requireAgreement("the options and the training windows (--data \(dataset.directory.path))", f.value)
+        }
+        let reducer = world.isDistributed ? GradientReducer(world: world, buffers: [(grads.buffer.ptr, grads.buffer.count)]) : nil
         var p = State(config: config, options: o, dataRNG: SeededRNG(seed: o.seed, stream: "sasrec-batches"),
                          dropRNG: SeededRNG(seed: o.seed, stream: "sasrec-dropout"))
         let bestParams = model.params.copy()
@@ -157,9 +178,15 @@ public enum SASRecTrainer {
                                           counts: o.sampler == .popularity ? dataset.trainingItemCounts() : nil)
             } catch { throw SASRecError("\(error)") }
         }
+        if world.isDistributed {
+            var w = Fingerprint()
+            w.add(UnsafeRawBufferPointer(start: model.params.buffer.ptr, count: model.params.buffer.count * 4))
+            try world.requireAgreement("the weights at the start (epoch \(p.epoch), step \(p.stepInEpoch))", w.value)
+        }
+        var stopAgreed: Int32? = nil   // data-parallel: a stop signal some rank received
         let t0 = nowSeconds() - p.elapsedSeconds
         func save() throws {
-            guard let state else { return }
+            guard let state, leader else { return }
             p.adamStep = adam.step
             p.elapsedSeconds = nowSeconds() - t0
             try saveState(state, p, lines: lines, model: model, adam: adam, best: bestParams)
@@ -171,18 +198,43 @@ public enum SASRecTrainer {
             let batches = lengthGroupedBatches(lengths: wins.map { $0.input.count }, batchSize: o.batchSize, shuffle: true, rng: &dataRNG)
             let bar = ProgressReporter(label: "sasrec epoch \(epoch)", total: batches.count, unit: "steps", quiet: !progress)
             for step in p.stepInEpoch..<batches.count {
-                if let sig = StopSignals.received {
+                if let sig = reducer == nil ? StopSignals.received : stopAgreed {
                     p.epochSeconds = nowSeconds() - te
                     try save()
                     bar.stop(at: step, "interrupted")
                     throw Interrupted(signal: sig, step: adam.step, stateDirectory: state)
                 }
                 let idx = batches[step]
-                let b = SASRecBatch(inputs: idx.map { wins[$0].input }, targets: idx.map { wins[$0].target }, maxLen: config.maxLen)
+                // This rank's share of the global batch (all of it in a single process); its
+                // loss and gradients are means over its targets, weighted by its share of them.
+                var mine = idx, fraction = 1.0, rows = 0
+                if reducer != nil {
+                    let shares = Communicator.balancedShares(lengths: idx.map { wins[$0].input.count }, ranks: world.size)
+                    let perRank = shares.map { s in s.reduce(0) { $0 + wins[idx[$1]].input.count } }
+                    rows = perRank.reduce(0, +)
+                    mine = shares[world.rank].map { idx[$0] }
+                    fraction = Double(perRank[world.rank]) / Double(max(rows, 1))
+                }
                 grads.zero()
-                let sample = sampler?.draw(seed: o.seed, step: adam.step)
-                let (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &p.dropRNG, ceChunk: o.ceChunk,
-                                             softmax: o.softmax ?? .full, sample: sample)
+                var (l, n) = (0.0, 0)
+                if !mine.isEmpty {
+                    let b = SASRecBatch(inputs: mine.map { wins[$0].input }, targets: mine.map { wins[$0].target }, maxLen: config.maxLen)
+                    let sample = sampler?.draw(seed: o.seed, step: adam.step)
+                    if world.rank == 0 {
+                        (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &p.dropRNG, ceChunk: o.ceChunk,
+                                                 softmax: o.softmax ?? .full, sample: sample)
+                    } else {
+                        // Another rank's rows get their own masks, drawn per step (resume-safe).
+                        var r = SeededRNG(seed: o.seed ^ (UInt64(adam.step) &* 0x9E37_79B9_7F4A_7C15), stream: "sasrec-dropout-rank-\(world.rank)")
+                        (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &r, ceChunk: o.ceChunk,
+                                                 softmax: o.softmax ?? .full, sample: sample)
+                    }
+                }
+                if let reducer {
+                    var terms = ["loss": n > 0 ? l / Double(n) : 0]
+                    if let stop = try reducer.reduce(fraction: fraction, terms: &terms, stopSignal: StopSignals.received) { stopAgreed = stop }
+                    (l, n) = ((terms["loss"] ?? .nan) * Double(rows), rows)
+                }
                 guard l.isFinite else {
                     throw SASRecError("non-finite loss at epoch \(epoch) step \(step + 1); lower --lr")
                 }
@@ -213,7 +265,9 @@ public enum SASRecTrainer {
             p.epoch = epoch + 1; p.stepInEpoch = 0; p.dataRNG = dataRNG
             p.lossSum = 0; p.count = 0; p.seqs = 0; p.epochSeconds = 0
             if p.bad >= o.patience { p.finished = true }
-            if let m = o.maxSeconds, nowSeconds() - t0 > m {
+            // Every rank must take the same decision, and each measures its own clock.
+            let overBudget = o.maxSeconds.map { nowSeconds() - t0 > $0 } ?? false
+            if try reducer?.any(overBudget) ?? overBudget, let m = o.maxSeconds {
                 if progress { logLine("sasrec: time budget of \(Int(m)) s reached after epoch \(epoch)") }
                 p.finished = true
             }

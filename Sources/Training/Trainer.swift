@@ -166,6 +166,9 @@ public struct TrainingResult {
     /// The training loss at every step (of the global batch under mpirun), resumed parts
     /// included: the curve to plot, and what the data-parallel equivalence test compares.
     public var lossPerStep: [Double] = []
+    /// Under mpirun: the ranks, the floats all-reduced per step, and this run's seconds in
+    /// the all-reduce (nil: a single process).
+    public var dataParallel: DataParallelStats? = nil
 
     /// What a training pass's `metrics.json` records of the run.
     public var metrics: [String: JSONValue] {
@@ -175,6 +178,26 @@ public struct TrainingResult {
          "tokens_per_second": .number(tokensPerSecond), "stopped_early": .bool(stoppedEarly),
          "history": .array(history), "loss_terms": .object(meanTerms.mapValues { .number($0) }),
          "seed": .int(Int(truncatingIfNeeded: seed)), "loss_per_step": .array(lossPerStep.map { .number($0) })]
+            .merging(dataParallel.map { ["data_parallel": $0.json] } ?? [:]) { a, _ in a }
+    }
+}
+
+/// What the gradient all-reduce cost a data-parallel run (this process's view; rank 0's is
+/// what metrics.json records). docs/scale-out.md.
+public struct DataParallelStats: Sendable {
+    public var ranks: Int
+    /// Steps this process ran (a resumed run: since the resume).
+    public var steps: Int
+    public var floatsPerStep: Int
+    /// Seconds in the all-reduces; with `waitSeconds` measured apart (benchmarks), the
+    /// transfer alone, else the waiting for the slowest rank included.
+    public var allreduceSeconds: Double
+    public var waitSeconds: Double?
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["ranks": .int(ranks), "steps": .int(steps), "floats_per_step": .int(floatsPerStep),
+                                      "bytes_per_step": .int(floatsPerStep * 4), "allreduce_seconds": .number(allreduceSeconds)]
+        if let waitSeconds { o["wait_seconds"] = .number(waitSeconds) }
+        return .object(o)
     }
 }
 
@@ -194,6 +217,8 @@ public final class Trainer {
     public var simulateKillAfter: Int? = nil
     /// Benchmarks: no validation (and so no best-checkpoint selection).
     public var skipValidation = false
+    /// Benchmarks under mpirun: time the wait for the slowest rank apart from the all-reduce.
+    public var separateAllreduceWait = false
 
     public init(task: TrainingTask, dataset: PreparedDataset, options: TrainerOptions, stateDirectory: URL) throws {
         let p = options.problems(for: task.dims)
@@ -278,7 +303,7 @@ public final class Trainer {
                 throw TrainingError(message: "batch_size \(o.batchSize) is smaller than the \(world.size) ranks: each rank takes a share of every batch. Use batch_size ≥ \(world.size) or fewer ranks (mpirun -np)")
             }
             if leader { try fm.createDirectory(at: stateDirectory, withIntermediateDirectories: true) }
-            try requireSharedDirectory(world)
+            try world.requireSharedDirectory(stateDirectory)
             var f = Fingerprint()
             f.add(try JSONText.compact(JSONValue.encoding(o)))
             for x in samples { x.input.withUnsafeBytes { f.add($0) }; f.add("\(x.target)") }
@@ -313,7 +338,8 @@ public final class Trainer {
         let noDecay: (String) -> Bool = { $0.hasSuffix("norm.weight") || $0.hasSuffix(".bias") }
         let log = leader ? try JSONLines(url: logURL, append: resume) : nil
         let progress = ProgressReporter(label: label, total: total, unit: "step", quiet: quiet || !leader)
-        let reducer = world.isDistributed ? GradientReducer(world: world, grads: grads) : nil
+        let reducer = world.isDistributed ? GradientReducer(world: world, buffers: grads.map { ($0.buffer.ptr, $0.buffer.count) }) : nil
+        reducer?.separateWait = separateAllreduceWait
         let ws = Workspace()
         let start = nowSeconds()
         var seen = 0, tokens = 0
@@ -338,7 +364,7 @@ public final class Trainer {
             // This rank's share of the global batch (all of it in a single process).
             var idx = globalIdx, fraction = 1.0
             if let reducer {
-                let shares = Self.shares(lengths: ex.map { $0.input.count }, ranks: world.size)
+                let shares = Communicator.balancedShares(lengths: ex.map { $0.input.count }, ranks: world.size)
                 let rows = shares.map { s in TrainingSamples.targetCount(s.map { ex[$0] }, objective: o.objective) }
                 idx = shares[world.rank].map { globalIdx[$0] }
                 fraction = Double(rows[world.rank]) / Double(max(rows.reduce(0, +), 1))
@@ -453,50 +479,18 @@ public final class Trainer {
                               samplesPerSecond: Double(seen) / max(secs, 1e-9), tokensPerSecond: Double(tokens) / max(secs, 1e-9),
                               stoppedEarly: state.stoppedEarly, history: state.history,
                               meanTerms: state.termSums.mapValues { $0 / Double(max(state.step, 1)) }, seed: o.seed,
-                              lossPerStep: state.losses)
+                              lossPerStep: state.losses,
+                              dataParallel: reducer.map { DataParallelStats(ranks: world.size, steps: $0.steps, floatsPerStep: $0.floatsPerStep,
+                                                                             allreduceSeconds: $0.seconds, waitSeconds: $0.separateWait ? $0.waitSeconds : nil) })
     }
 
     // MARK: data parallelism (docs/scale-out.md)
-
-    /// A global batch's rows split over `ranks` with balanced tokens: longest first, each to
-    /// the rank with the fewest tokens so far (ties: the lower rank), each share then in the
-    /// batch's order. Positions into the batch; rank 0 is never empty.
-    public static func shares(lengths: [Int], ranks: Int) -> [[Int]] {
-        var load = [Int](repeating: 0, count: ranks), out = [[Int]](repeating: [], count: ranks)
-        let order = lengths.indices.sorted { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }
-        for i in order {
-            var r = 0
-            for k in 1..<max(ranks, 1) where load[k] < load[r] { r = k }
-            load[r] += lengths[i]
-            out[r].append(i)
-        }
-        return out.map { $0.sorted() }
-    }
 
     /// Every group's tensors, as bytes: equal on every rank that holds the same weights.
     static func fingerprint(_ groups: [ParamGroup]) -> UInt64 {
         var f = Fingerprint()
         for g in groups { f.add(UnsafeRawBufferPointer(start: g.params.buffer.ptr, count: g.params.buffer.count * 4)) }
         return f.value
-    }
-
-    /// The state directory must be one directory for every rank (a shared filesystem): rank 0
-    /// writes a token into it, and every rank must read it back.
-    func requireSharedDirectory(_ world: Communicator) throws {
-        let marker = stateDirectory.appendingPathComponent(".ranks-\(ProcessInfo.processInfo.processIdentifier)")
-        var token = [UInt8](world.isLeader ? Array(UUID().uuidString.utf8) : [])
-        var path = [UInt8](world.isLeader ? Array(marker.path.utf8) : [])
-        if world.isLeader { try Data(token).write(to: marker) }
-        try world.broadcast(&token)
-        try world.broadcast(&path)
-        let seen = FileManager.default.contents(atPath: String(decoding: path, as: UTF8.self)).map { [UInt8]($0) == token } ?? false
-        let all = try world.allgather(seen ? 1 : 0)
-        try world.barrier()
-        if world.isLeader { try? FileManager.default.removeItem(at: marker) }
-        let blind = all.indices.filter { all[$0] == 0 }
-        if !blind.isEmpty {
-            throw TrainingError(message: "\(stateDirectory.path) is not shared between the ranks: rank\(blind.count > 1 ? "s" : "") \(blind.map(String.init).joined(separator: ", ")) cannot read what rank 0 wrote there. Put the output on a filesystem every node mounts at the same path (docs/scale-out.md)")
-        }
     }
 
     // MARK: resumable state (atomic: everything is written to a temp dir, then renamed)
@@ -584,61 +578,5 @@ final class JSONLines {
     /// number is written as null (JSON has none).
     func write(_ record: [String: JSONValue]) throws {
         handle.write(Data((JSONText.compact(.object(record)) + "\n").utf8))
-    }
-}
-
-/// Sums one step's gradients (and loss terms) over the ranks: every gradient buffer in one
-/// MPI_Allreduce (copied through one staging buffer when there are several), the loss terms
-/// and the stop flag in a second, tiny one.
-final class GradientReducer {
-    let world: Communicator
-    let grads: [ParamSet]
-    let staging: FloatBuffer?
-    /// The loss terms' names, rank 0's (a rank whose share of the last batch is empty has none).
-    var keys: [String]? = nil
-
-    init(world: Communicator, grads: [ParamSet]) {
-        self.world = world
-        self.grads = grads
-        staging = grads.count > 1 ? FloatBuffer(count: grads.reduce(0) { $0 + $1.buffer.count }) : nil
-    }
-
-    /// Scales this rank's gradients and terms by `fraction` (its share of the batch's rows),
-    /// sums them over the ranks in place, and returns a stop signal if any rank received one.
-    func reduce(fraction: Double, terms: inout [String: Double], stopSignal: Int32?) throws -> Int32? {
-        let f = Float(fraction)
-        if keys == nil {
-            var names = world.isLeader ? Array(JSONText.compact(.array(terms.keys.sorted().map { .string($0) })).utf8) : []
-            try world.broadcast(&names)
-            let parsed = (try? JSONValue.parse(Data(names))).flatMap { v -> [String]? in
-                if case .array(let a) = v { return a.compactMap { if case .string(let s) = $0 { return s } else { return nil } } }
-                return nil
-            }
-            keys = parsed ?? []
-        }
-        if let staging {
-            var off = 0
-            for g in grads {
-                for i in 0..<g.buffer.count { staging.ptr[off + i] = g.buffer.ptr[i] * f }
-                off += g.buffer.count
-            }
-            try world.allreduceSum(staging.ptr, count: staging.count)
-            off = 0
-            for g in grads {
-                for i in 0..<g.buffer.count { g.buffer.ptr[i] = staging.ptr[off + i] }
-                off += g.buffer.count
-            }
-        } else if let g = grads.first {
-            if f != 1 { for i in 0..<g.buffer.count { g.buffer.ptr[i] *= f } }
-            try world.allreduceSum(g.buffer.ptr, count: g.buffer.count)
-        }
-        let names = keys ?? []
-        var v = names.map { (terms[$0] ?? 0) * fraction } + [stopSignal == nil ? 0 : 1]
-        try world.allreduceSum(&v)
-        terms = [:]
-        for (k, name) in names.enumerated() { terms[name] = v[k] }
-        // Any rank's signal stops every rank after this step (mpirun forwards SIGINT/SIGTERM
-        // to all, but they may see it at different steps).
-        return v[names.count] > 0 ? (stopSignal ?? SIGTERM) : nil
     }
 }

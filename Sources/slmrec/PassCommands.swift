@@ -134,8 +134,7 @@ struct Apply: ParsableCommand {
     /// A rank other than 0 of a data-parallel `apply`: the same pass on the same inputs, with
     /// rank 0's work directory (read only: the trainer's state on --resume); writes nothing.
     func applyAsFollower(_ p: AnyPass, opts: any PassOptions, references: [String: URL]) throws {
-        let outURL = fileURL(output)
-        let work = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).work")
+        let work = WorkDirectory.location(beside: fileURL(output))
         let ctx = PassContext(input: fileURL(input), references: references, workDirectory: work, seed: seed, stage: p.name, resume: resume)
         do { _ = try p.apply(ctx, options: opts) } catch let e as Interrupted { throw exitAfterInterrupt(e) }
     }

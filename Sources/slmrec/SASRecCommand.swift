@@ -1,4 +1,5 @@
 import Foundation
+import Cluster
 import Common
 import CommandKit
 import Engine
@@ -79,10 +80,12 @@ struct SASRecCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Under mpirun the other ranks train and evaluate with rank 0 and write nothing.
+        if !Cluster.world.isLeader { return try train(leader: false) }
         try writingOutput(fileURL(output), kind: Self.outputKind, force: force, inputs: [("--data", fileURL(data))], keepsTrainingState: true) { try train() }
     }
 
-    func train() throws {
+    func train(leader: Bool = true) throws {
         if let t = threads { BLASThreads.set(t) }
         let dataset = try PreparedDataset.load(directory: fileURL(data))
         let cfg = config(numItems: dataset.numItems)
@@ -91,19 +94,20 @@ struct SASRecCommand: ParsableCommand {
         // The state is for this model, these options (a time budget aside) and this dataset.
         var keyOpts = opts
         keyOpts.maxSeconds = nil
-        let work = try WorkDirectory(beside: fileURL(output), keyParts: ["model": try JSONValue.encoding(cfg), "training": try JSONValue.encoding(keyOpts),
-                                                                          "data": .string(try ContentHash.identity(of: fileURL(data)))],
-                                     resume: resume, what: "slmrec sasrec")
+        let keyParts: [String: JSONValue] = ["model": try JSONValue.encoding(cfg), "training": try JSONValue.encoding(keyOpts),
+                                             "data": .string(try ContentHash.identity(of: fileURL(data)))]
+        // Rank 0 owns the work directory; a follower reads its state from there on --resume.
+        let work = leader ? try WorkDirectory(beside: fileURL(output), keyParts: keyParts, resume: resume, what: "slmrec sasrec") : nil
         let result: SASRecTrainResult
         do {
             result = try SASRecTrainer.train(dataset: dataset, config: cfg, options: opts, progress: !quiet,
-                                             stateDirectory: work.url, resume: resume) { line in
+                                             stateDirectory: work?.url ?? WorkDirectory.location(beside: fileURL(output)), resume: resume) { line in
                 if let v = try? JSONValue.encoding(line) { logLine(JSONText.compact(v)) }
             }
         } catch let e as Interrupted {
             throw exitAfterInterrupt(e)
         } catch {
-            work.keepOrRemove(what: "slmrec sasrec")
+            work?.keepOrRemove(what: "slmrec sasrec")
             throw error
         }
         let model = result.model
@@ -114,6 +118,7 @@ struct SASRecCommand: ParsableCommand {
                                     trainWallSeconds: result.trainSeconds, trainStepSeconds: result.stepSeconds,
                                     test: test.record(split: .test, candidates: .both), valid: valid.record(split: .valid, candidates: .both),
                                     blasThreads: BLASThreads.current)
+        guard let work else { return }
         var log = try result.log.map { JSONText.compact(try JSONValue.encoding($0)) }
         log.append(JSONText.compact(.object(["event": .string("test"), "test": try JSONValue.encoding(metrics.test), "best_epoch": .int(result.bestEpoch)])))
         try AtomicFile.writeDirectory(fileURL(output)) { dir in

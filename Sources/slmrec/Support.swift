@@ -100,7 +100,7 @@ struct WorkDirectory {
     /// seed, and each input's `ContentHash.identity`); existing state is continued only with
     /// `resume` and only for the same parts; without `resume` it is never discarded silently.
     init(beside output: URL, keyParts: [String: JSONValue], resume: Bool, what: String) throws {
-        url = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).work")
+        url = Self.location(beside: output)
         key = ContentHash.of(string: JSONText.compact(.object(keyParts)))   // compact sorts keys
         let fm = FileManager.default
         let keyURL = url.appendingPathComponent(Self.keyFile)
@@ -121,6 +121,12 @@ struct WorkDirectory {
         }
         try fm.createDirectory(at: url, withIntermediateDirectories: true)
         try JSONText.write(.object(["key": .string(key), "command": .string(resumeCommand())]), to: keyURL)
+    }
+
+    /// `.NAME.work` beside the output NAME (what a follower rank of a data-parallel command
+    /// reads rank 0's state from; it never creates or removes it).
+    static func location(beside output: URL) -> URL {
+        output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).work")
     }
 
     /// Whether anything besides the key file is there (trainer state worth keeping).

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import TestKit
 import ModelFormat
+import Common
 
 /// `slmrec` under Open MPI's mpirun (docs/scale-out.md): sharded evaluation gives exactly the
 /// single process's ranks and metrics, and ranks that read different inputs are refused.
@@ -188,6 +189,71 @@ final class MPITests: XCTestCase {
         XCTAssertLessThan(earlyDiff, 1e-6, "the first 20 steps' loss (without the per-sequence weighting: 1.8e-4, and 2.6 % in the final weights)")
         XCTAssertLessThan(lossDiff, 1e-3, "loss per step")
         XCTAssertLessThan(weightDiff, 1e-3, "final weights")
+    }
+
+    /// `slmrec sasrec`'s own loop, data-parallel: 20 epochs of 7 steps, dropout 0, np 2 and 3
+    /// against one process — the per-epoch loss, every epoch's validation NDCG@10 and the
+    /// final weights. One direction is excluded from the weights: the key bias
+    /// (in_proj_bias[C..<2C]) has an exactly zero gradient (q·(k + b) shifts every score of a
+    /// query by the same q·b, which the softmax ignores), so its "gradient" is rounding noise
+    /// that Adam normalises into full-size steps, different for any order of the sums — one
+    /// process and another summation order disagree there (measured 1.5 % of the tensor's
+    /// scale) with no effect on any output.
+    func testDataParallelSASRecFollowsTheSingleProcess() throws {
+        let dir = try CLI.tmp("mpi-sasrec")
+        var rng = SeededRNG(seed: 1)
+        let raw = dir.appendingPathComponent("raw.txt")
+        try (1...200).map { u -> String in
+            let start = rng.nextInt(below: 30), len = 6 + rng.nextInt(below: 10)
+            return "\(u) " + (0..<len).map { String((start + $0 * (1 + u % 3)) % 30 + 1) }.joined(separator: " ")
+        }.joined(separator: "\n").write(to: raw, atomically: true, encoding: .utf8)
+        let data = dir.appendingPathComponent("data").path
+        XCTAssertEqual(try CLI.run(["data", "prepare", "--input", raw.path, "--output", data, "--format", "sequences", "--kcore", "1", "--negatives", "5"]).status, 0)
+        func sasrec(_ name: String, batch: Int = 32) -> [String] {
+            ["sasrec", "--data", data, "--hidden", "16", "--layers", "2", "--heads", "2", "--max-len", "12", "--dropout", "0",
+             "--batch-size", "\(batch)", "--epochs", "20", "--patience", "100", "--quiet", "--output", dir.appendingPathComponent(name).path]
+        }
+        func epochs(_ name: String) throws -> [(loss: Double, ndcg: Double)] {
+            try String(contentsOf: dir.appendingPathComponent(name + "/log.jsonl"), encoding: .utf8).split(separator: "\n").compactMap { l in
+                let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any])
+                guard o["event"] as? String == "epoch" else { return nil }
+                return (try XCTUnwrap(o["loss"] as? Double), try XCTUnwrap((o["valid_full"] as? [String: Double])?["NDCG@10"]))
+            }
+        }
+        func weights(_ name: String) throws -> [String: [Float]] {
+            var t = try Safetensors.read(dir.appendingPathComponent(name + "/sasrec.safetensors")).mapValues { try $0.floats() }
+            for k in t.keys where k.hasSuffix("in_proj_bias") { t[k]!.replaceSubrange(16..<32, with: [Float](repeating: 0, count: 16)) }
+            return t
+        }
+        let one = try CLI.run(sasrec("one"))
+        XCTAssertEqual(one.status, 0, one.all)
+        let ref = try epochs("one"), refW = try weights("one")
+        XCTAssertEqual(ref.count, 20)
+        XCTAssertLessThan(ref.last!.loss, ref.first!.loss * 0.8, "it learns")
+        XCTAssertLessThan(ref.last!.ndcg, 0.99, "validation is not saturated (a tie at 1.0 would hide a difference)")
+        for k in [2, 3] {
+            let r = try mpirun([(k, sasrec("np\(k)"))])
+            XCTAssertEqual(r.status, 0, r.all)
+            XCTAssertEqual(r.stdout.components(separatedBy: "wrote ").count - 1, 1, "rank 0 alone reports: \(r.stdout)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(".np\(k).work").path))
+            let got = try epochs("np\(k)"), w = try weights("np\(k)")
+            XCTAssertEqual(got.count, 20)
+            let lossDiff = zip(ref, got).map { abs($0.loss - $1.loss) / $0.loss }.max() ?? .infinity
+            let ndcgDiff = zip(ref, got).map { abs($0.ndcg - $1.ndcg) }.max() ?? .infinity
+            var weightDiff = 0.0
+            for (name, a) in refW {
+                let b = try XCTUnwrap(w[name]), scale = Double(a.map(abs).max() ?? 1)
+                for i in a.indices { weightDiff = max(weightDiff, abs(Double(a[i] - b[i])) / max(scale, 1e-12)) }
+            }
+            print("sasrec np \(k): max relative epoch-loss difference \(lossDiff), valid NDCG@10 \(ndcgDiff), final weights \(weightDiff)")
+            XCTAssertLessThan(lossDiff, 1e-6, "np \(k): the loss of every epoch")
+            XCTAssertLessThan(ndcgDiff, 1e-3, "np \(k): every epoch's validation")
+            XCTAssertLessThan(weightDiff, 1e-4, "np \(k): final weights (the key bias aside)")
+        }
+        let small = try mpirun([(2, sasrec("tiny-batch", batch: 1))])
+        XCTAssertNotEqual(small.status, 0)
+        XCTAssertTrue(small.stderr.contains("--batch-size 1 is smaller than the 2 ranks"), small.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("tiny-batch").path))
     }
 
     /// `mpirun …` in the background, standard error to a file.
