@@ -11,6 +11,8 @@ struct Judge {
     let plan: Plan
     let runDirectory: URL
     let evaluator: (any StageEvaluator)?
+    /// Under mpirun only rank 0 writes the judgements; every rank measures (RunCoordination).
+    let coordination: RunCoordination
     let say: (String) -> Void
     /// Group → the variant its readers get.
     private(set) var selected: [String: String] = [:]
@@ -24,8 +26,8 @@ struct Judge {
     /// Plan.judged, computed once (it walks every stage).
     private let judged: Set<String>
 
-    init(plan: Plan, runDirectory: URL, evaluator: (any StageEvaluator)?, say: @escaping (String) -> Void) {
-        self.plan = plan; self.runDirectory = runDirectory; self.evaluator = evaluator; self.say = say
+    init(plan: Plan, runDirectory: URL, evaluator: (any StageEvaluator)?, coordination: RunCoordination = .single, say: @escaping (String) -> Void) {
+        self.plan = plan; self.runDirectory = runDirectory; self.evaluator = evaluator; self.coordination = coordination; self.say = say
         judged = plan.judged
     }
 
@@ -137,6 +139,7 @@ struct Judge {
         guard let spec, let specJSON = try? JSONValue.encoding(spec) else {
             throw ToolbenchError("stage \(name)", problem: "gates and selection need the recipe's evaluate block", fix: "add evaluate: { data: … }")
         }
+        try coordination.synchronize()   // every rank reads the cache as rank 0 left it
         if let d = FileManager.default.contents(atPath: cache.path), let v = try? JSONValue.parse(d),
            v["key"]?.stringValue == key, v["evaluation"] == specJSON, let m = v["metrics"]?.objectValue {
             return m.compactMapValues(\.doubleValue)
@@ -149,6 +152,7 @@ struct Judge {
         do { m = try evaluator.evaluate(stage: StageOutput(name: name, checkpoint: checkpoint, adapter: adapter, baseDirectory: plan.baseDirectory), spec: spec) } catch let e as EvaluationUnavailable {
             throw ToolbenchError("stage \(name)", problem: "its validation metrics could not be measured: \(e.reason)", fix: "fix the evaluation, then rerun with --resume")
         }
+        guard coordination.writes else { return m }
         try FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONText.write(.object(["key": .string(key), "evaluation": specJSON, "metrics": .object(m.mapValues { .number($0) })]), to: cache)
         return m
@@ -156,6 +160,7 @@ struct Judge {
 
     /// metrics.json says whether the stage passed its gate (rewritten when the outcome changes).
     private func recordGate(_ o: GateOutcome, in dir: URL) throws {
+        guard coordination.writes else { return }
         let url = dir.appendingPathComponent("metrics.json")
         guard let d = FileManager.default.contents(atPath: url.path), var m = (try? JSONValue.parse(d))?.objectValue else { return }
         let v = try JSONValue.encoding(o)
@@ -165,6 +170,7 @@ struct Judge {
     }
 
     private func save() throws {
+        guard coordination.writes else { return }
         if !gates.isEmpty || !skipped.isEmpty {
             try JSONText.write(encoding: Judgements.Gates(gates: gates, skipped: skipped), to: runDirectory.appendingPathComponent(RecipeRunner.gatesFile))
         }

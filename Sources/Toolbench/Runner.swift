@@ -27,6 +27,22 @@ public struct StageOutput: Sendable {
     }
 }
 
+/// How a run's processes share it (docs/scale-out.md). One process (`single`) writes
+/// everything and waits for no one. Under mpirun the CLI gives rank 0 `writes` and the other
+/// ranks not, with `synchronize` a barrier: every rank runs every pass and evaluation (their
+/// training and ranking are data-parallel collectives), rank 0 alone writes the run
+/// directory, and the others read what it wrote once it is in place — each decision a rank
+/// takes from the run directory (skip on --resume, a cached validation, an input already
+/// evaluated) is read after a `synchronize`, so every rank takes the same one.
+public struct RunCoordination: Sendable {
+    public var writes: Bool
+    public var synchronize: @Sendable () throws -> Void
+    public init(writes: Bool, synchronize: @escaping @Sendable () throws -> Void) {
+        self.writes = writes; self.synchronize = synchronize
+    }
+    public static let single = RunCoordination(writes: true, synchronize: {})
+}
+
 /// A thread-safe line buffer for a stage's log.
 final class LogBuffer: @unchecked Sendable {
     private let lock = NSLock()
@@ -54,10 +70,12 @@ public struct StageRecord: Sendable {
 public struct RecipeRunner: Sendable {
     public var evaluator: (any StageEvaluator)?
     public var quiet: Bool
+    public var coordination: RunCoordination
 
-    public init(evaluator: (any StageEvaluator)?, quiet: Bool = false) {
+    public init(evaluator: (any StageEvaluator)?, quiet: Bool = false, coordination: RunCoordination = .single) {
         self.evaluator = evaluator
         self.quiet = quiet
+        self.coordination = coordination
     }
 
     public static let stageFile = "stage.json"
@@ -128,13 +146,16 @@ public struct RecipeRunner: Sendable {
         if resume && force {
             throw ToolbenchError(runDirectory.path, problem: "--resume continues the run directory and --force replaces it", fix: "give one of them")
         }
-        AtomicFile.recover(runDirectory)
-        let existing = try Self.checkRunDirectory(runDirectory, plan: plan, resume: resume, force: force)
-        if existing == .previousOutput && force {
-            try AtomicFile.replaceWithEmptyDirectory(runDirectory)
-            if !quiet { logLine("replaced the previous run directory \(runDirectory.path) (--force)") }
+        let writes = coordination.writes, sync = coordination.synchronize
+        if writes {
+            AtomicFile.recover(runDirectory)
+            let existing = try Self.checkRunDirectory(runDirectory, plan: plan, resume: resume, force: force)
+            if existing == .previousOutput && force {
+                try AtomicFile.replaceWithEmptyDirectory(runDirectory)
+                if !quiet { logLine("replaced the previous run directory \(runDirectory.path) (--force)") }
+            }
+            try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         }
-        try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         let isQuiet = quiet
         func say(_ line: String) { if !isQuiet { logLine(line) } }
 
@@ -154,14 +175,18 @@ public struct RecipeRunner: Sendable {
             }
         }
         if !pathHashes.isEmpty { hashes["option_paths"] = .object(pathHashes.mapValues { .string($0) }) }
-        try JSONText.write(plan.effectiveRecipe, to: runDirectory.appendingPathComponent("recipe.effective.json"))
-        try JSONText.write(.object(hashes), to: runDirectory.appendingPathComponent("inputs.json"))
+        if writes {
+            try JSONText.write(plan.effectiveRecipe, to: runDirectory.appendingPathComponent("recipe.effective.json"))
+            try JSONText.write(.object(hashes), to: runDirectory.appendingPathComponent("inputs.json"))
+        }
 
         var records: [StageRecord] = []
         var dirs: [String: URL] = [:]
         for (n, a) in plan.inputs { dirs[n] = a.url }
-        var judge = Judge(plan: plan, runDirectory: runDirectory, evaluator: evaluator, say: say)
+        var judge = Judge(plan: plan, runDirectory: runDirectory, evaluator: evaluator, coordination: coordination, say: say)
         for s in plan.stages {
+            // Rank 0 has written every earlier stage (and its judgement) before any rank reads them.
+            try sync()
             let stageDir = runDirectory.appendingPathComponent(s.name)
             if let only, !only.contains(s.name) {
                 say("[\(s.index + 1)/\(plan.stages.count)] \(s.name): not selected (--stage), not run")
@@ -210,53 +235,65 @@ public struct RecipeRunner: Sendable {
             // State this stage left under an older key (its options or inputs changed since)
             // can never be resumed: it goes.
             for old in (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path)) ?? []
-            where old != work.lastPathComponent && old.hasPrefix("\(s.name)-")
+            where writes && old != work.lastPathComponent && old.hasPrefix("\(s.name)-")
                 && old.dropFirst(s.name.count + 1).count == 16 && old.dropFirst(s.name.count + 1).hasPrefix("fnv1a64:") {
                 try? fm.removeItem(at: work.deletingLastPathComponent().appendingPathComponent(old))
                 say("    removed the training state of an earlier version of \(s.name) (.work/\(old)): its options or inputs changed")
             }
+            // Writes the stage's files into `tmp` (rank 0: the stage directory's temporary name;
+            // another rank: a private scratch directory, discarded; its work directory is rank
+            // 0's, which it only reads).
+            func produce(_ tmp: URL) throws {
+                if writes { try fm.createDirectory(at: work, withIntermediateDirectories: true) }
+                var refs: [String: URL] = [:], refAdapters: [String: URL] = [:]
+                for (r, target) in s.references {
+                    let kind = s.pass.references.first { $0.name == r }?.kind ?? .checkpoint
+                    refs[r] = refDir(target, kind)
+                    if kind == .checkpoint, let a = adapterOf(target) { refAdapters[r] = a }
+                }
+                let ctx = PassContext(input: refDir(s.input, .checkpoint), references: refs,
+                                      inputAdapter: adapterOf(s.input), referenceAdapters: refAdapters, workDirectory: work,
+                                      baseDirectory: plan.baseDirectory, seed: s.seed, stage: s.name,
+                                      log: { log.append($0) }, quiet: quiet, resume: resume)
+                let result = try s.pass.apply(ctx, options: s.options)
+                var metrics = result.metrics
+                if let ck = result.checkpoint { try ck.save(to: tmp.appendingPathComponent(ArtifactKind.checkpoint.rawValue)) }
+                if let ad = result.adapter { try ad.save(to: tmp.appendingPathComponent(ArtifactKind.adapter.rawValue)) }
+                if (s.output.checkpoint != nil) != (result.checkpoint != nil) || s.output.adapter != (result.adapter != nil) {
+                    throw ToolbenchError("stage \(s.name)", problem: "pass \(s.pass.name) produced other artifacts than it planned", fix: "this is a bug in the pass")
+                }
+                FaultPoint.reach("stage-evaluation")
+                if let spec = plan.recipe.evaluate, s.evaluate, result.checkpoint != nil, spec.stages?.contains(s.name) ?? true {
+                    let out = StageOutput(name: s.name, checkpoint: tmp.appendingPathComponent("checkpoint"),
+                                          adapter: result.adapter == nil ? nil : tmp.appendingPathComponent("adapter"),
+                                          baseDirectory: plan.baseDirectory)
+                    do {
+                        guard let evaluator else { throw EvaluationUnavailable("evaluation not configured") }
+                        metrics["evaluation"] = .object(try evaluator.evaluate(stage: out, spec: spec).mapValues { .number($0) })
+                    } catch let e as EvaluationUnavailable {
+                        metrics["evaluation"] = .string(e.reason)
+                        log.append("evaluation: \(e.reason)")
+                    }
+                }
+                let secs = Date().timeIntervalSince(start)
+                metrics["seconds"] = .number(secs)
+                metrics["seed"] = .int(Int(truncatingIfNeeded: s.seed))   // the one it ran with
+                try JSONText.pretty(.object(metrics)).write(to: tmp.appendingPathComponent("metrics.json"))
+                try Data(log.text.utf8).write(to: tmp.appendingPathComponent("log.txt"))
+                let record: JSONValue = .object(["key": .string(key), "pass": .string(s.pass.name), "input": .string(s.input),
+                                                 "options": s.effectiveOptions, "seed": .int(Int(truncatingIfNeeded: s.seed))])
+                try JSONText.pretty(record).write(to: tmp.appendingPathComponent(Self.stageFile))
+            }
             do {
-                if !resume { try? fm.removeItem(at: work) }
-                try AtomicFile.writeDirectory(stageDir) { tmp in
-                    try fm.createDirectory(at: work, withIntermediateDirectories: true)
-                    var refs: [String: URL] = [:], refAdapters: [String: URL] = [:]
-                    for (r, target) in s.references {
-                        let kind = s.pass.references.first { $0.name == r }?.kind ?? .checkpoint
-                        refs[r] = refDir(target, kind)
-                        if kind == .checkpoint, let a = adapterOf(target) { refAdapters[r] = a }
-                    }
-                    let ctx = PassContext(input: refDir(s.input, .checkpoint), references: refs,
-                                          inputAdapter: adapterOf(s.input), referenceAdapters: refAdapters, workDirectory: work,
-                                          baseDirectory: plan.baseDirectory, seed: s.seed, stage: s.name,
-                                          log: { log.append($0) }, quiet: quiet, resume: resume)
-                    let result = try s.pass.apply(ctx, options: s.options)
-                    var metrics = result.metrics
-                    if let ck = result.checkpoint { try ck.save(to: tmp.appendingPathComponent(ArtifactKind.checkpoint.rawValue)) }
-                    if let ad = result.adapter { try ad.save(to: tmp.appendingPathComponent(ArtifactKind.adapter.rawValue)) }
-                    if (s.output.checkpoint != nil) != (result.checkpoint != nil) || s.output.adapter != (result.adapter != nil) {
-                        throw ToolbenchError("stage \(s.name)", problem: "pass \(s.pass.name) produced other artifacts than it planned", fix: "this is a bug in the pass")
-                    }
-                    FaultPoint.reach("stage-evaluation")
-                    if let spec = plan.recipe.evaluate, s.evaluate, result.checkpoint != nil, spec.stages?.contains(s.name) ?? true {
-                        let out = StageOutput(name: s.name, checkpoint: tmp.appendingPathComponent("checkpoint"),
-                                              adapter: result.adapter == nil ? nil : tmp.appendingPathComponent("adapter"),
-                                              baseDirectory: plan.baseDirectory)
-                        do {
-                            guard let evaluator else { throw EvaluationUnavailable("evaluation not configured") }
-                            metrics["evaluation"] = .object(try evaluator.evaluate(stage: out, spec: spec).mapValues { .number($0) })
-                        } catch let e as EvaluationUnavailable {
-                            metrics["evaluation"] = .string(e.reason)
-                            log.append("evaluation: \(e.reason)")
-                        }
-                    }
-                    let secs = Date().timeIntervalSince(start)
-                    metrics["seconds"] = .number(secs)
-                    metrics["seed"] = .int(Int(truncatingIfNeeded: s.seed))   // the one it ran with
-                    try JSONText.pretty(.object(metrics)).write(to: tmp.appendingPathComponent("metrics.json"))
-                    try Data(log.text.utf8).write(to: tmp.appendingPathComponent("log.txt"))
-                    let record: JSONValue = .object(["key": .string(key), "pass": .string(s.pass.name), "input": .string(s.input),
-                                                     "options": s.effectiveOptions, "seed": .int(Int(truncatingIfNeeded: s.seed))])
-                    try JSONText.pretty(record).write(to: tmp.appendingPathComponent(Self.stageFile))
+                if writes {
+                    if !resume { try? fm.removeItem(at: work) }
+                    try AtomicFile.writeDirectory(stageDir) { try produce($0) }
+                } else {
+                    let scratch = fm.temporaryDirectory.appendingPathComponent("slmrec-rank-\(ProcessInfo.processInfo.processIdentifier)-\(s.name)")
+                    try? fm.removeItem(at: scratch)
+                    try fm.createDirectory(at: scratch, withIntermediateDirectories: true)
+                    defer { try? fm.removeItem(at: scratch) }
+                    try produce(scratch)
                 }
             } catch let e as ToolbenchError {
                 throw e.within("\(plan.recipe.path): stage \"\(s.name)\"")
@@ -267,10 +304,12 @@ public struct RecipeRunner: Sendable {
             }
             // The training state goes only once the stage directory is in place: a kill during
             // the stage's evaluation or while writing it must not cost the training.
-            try? fm.removeItem(at: work)
-            // Drop the run's .work directory once no stage has state in it.
-            if (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path))?.isEmpty ?? false {
-                try? fm.removeItem(at: work.deletingLastPathComponent())
+            if writes {
+                try? fm.removeItem(at: work)
+                // Drop the run's .work directory once no stage has state in it.
+                if (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path))?.isEmpty ?? false {
+                    try? fm.removeItem(at: work.deletingLastPathComponent())
+                }
             }
             let secs = Date().timeIntervalSince(start)
             say(String(format: "    done in %.2f s → %@", secs, stageDir.path))

@@ -216,6 +216,20 @@ struct Run: ParsableCommand {
             emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
             return
         }
+        let world = Cluster.world
+        if !world.isLeader {
+            // Under mpirun: every stage's passes and evaluations with rank 0 (data-parallel),
+            // reading what rank 0 writes; no lock, no files, no report (RunCoordination).
+            let evaluator = RecipeEvaluator()
+            do {
+                _ = try RecipeRunner(evaluator: evaluator, quiet: true, coordination: Self.coordination(world))
+                    .run(plan, runDirectory: dir, resume: resume, force: force, only: selected)
+            } catch let e as Interrupted {
+                throw exitAfterInterrupt(e, dropForce: true)
+            }
+            if only == nil { try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator, coordination: Self.coordination(world)) }
+            return
+        }
         // Refused targets first (before a lock file is created beside them); then one writer
         // at a time for the whole run: stages, evaluated inputs and the report.
         try RecipeRunner.checkRunDirectory(dir, plan: plan, resume: resume, force: force, targetOnly: true)
@@ -224,7 +238,10 @@ struct Run: ParsableCommand {
             AtomicFile.recoverTree(dir)   // stages, state and files inside it
             let evaluator = RecipeEvaluator()
             let records: [StageRecord]
-            do { records = try RecipeRunner(evaluator: evaluator).run(plan, runDirectory: dir, resume: resume, force: force, only: selected) } catch let e as Interrupted {
+            do {
+                records = try RecipeRunner(evaluator: evaluator, coordination: Self.coordination(world))
+                    .run(plan, runDirectory: dir, resume: resume, force: force, only: selected)
+            } catch let e as Interrupted {
                 throw exitAfterInterrupt(e, dropForce: true)
             }
             let ran = records.filter { !$0.skipped }.count
@@ -234,11 +251,21 @@ struct Run: ParsableCommand {
                 try reportJudgements(dir)
                 return
             }
-            try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator)
+            try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator, coordination: Self.coordination(world))
             emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
-            if !noReport { writeRunReport(dir, skipTiming: skipReportTiming) }
+            // Under mpirun the other ranks wait (polling) while rank 0 writes the report: its
+            // latency columns would time a contended machine, so they are left out there.
+            if !noReport { writeRunReport(dir, skipTiming: skipReportTiming || world.isDistributed) }
             try reportJudgements(dir)
         }
+    }
+}
+
+extension Run {
+    /// One process: `.single`. Under mpirun: rank 0 writes, a barrier between the ranks.
+    static func coordination(_ world: Communicator) -> RunCoordination {
+        guard world.isDistributed else { return .single }
+        return RunCoordination(writes: world.isLeader, synchronize: { try world.barrier() })
     }
 }
 
@@ -257,16 +284,19 @@ func reportJudgements(_ dir: URL) throws {
 
 /// Recipe inputs named in `compare` (typically the teacher a recipe starts from) are ranked
 /// with the same evaluator as the stages, so the report has their numbers and percentages.
-func evaluateComparedInputs(_ plan: Plan, runDirectory: URL, evaluator: RecipeEvaluator) throws {
+func evaluateComparedInputs(_ plan: Plan, runDirectory: URL, evaluator: RecipeEvaluator, coordination: RunCoordination = .single) throws {
     guard let spec = plan.recipe.evaluate else { return }
     for name in plan.recipe.compare {
         guard let input = plan.inputs[name], input.kind == .checkpoint else { continue }
         let out = ReportLoader.inputMetricsURL(run: runDirectory, input: name)
+        try coordination.synchronize()   // every rank sees what rank 0 has written
         if FileManager.default.fileExists(atPath: out.path) { continue }
         logLine("evaluating input \(name) (\(input.url.path))")
         let metrics = try evaluator.evaluate(
             stage: StageOutput(name: name, checkpoint: input.url, adapter: nil, baseDirectory: plan.baseDirectory), spec: spec)
-        try JSONText.write(.object(["evaluation": .object(metrics.mapValues { .number($0) }), "checkpoint": .string(input.url.path)]), to: out)
+        if coordination.writes {
+            try JSONText.write(.object(["evaluation": .object(metrics.mapValues { .number($0) }), "checkpoint": .string(input.url.path)]), to: out)
+        }
     }
 }
 

@@ -256,6 +256,61 @@ final class MPITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("tiny-batch").path))
     }
 
+    /// `slmrec run` under mpirun: a recipe of fine-tuning, pruning, distillation and int8
+    /// quantization with a gate (it needs validation on both ranks) and an evaluated input.
+    /// Every rank runs every stage (training and ranking data-parallel), rank 0 alone writes
+    /// the run directory; the stages land where one process's do, and --resume under mpirun
+    /// skips them all.
+    func testRecipeRunsDataParallel() throws {
+        let dir = try CLI.tmp("mpi-recipe")
+        let data = try TinyModels.preparePatternDataset(in: dir)
+        let base = dir.appendingPathComponent("base").path
+        XCTAssertEqual(try CLI.run(["init", "--output", base, "--data", data.path, "--layers", "4", "--hidden", "32", "--intermediate", "48",
+                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "3"]).status, 0)
+        let recipe = dir.appendingPathComponent("r.json5")
+        try """
+        { inputs: { base: "\(base)" }, evaluate: { data: "\(data.path)", split: "test", candidates: "both" },
+          stages: [
+            { name: "teacher", pass: "finetune", input: "base",
+              options: { data: "\(data.path)", max_steps: 60, batch_size: 12, lr: 0.003, valid_every: 30, valid_users: 0, patience: 0 } },
+            { name: "pruned", pass: "prune-layers", input: "teacher", options: { strategy: "keep-first", keep: 2 } },
+            { name: "student", pass: "layerwise-kd", input: "pruned", references: { teacher: "teacher" },
+              options: { data: "\(data.path)", max_steps: 40, batch_size: 10, lr: 0.002, valid_every: 0, valid_users: 0, patience: 0, blocks: 2 } },
+            { name: "ship", pass: "quantize-int8", input: "student", gate: { metric: "full.MRR", min_ratio: 0.5, of: "teacher" } } ],
+          compare: ["base", "teacher", "pruned", "student", "ship"] }
+        """.write(to: recipe, atomically: true, encoding: .utf8)
+        let one = try CLI.run(["run", recipe.path, "--output", dir.appendingPathComponent("one").path, "--skip-report-timing"])
+        XCTAssertEqual(one.status, 0, one.all)
+        let scratchBefore = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter { $0.hasPrefix("slmrec-rank-") }
+        let run = dir.appendingPathComponent("np2")
+        let r = try mpirun([(2, ["run", recipe.path, "--output", run.path, "--skip-report-timing"])])
+        XCTAssertEqual(r.status, 0, r.all)
+        XCTAssertEqual(r.stdout.components(separatedBy: "run complete").count - 1, 1, "rank 0 alone reports: \(r.stdout)")
+        for stage in ["teacher", "student"] {
+            let ref = try lossPerStep(dir.appendingPathComponent("one/\(stage)/metrics.json"))
+            let got = try lossPerStep(run.appendingPathComponent("\(stage)/metrics.json"))
+            XCTAssertEqual(got.count, ref.count)
+            let lossDiff = zip(ref, got).map { abs($0 - $1) / abs($0) }.max() ?? .infinity
+            let weightDiff = try maxRelativeDifference(dir.appendingPathComponent("one/\(stage)/checkpoint"), run.appendingPathComponent("\(stage)/checkpoint"))
+            print("recipe np 2, stage \(stage): max relative loss difference \(lossDiff), final weights \(weightDiff)")
+            XCTAssertLessThan(lossDiff, 1e-4, stage)
+            XCTAssertLessThan(weightDiff, 1e-3, stage)
+            let dp = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("\(stage)/metrics.json"))) as? [String: Any])?["data_parallel"] as? [String: Any])
+            XCTAssertEqual(dp["ranks"] as? Int, 2)
+        }
+        for f in ["gates.json", "inputs/base/metrics.json", "report/report.md", "ship/checkpoint/model.safetensors", "recipe.effective.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent(f).path), f)
+        }
+        let gates = try String(contentsOf: run.appendingPathComponent("gates.json"), encoding: .utf8)
+        XCTAssertTrue(gates.contains("\"passed\": true"), gates)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent(".work").path))
+        let scratchAfter = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory()).filter { $0.hasPrefix("slmrec-rank-") }
+        XCTAssertEqual(scratchAfter, scratchBefore, "the other ranks' scratch copies are removed")
+        let again = try mpirun([(2, ["run", recipe.path, "--output", run.path, "--skip-report-timing", "--resume"])])
+        XCTAssertEqual(again.status, 0, again.all)
+        XCTAssertEqual(again.stderr.components(separatedBy: "unchanged, skipped (--resume)").count - 1, 4, again.stderr)
+    }
+
     /// `mpirun …` in the background, standard error to a file.
     func spawnMPI(ranks: Int, _ args: [String], stderr: URL) throws -> Process {
         guard let m = Self.mpirun else { throw XCTSkip("mpirun is not installed (apt-get install -y openmpi-bin libopenmpi-dev)") }
