@@ -252,7 +252,7 @@ public final class Trainer {
 
     /// The batches of an epoch: shuffled length buckets from a generator seeded by (seed, epoch),
     /// so a resumed run sees exactly the same order.
-    func batches(epoch: Int) -> [[Int]] {
+    public func batches(epoch: Int) -> [[Int]] {
         var rng = SeededRNG(seed: options.seed, stream: "batches-\(epoch)")
         return lengthGroupedBatches(lengths: samples.map { $0.input.count }, batchSize: options.batchSize, shuffle: true, rng: &rng)
     }

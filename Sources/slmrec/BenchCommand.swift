@@ -1,4 +1,5 @@
 import Foundation
+import Cluster
 import Common
 import CommandKit
 import Engine
@@ -27,6 +28,8 @@ struct Bench: ParsableCommand {
     @Option(help: "With --epoch: the objective (all-positions or last).") var objective: String = "all-positions"
     @Option(help: "With --epoch: the loss over the items (full, streamed or sampled).") var softmax: ItemSoftmax?
     @Option(help: "With --epoch and --softmax sampled, or with --head: shared negatives per step.") var sampledNegatives: Int = 1024
+    @Flag(help: "With --epoch: train the config's LoRA adapter (and the projections and prompt) instead of every weight.") var lora = false
+    @Option(help: "With --epoch: time only the first N steps of the epoch.") var maxSteps: Int?
     @Option(help: """
         Instead: time the item head alone (loss forward + backward at the config's all-positions batch, item dim 64) \
         for these catalogue sizes (comma-separated, e.g. 10000,100000,376858): full (tiled exact), streamed and sampled \
@@ -36,6 +39,8 @@ struct Bench: ParsableCommand {
     func validate() throws {
         let modes = [int8 ? "--int8" : nil, io ? "--io" : nil, epoch != nil ? "--epoch" : nil, head != nil ? "--head" : nil].compactMap { $0 }
         if softmax != nil && epoch == nil { throw ValidationError("--softmax applies to --epoch") }
+        if (lora || maxSteps != nil) && epoch == nil { throw ValidationError("--lora and --max-steps apply to --epoch") }
+        if let n = maxSteps, n < 1 { throw ValidationError("--max-steps must be at least 1 (got \(n))") }
         if sampledNegatives < 1 { throw ValidationError("--sampled-negatives must be at least 1 (got \(sampledNegatives))") }
         if modes.count > 1 { throw ValidationError("\(modes.joined(separator: " and ")) are separate benchmarks; run one at a time") }
         if !(seconds > 0) { throw ValidationError("--seconds must be positive (got \(seconds))") }
@@ -125,36 +130,62 @@ struct Bench: ParsableCommand {
         emit(String(format: "peak RSS %.0f MiB", Double(rss) / 1048576))
     }
 
-    /// One training epoch on real data (the training issue's throughput row).
+    /// One training epoch on real data (the training issue's throughput row). Under mpirun
+    /// (docs/scale-out.md) the epoch is data-parallel and the step splits into compute, the
+    /// wait for the slowest rank (a barrier, timed apart) and the gradient all-reduce.
     func runEpoch(_ cfg: BenchConfig, data: String, machine: MachineInfo, sgemm sg: Double) throws {
         guard let obj = Objective(rawValue: objective) else { throw ValidationError("--objective must be all-positions or last") }
+        let world = Cluster.world
         let ds = try PreparedDataset.load(directory: fileURL(data))
         var d = cfg.dims
         d.numItems = ds.numItems
         let model = ELLMRecModel.random(dims: d, seed: 1)
-        let task = try FineTuneTask(model: model, lora: nil, parts: TrainableParts(), seed: 1)
+        let adapter = lora ? LoRAOptions(rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets.map(\.module), dropout: cfg.lora.dropout) : nil
+        let task = try FineTuneTask(model: model, lora: adapter, parts: TrainableParts(), seed: 1)
         var o = TrainerOptions()
         o.epochs = 1; o.objective = obj; o.validEvery = 1_000_000; o.batchSize = cfg.batch; o.lr = 1e-4
+        if let n = maxSteps { o.maxSteps = n }
         o.softmaxChoice = softmax
         if softmax == .sampled { o.sampledNegativesChoice = sampledNegatives }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-bench-epoch-\(getpid())")
-        defer { try? FileManager.default.removeItem(at: dir) }
+        // One directory for every rank: rank 0's name (a shared temporary directory on one
+        // machine; on several, TMPDIR must be shared).
+        var name = Array("slmrec-bench-epoch-\(getpid())".utf8)
+        try world.broadcast(&name)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(String(decoding: name, as: UTF8.self))
+        defer { if world.isLeader { try? FileManager.default.removeItem(at: dir) } }
         let trainer = try Trainer(task: task, dataset: ds, options: o, stateDirectory: dir)
         trainer.skipValidation = true
+        trainer.separateAllreduceWait = true
         let samples = trainer.samples
-        let targets = TrainingSamples.targetCount(samples, objective: obj)
+        let steps = trainer.totalSteps
+        let timed = maxSteps.map { _ in trainer.batches(epoch: 0).prefix(steps).flatMap { $0 }.map { samples[$0] } } ?? samples
+        let targets = TrainingSamples.targetCount(timed, objective: obj)
         let r = try trainer.run()
-        let flops = 3 * forwardFLOPs(d, seqLens: samples.map { $0.input.count }, scoredRows: targets)
+        guard world.isLeader else { return }
+        let flops = 3 * forwardFLOPs(d, seqLens: timed.map { $0.input.count }, scoredRows: targets)
         let sm = softmax ?? .full
-        emit("one \(obj.rawValue) epoch of the \(d.layers)-layer model (hidden \(d.hidden)) on \(data), \(ds.numItems) items, softmax \(sm.rawValue)"
-             + (sm == .sampled ? " (\(sampledNegatives) uniform negatives)" : ""))
-        emit(machineLine(machine, sgemm: sg))
+        let floats = task.groups.reduce(0) { n, g in n + g.trainable.reduce(0) { $0 + (g.params.layout.entry($1)?.count ?? 0) } }
+        emit("\(maxSteps.map { _ in "the first \(steps) steps of " } ?? "")one \(obj.rawValue) epoch of the \(d.layers)-layer model (hidden \(d.hidden)) on \(data), \(ds.numItems) items, softmax \(sm.rawValue)"
+             + (sm == .sampled ? " (\(sampledNegatives) uniform negatives)" : "")
+             + (lora ? ", LoRA r \(cfg.lora.rank) on \(cfg.lora.targets.map(\.module).joined(separator: "/"))" : ", full fine-tuning")
+             + String(format: ", %d trainable floats (%.1f MB of gradient per step)", floats, Double(floats) * 4 / 1e6))
+        emit(machineLine(machine, sgemm: sg) + (world.isDistributed ? ", \(world.size) ranks (mpirun)" : ", one process"))
         emit(textTable([
             ["examples", "targets", "wall time", "tokens/s", "targets/s", "GFLOP/s (full-softmax FLOPs)", "peak RSS", "sgemm GFLOP/s"],
-            ["\(samples.count)", "\(targets)", String(format: "%.1f s", r.seconds), String(format: "%.0f", r.tokensPerSecond),
+            ["\(timed.count)", "\(targets)", String(format: "%.1f s", r.seconds), String(format: "%.0f", r.tokensPerSecond),
              String(format: "%.0f", Double(targets) / r.seconds), String(format: "%.1f", flops / r.seconds / 1e9),
-             String(format: "%.0f MiB", Double(peakRSSBytes()) / 1048576), String(format: "%.0f", sg)],
+             String(format: "%.0f MiB (rank 0)", Double(peakRSSBytes()) / 1048576), String(format: "%.0f", sg)],
         ]))
+        if let dp = r.dataParallel {
+            let per = { (x: Double) in String(format: "%.1f ms", 1000 * x / Double(max(dp.steps, 1))) }
+            let wait = dp.waitSeconds ?? 0
+            emit(textTable([
+                ["per step (rank 0)", "total", "compute", "wait for slowest rank", "all-reduce", "bytes all-reduced", "all-reduce rate"],
+                ["\(dp.steps) steps", per(r.seconds), per(r.seconds - dp.allreduceSeconds - wait), per(wait), per(dp.allreduceSeconds),
+                 String(format: "%.2f MB", Double(dp.floatsPerStep) * 4 / 1e6),
+                 String(format: "%.2f GB/s", Double(dp.floatsPerStep * 4 * dp.steps) / max(dp.allreduceSeconds, 1e-9) / 1e9)],
+            ]))
+        }
     }
 
     /// The item head alone: one training step's loss and gradients (user vectors and item table)
