@@ -125,6 +125,9 @@ public enum ModelEvaluator {
         // floats), the integer ranks are summed over ranks, and every rank accumulates the
         // metrics in the single process's order: the metrics are identical, not close.
         let world = Cluster.world
+        if world.size > examples.count {
+            throw EngineError("\(dataset.directory.path): \(examples.count) user\(examples.count == 1 ? "" : "s") to evaluate on the \(o.split.rawValue) split for \(world.size) ranks: each rank ranks a share of the users. Use mpirun -np \(max(examples.count, 1)) or fewer")
+        }
         let mine = batches.indices.filter { $0 % world.size == world.rank }
         let progress = ProgressReporter(label: "eval \(o.split.rawValue)", total: mine.reduce(0) { $0 + batches[$1].count }, unit: "users",
                                         quiet: !o.progress || !world.isLeader)

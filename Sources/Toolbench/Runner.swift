@@ -37,10 +37,12 @@ public struct StageOutput: Sendable {
 public struct RunCoordination: Sendable {
     public var writes: Bool
     public var synchronize: @Sendable () throws -> Void
-    public init(writes: Bool, synchronize: @escaping @Sendable () throws -> Void) {
-        self.writes = writes; self.synchronize = synchronize
+    /// Throws unless every rank sees the directory rank 0 created (one filesystem).
+    public var requireShared: @Sendable (URL) throws -> Void
+    public init(writes: Bool, synchronize: @escaping @Sendable () throws -> Void, requireShared: @escaping @Sendable (URL) throws -> Void) {
+        self.writes = writes; self.synchronize = synchronize; self.requireShared = requireShared
     }
-    public static let single = RunCoordination(writes: true, synchronize: {})
+    public static let single = RunCoordination(writes: true, synchronize: {}, requireShared: { _ in })
 }
 
 /// A thread-safe line buffer for a stage's log.
@@ -179,6 +181,9 @@ public struct RecipeRunner: Sendable {
             try JSONText.write(plan.effectiveRecipe, to: runDirectory.appendingPathComponent("recipe.effective.json"))
             try JSONText.write(.object(hashes), to: runDirectory.appendingPathComponent("inputs.json"))
         }
+        // Every rank reads the stages rank 0 writes here: one directory for all, or nothing runs.
+        try sync()
+        try coordination.requireShared(runDirectory)
 
         var records: [StageRecord] = []
         var dirs: [String: URL] = [:]

@@ -299,6 +299,9 @@ public final class Trainer {
             // Rank 0 has set up the output and work directories before it gets here; no other
             // rank touches the filesystem before this point.
             try world.barrier()
+            if samples.count < world.size {
+                throw TrainingError(message: "\(samples.count) training example\(samples.count == 1 ? "" : "s") for \(world.size) ranks: each rank takes a share of every batch. Use mpirun -np \(max(samples.count, 1)) or fewer")
+            }
             if o.batchSize < world.size {
                 throw TrainingError(message: "batch_size \(o.batchSize) is smaller than the \(world.size) ranks: each rank takes a share of every batch. Use batch_size ≥ \(world.size) or fewer ranks (mpirun -np)")
             }

@@ -265,7 +265,8 @@ extension Run {
     /// One process: `.single`. Under mpirun: rank 0 writes, a barrier between the ranks.
     static func coordination(_ world: Communicator) -> RunCoordination {
         guard world.isDistributed else { return .single }
-        return RunCoordination(writes: world.isLeader, synchronize: { try world.barrier() })
+        return RunCoordination(writes: world.isLeader, synchronize: { try world.barrier() },
+                               requireShared: { try world.requireSharedDirectory($0) })
     }
 }
 

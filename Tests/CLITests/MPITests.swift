@@ -18,7 +18,12 @@ final class MPITests: XCTestCase {
         var args = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
         for (i, a) in apps.enumerated() {
             if i > 0 { args.append(":") }
-            args += ["-np", "\(a.ranks)", CLI.binary.path] + a.args
+            if a.args.first == "--unshared" {
+                // This context runs in its own mount namespace after the shell command a.args[1].
+                args += ["-np", "\(a.ranks)", "/usr/bin/unshare", "-m", "sh", "-c", a.args[1] + " && exec \"$0\" \"$@\"", CLI.binary.path] + a.args.dropFirst(2)
+            } else {
+                args += ["-np", "\(a.ranks)", CLI.binary.path] + a.args
+            }
         }
         let p = Process()
         p.executableURL = m
@@ -309,6 +314,39 @@ final class MPITests: XCTestCase {
         let again = try mpirun([(2, ["run", recipe.path, "--output", run.path, "--skip-report-timing", "--resume"])])
         XCTAssertEqual(again.status, 0, again.all)
         XCTAssertEqual(again.stderr.components(separatedBy: "unchanged, skipped (--resume)").count - 1, 4, again.stderr)
+    }
+
+    /// Misuse caught before anything is written: more ranks than users to evaluate, and an
+    /// output directory that rank 1 does not see (its own mount namespace with a fresh tmpfs
+    /// over the output's parent: the one-machine stand-in for a node without the shared
+    /// filesystem; skipped where unshare is not permitted).
+    func testMoreRanksThanUsersAndAnUnsharedOutputAreRefused() throws {
+        let dir = try CLI.tmp("mpi-misuse")
+        let data = try TinyModels.preparePatternDataset(in: dir)
+        let ck = dir.appendingPathComponent("ck").path
+        XCTAssertEqual(try CLI.run(["init", "--output", ck, "--data", data.path, "--layers", "1", "--hidden", "16", "--intermediate", "24",
+                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2"]).status, 0)
+        let out = dir.appendingPathComponent("few.json")
+        let few = try mpirun([(2, ["eval", "--checkpoint", ck, "--data", data.path, "--users", "1", "--output", out.path])])
+        XCTAssertNotEqual(few.status, 0)
+        XCTAssertTrue(few.stderr.contains("1 user to evaluate on the test split for 2 ranks"), few.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        probe.arguments = ["-m", "sh", "-c", "mount -t tmpfs none \(dir.path)/ck"]
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { throw XCTSkip("no unshare") }
+        probe.waitUntilExit()
+        guard probe.terminationStatus == 0 else { throw XCTSkip("unshare -m / mount not permitted here") }
+        let outDir = dir.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        let args = ["sasrec", "--data", data.path, "--hidden", "8", "--layers", "1", "--heads", "1", "--max-len", "8", "--epochs", "1",
+                    "--quiet", "--output", outDir.appendingPathComponent("model").path]
+        let unshared = try mpirun([(1, args), (1, ["--unshared", "mount -t tmpfs none \(outDir.path)"] + args)])
+        XCTAssertNotEqual(unshared.status, 0)
+        XCTAssertTrue(unshared.stderr.contains("is not shared between the ranks: rank 1 cannot read what rank 0 wrote there"), unshared.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: outDir.appendingPathComponent("model").path), "no output")
     }
 
     /// `mpirun …` in the background, standard error to a file.
