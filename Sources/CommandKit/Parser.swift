@@ -128,6 +128,11 @@ enum CommandParser {
         var values = [[Any]](repeating: [], count: arguments.count)
         func add(_ raw: String, to index: Int) throws {
             let argument = arguments[index]
+            // An empty value is never meant: as a path it would be the current directory, as
+            // a list nothing at all (found by the hostile-flag sweep, HostileFlagTests).
+            if raw.allSatisfy(\.isWhitespace) {
+                throw failure("\(argument.shortDisplayName): an empty value; give one, or leave the option out")
+            }
             let pieces = argument.definition.isArray
                 ? raw.split(separator: ",", omittingEmptySubsequences: true).map(String.init) : [raw]
             for piece in pieces {

@@ -102,6 +102,17 @@ public enum DataPrepare {
     ///    file order — except for the `sequences` format when its ids already are exactly
     ///    1…N, which are kept so that our ids equal the published ones;
     /// 6. write sequences, id maps, fixed negatives and dataset.json.
+    /// Step 1 alone: the records `run` would read from `input` (interactions kept, bad lines
+    /// skipped), with `run`'s rating threshold. The fuzz harness's fast path: parsing is what
+    /// bad bytes reach; the later steps only see parsed ids.
+    public static func parseOnly(input: URL, format: InputFormat, skipBadLines: Bool) throws -> (interactions: Int, badLines: Int) {
+        let threshold: Double? = format.isExplicit || format == .recboleInter ? 3 : nil
+        var parser = RecordParser(url: input, format: format, minRating: threshold, skipBadLines: skipBadLines)
+        parser.exclusiveMin = true
+        let log = try parser.parse(progress: nil)
+        return (log.users.count, log.badLines)
+    }
+
     @discardableResult
     public static func run(_ o: PrepareOptions, progress: Bool = true) throws -> DatasetStats {
         let file = o.input.path

@@ -45,6 +45,7 @@ public struct SASRecTrainOptions: Codable, Sendable, Equatable {
         if epochs < 1 { throw SASRecError("--epochs must be at least 1") }
         if patience < 1 { throw SASRecError("--patience must be at least 1") }
         if let v = validUsers, v < 1 { throw SASRecError("--valid-users must be at least 1") }
+        if let m = maxSeconds, !(m > 0) { throw SASRecError("--max-minutes must be positive (got \(m / 60))") }
         if let k = sampledNegatives, k < 1 { throw SASRecError("--sampled-negatives must be at least 1 (e.g. 1024)") }
         if (softmax ?? .full) != .sampled && (sampledNegatives != nil || sampler != nil) {
             throw SASRecError("--sampled-negatives and --sampler apply to --softmax sampled")

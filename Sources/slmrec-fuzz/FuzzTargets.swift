@@ -95,8 +95,15 @@ func fuzzOne(_ target: FuzzTarget, _ data: Data) {
         let input = write(data, "input.\(format == .amazonJSON ? "json" : format == .recboleInter ? "inter" : "txt")")
         let out = scratch.appendingPathComponent("prepared")
         try? FileManager.default.removeItem(at: out)
-        for skip in [false, true] {
-            _ = try? DataPrepare.run(PrepareOptions(input: input, output: out, format: format, kcore: 1, negatives: 3, skipBadLines: skip), progress: false)
+        // Both parsing modes on every input; the whole `data prepare` (grouping, k-core,
+        // re-indexing, negatives, writing) only on inputs that parse strictly with at least one
+        // interaction (a valid file), so that the common case — bytes that parsing rejects —
+        // runs at parser speed instead of a prepared dataset's (≈ 60 inputs/s) while the later
+        // steps still see every valid input.
+        let strict = try? DataPrepare.parseOnly(input: input, format: format, skipBadLines: false)
+        _ = try? DataPrepare.parseOnly(input: input, format: format, skipBadLines: true)
+        if let strict, strict.interactions > 0 {
+            _ = try? DataPrepare.run(PrepareOptions(input: input, output: out, format: format, kcore: 1, negatives: 3), progress: false)
             try? FileManager.default.removeItem(at: out)
         }
     }

@@ -64,6 +64,10 @@ struct Init: ParsableCommand {
         let h = hidden ?? 256, nh = heads ?? 4
         if h % nh != 0 { throw ValidationError("--hidden \(h) is not divisible by --heads \(nh)") }
         if let kv = kvHeads, nh % kv != 0 { throw ValidationError("--kv-heads \(kv) must divide --heads \(nh)") }
+        if let k = keepLayers {
+            if base == nil { throw ValidationError("--keep-layers applies with --base (the layers of a pretrained trunk to keep)") }
+            if k < 1 { throw ValidationError("--keep-layers must be at least 1 (got \(k))") }
+        }
         if base == nil && (!promptTokenIds.isEmpty || !suffixTokenIds.isEmpty || promptText != nil || suffixText != nil) {
             throw ValidationError("--prompt-text/--suffix-text and --prompt-token-ids/--suffix-token-ids need --base (the token embeddings come from it)")
         }
