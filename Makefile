@@ -3,7 +3,7 @@ SWIFT ?= swift
 CONFIG ?= release
 BIN = .build/release/slmrec
 
-.PHONY: deps build test fuzz demo demo-pretrained bench bench-compare bench-compare-smollm2 clean
+.PHONY: deps build test test-sanitize fuzz demo demo-pretrained bench bench-compare bench-compare-smollm2 clean
 
 # Installs what a fresh Debian machine lacks (only if missing).
 deps:
@@ -17,6 +17,13 @@ test: deps
 	$(SWIFT) build --product slmrec
 	$(SWIFT) build --product slmrec-fuzz
 	$(SWIFT) test --disable-swift-testing
+
+# The whole suite under a sanitizer (not in CI: slower): SANITIZER=address (ASan + LeakSanitizer,
+# the default) or thread (ThreadSanitizer). Its own build directory; the CLI tests run the
+# instrumented slmrec. FILTER=Suite narrows it. Record runs in docs/reliability.md.
+SANITIZER ?= address
+test-sanitize: deps
+	bash scripts/test-sanitize $(SANITIZER) $(FILTER)
 
 # The main job on the bundled data: prepare MovieLens, SASRec item table, quickstart recipe, report.
 demo: build

@@ -68,11 +68,16 @@ with open(f"{W}/raw.txt", "w") as f:
     for u in range(1, 2001):
         s, n = r.randrange(60), 6 + r.randrange(20)
         f.write(f"{u} " + " ".join(str((s + i * (1 + u % 4)) % 60 + 1) for i in range(n)) + "\n")
-prep = lambda out, neg, force=False: ["data", "prepare", "--input", f"{W}/raw.txt", "--output", out, "--format", "sequences",
+# data prepare's trials read a larger file (60,000 users), so that a kill lands inside it.
+with open(f"{W}/big.txt", "w") as f:
+    for u in range(1, 60001):
+        s, n = r.randrange(3000), 6 + r.randrange(30)
+        f.write(f"{u} " + " ".join(str((s + i * (1 + u % 7)) % 3000 + 1) for i in range(n)) + "\n")
+prep = lambda out, neg, force=False, raw="raw": ["data", "prepare", "--input", f"{W}/{raw}.txt", "--output", out, "--format", "sequences",
                                       "--kcore", "1", "--negatives", str(neg)] + (["--force"] if force else [])
 sh(prep(f"{W}/data", 20))
-sh(prep(f"{W}/ref-data", 20))
-sh(prep(f"{W}/old-data", 7))
+sh(prep(f"{W}/ref-data", 20, raw="big"))
+sh(prep(f"{W}/old-data", 7, raw="big"))
 REF_DATA, OLD_DATA = tree_hash(f"{W}/ref-data"), tree_hash(f"{W}/old-data")
 sh(["init", "--output", f"{W}/ck", "--data", f"{W}/data", "--layers", "4", "--hidden", "64", "--intermediate", "96",
     "--heads", "4", "--item-dim", "16", "--prompt-length", "2", "--seed", "3"])
@@ -99,19 +104,19 @@ STAGES = ["teacher", "pruned", "student", "ship"]
 runcmd = lambda out, *extra: ["run", f"{W}/r.json5", "--output", out, "--skip-report-timing"] + list(extra)
 t0 = time.time(); sh(runcmd(f"{W}/ref-run")); T_RUN = time.time() - t0
 REF_STAGES = {s: tree_hash(f"{W}/ref-run/{s}/checkpoint", WEIGHTS) for s in STAGES}
-t0 = time.time(); sh(prep(f"{W}/t-data", 20)); T_PREP = time.time() - t0
+t0 = time.time(); sh(prep(f"{W}/t-data", 20, raw="big")); T_PREP = time.time() - t0
 shutil.rmtree(f"{W}/t-data")
 print(f"uninterrupted: apply {T_APPLY:.1f} s, run {T_RUN:.1f} s, data prepare {T_PREP:.2f} s", flush=True)
 
 
-def kill_during(args, duration, mode, watch_parent, watch_name):
+def kill_during(args, duration, mode, watch_parent, watch_name, writes=1):
     """Starts slmrec ARGS, kills it with SIGKILL at a random time in [0, 1.1 duration] or
     (mode "writing") when a temporary sibling of watch_name appears in watch_parent. Returns
     (seconds after start it was killed or None if it finished first, exit status)."""
     p = subprocess.Popen([BIN] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     start = time.time()
     deadline = start + (rng.uniform(0, 1.1 * duration) if mode == "random" else 3 * duration + 5)
-    skip = rng.randrange(3) if mode == "writing" else 0   # which write to hit (the first, second, third)
+    skip = rng.randrange(writes) if mode == "writing" else 0   # which of the command's `writes` writes to hit
     seen = set()
     while p.poll() is None:
         now = time.time()
@@ -151,7 +156,7 @@ for i in range(a.trials):
         shutil.copytree(f"{W}/old-apply", out)
         for d in debris(W):
             shutil.rmtree(f"{W}/{d}", ignore_errors=True)
-        when, rc = kill_during(apply(out, 7, "--force"), T_APPLY, mode, W, "t-apply")
+        when, rc = kill_during(apply(out, 7, "--force"), T_APPLY, mode, W, "t-apply", writes=2)
         h = tree_hash(out, WEIGHTS)
         state = "previous" if h == OLD_APPLY else "new" if h == REF_APPLY else "OTHER"
         if state == "OTHER":
@@ -171,7 +176,7 @@ for i in range(a.trials):
         out = f"{W}/t-run"
         shutil.rmtree(out, ignore_errors=True)
         # A run writes its stages inside the run directory: watch it for a stage's temporary.
-        when, rc = kill_during(runcmd(out), T_RUN, mode, out, "")
+        when, rc = kill_during(runcmd(out), T_RUN, mode, out, "", writes=4)
         complete = []
         for s in STAGES:
             d = f"{out}/{s}"
@@ -194,13 +199,13 @@ for i in range(a.trials):
         out = f"{W}/t-data"
         shutil.rmtree(out, ignore_errors=True)
         shutil.copytree(f"{W}/old-data", out)
-        when, rc = kill_during(prep(out, 20, force=True), T_PREP, mode, W, "t-data")
+        when, rc = kill_during(prep(out, 20, force=True, raw="big"), T_PREP, mode, W, "t-data")
         h = tree_hash(out)
         state = "previous" if h == OLD_DATA else "new" if h == REF_DATA else "OTHER"
         if state == "OTHER":
             problems.append("the prepared dataset is neither the previous nor the new one")
         rec.update(killed_at=when, exit=rc, after_kill=state)
-        again = subprocess.run([BIN] + prep(out, 20, force=True), capture_output=True, text=True)
+        again = subprocess.run([BIN] + prep(out, 20, force=True, raw="big"), capture_output=True, text=True)
         if again.returncode != 0:
             problems.append(f"the rerun failed: {again.stderr.strip()[-300:]}")
         rec["rerun_identical"] = tree_hash(out) == REF_DATA

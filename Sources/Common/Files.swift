@@ -259,3 +259,35 @@ public func readFileData(_ url: URL) throws -> Data {
         out.append(contentsOf: chunk[0..<n])
     }
 }
+
+/// Why a write failed and what to do, from the error's POSIX code where there is one: a full
+/// disk, a read-only filesystem and a permission problem each get their own fix (Foundation's
+/// wording, "There isn't enough space.", names neither the cause nor the remedy). Every
+/// writer of an output reports its failures through this.
+public func writeFailure(_ error: Error, what: String, path: String) -> (problem: String, fix: String) {
+    let ns = error as NSError
+    var code: Int32? = nil
+    if ns.domain == NSPOSIXErrorDomain { code = Int32(ns.code) }
+    else if let u = ns.userInfo[NSUnderlyingErrorKey] as? NSError, u.domain == NSPOSIXErrorDomain { code = Int32(u.code) }
+    else if let c = error as? CocoaError {
+        switch c.code {
+        case .fileWriteOutOfSpace: code = ENOSPC
+        case .fileWriteVolumeReadOnly: code = EROFS
+        case .fileWriteNoPermission: code = EACCES
+        default: break
+        }
+    }
+    // The directory the user chose: above the temporaries an atomic write works in.
+    var dir = (path as NSString).deletingLastPathComponent
+    while AtomicFile.debrisOwner((dir as NSString).lastPathComponent) != nil { dir = (dir as NSString).deletingLastPathComponent }
+    switch code {
+    case ENOSPC?, EDQUOT?:
+        return ("cannot write \(what): No space left on device", "free space on the filesystem that holds \(dir) (df -h \(dir)) or write the output elsewhere; nothing was replaced and nothing partial is left")
+    case EROFS?:
+        return ("cannot write \(what): Read-only file system", "write the output to a writable directory")
+    case EACCES?, EPERM?:
+        return ("cannot write \(what): Permission denied", "make \(dir) writable for this user, or choose another output")
+    default:
+        return ("cannot write \(what): \(error.localizedDescription)", "check that \(dir) is writable and that the path is not a directory")
+    }
+}

@@ -202,8 +202,8 @@ public struct Checkpoint: Sendable {
         } catch let e as ModelFormatError {
             throw e
         } catch {
-            throw ModelFormatError(file: directory.path, problem: "cannot write the checkpoint: \(error.localizedDescription)",
-                                   fix: "check that the parent directory is writable")
+            let f = writeFailure(error, what: "the checkpoint", path: directory.path)
+            throw ModelFormatError(file: directory.path, problem: f.problem, fix: f.fix)
         }
     }
 }

@@ -379,7 +379,8 @@ public struct ModelConfig: Sendable, Equatable {
         } catch let e as ModelFormatError {
             throw e
         } catch {
-            throw ModelFormatError(file: url.path, problem: "cannot write: \(error.localizedDescription)", fix: "check that the directory is writable")
+            let f = writeFailure(error, what: "config.json", path: url.path)
+            throw ModelFormatError(file: url.path, problem: f.problem, fix: f.fix)
         }
     }
 }

@@ -198,7 +198,8 @@ public struct LoRAAdapter: Sendable {
         } catch let e as ModelFormatError {
             throw e
         } catch {
-            throw ModelFormatError(file: directory.path, problem: "cannot write the adapter: \(error.localizedDescription)", fix: "check that the parent directory is writable")
+            let f = writeFailure(error, what: "the adapter", path: directory.path)
+            throw ModelFormatError(file: directory.path, problem: f.problem, fix: f.fix)
         }
     }
 }

@@ -272,8 +272,8 @@ public enum Safetensors {
         } catch let e as ModelFormatError {
             throw e
         } catch {
-            throw ModelFormatError(file: url.path, problem: "cannot write: \(error.localizedDescription)",
-                                   fix: "check that the directory is writable and that the path is not a directory")
+            let f = writeFailure(error, what: "the safetensors file", path: url.path)
+            throw ModelFormatError(file: url.path, problem: f.problem, fix: f.fix)
         }
     }
 

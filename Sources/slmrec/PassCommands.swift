@@ -110,7 +110,7 @@ struct Apply: ParsableCommand {
             }
         }
         // OUT.metrics.json beside the checkpoint is part of the output: the same rule.
-        let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
+        let metricsURL = Self.metricsURL(beside: outURL)
         func checkMetrics() throws {
             try OutputGuard.check(metricsURL, kind: Self.metricsKind, flag: "the metrics file beside --output", force: force, inputs: inputs,
                                   alternative: "choose another --output")
@@ -129,6 +129,11 @@ struct Apply: ParsableCommand {
                 try apply(p, opts: opts, inputs: inputs, references: refURLs, adapterURL: nil)
             }
         }
+    }
+
+    /// OUT.metrics.json, beside the checkpoint OUT.
+    static func metricsURL(beside output: URL) -> URL {
+        output.deletingLastPathComponent().appendingPathComponent(output.lastPathComponent + ".metrics.json")
     }
 
     /// A rank other than 0 of a data-parallel `apply`: the same pass on the same inputs, with
@@ -157,13 +162,23 @@ struct Apply: ParsableCommand {
             if let e = error as? ToolbenchError { throw e.within(where_) }
             throw error
         }
-        if let ck = result.checkpoint { try ck.save(to: outURL) }
-        if let ad = result.adapter, let adapterURL { try ad.save(to: adapterURL) }
+        do {
+            if let ck = result.checkpoint { try ck.save(to: outURL) }
+            if let ad = result.adapter, let adapterURL { try ad.save(to: adapterURL) }
+        } catch {
+            // A full disk, a read-only directory: the training (if any) is kept for --resume,
+            // an empty work directory goes.
+            work.keepOrRemove(what: where_)
+            throw error
+        }
         var metrics = result.metrics
         metrics["seconds"] = .number(Date().timeIntervalSince(start))
         metrics["options"] = try AnyPass.effective(opts)
         metrics["seed"] = .int(Int(truncatingIfNeeded: seed))
-        let metricsURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.lastPathComponent + ".metrics.json")
+        let metricsURL = Self.metricsURL(beside: outURL)
+        // The metrics file belongs to the output whose lock this holds: what a write of it
+        // killed earlier left beside it goes (found by scripts/fault-kill9.py).
+        AtomicFile.recover(metricsURL, holdingLock: true)
         try JSONText.write(.object(metrics), to: metricsURL)
         work.remove()
         emit(String(format: "%@: wrote %@ in %.2f s (metrics: %@)", p.name, output, Date().timeIntervalSince(start), metricsURL.path))
