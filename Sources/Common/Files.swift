@@ -118,6 +118,15 @@ public enum AtomicFile {
         discard(old)
     }
 
+    /// Deletes a directory that must never be seen half deleted (a work directory whose key
+    /// file goes before its state would read as another command's state): renamed to a
+    /// temporary sibling first, so that a kill during the deletion leaves only debris, which
+    /// the next write beside it removes. Found by scripts/fault-kill9.py.
+    public static func remove(_ url: URL) {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        discard(url)
+    }
+
     /// Deletes a superseded copy: renamed to a temporary name first, so that a kill during the
     /// (non-atomic) deletion leaves only debris, never a partial `.old` that could be restored.
     static func discard(_ url: URL) {

@@ -242,7 +242,7 @@ public struct RecipeRunner: Sendable {
             for old in (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path)) ?? []
             where writes && old != work.lastPathComponent && old.hasPrefix("\(s.name)-")
                 && old.dropFirst(s.name.count + 1).count == 16 && old.dropFirst(s.name.count + 1).hasPrefix("fnv1a64:") {
-                try? fm.removeItem(at: work.deletingLastPathComponent().appendingPathComponent(old))
+                AtomicFile.remove(work.deletingLastPathComponent().appendingPathComponent(old))
                 say("    removed the training state of an earlier version of \(s.name) (.work/\(old)): its options or inputs changed")
             }
             // Writes the stage's files into `tmp` (rank 0: the stage directory's temporary name;
@@ -291,7 +291,7 @@ public struct RecipeRunner: Sendable {
             }
             do {
                 if writes {
-                    if !resume { try? fm.removeItem(at: work) }
+                    if !resume { AtomicFile.remove(work) }
                     try AtomicFile.writeDirectory(stageDir) { try produce($0) }
                 } else {
                     let scratch = fm.temporaryDirectory.appendingPathComponent("slmrec-rank-\(ProcessInfo.processInfo.processIdentifier)-\(s.name)")
@@ -310,7 +310,7 @@ public struct RecipeRunner: Sendable {
             // The training state goes only once the stage directory is in place: a kill during
             // the stage's evaluation or while writing it must not cost the training.
             if writes {
-                try? fm.removeItem(at: work)
+                AtomicFile.remove(work)
                 // Drop the run's .work directory once no stage has state in it.
                 if (try? fm.contentsOfDirectory(atPath: work.deletingLastPathComponent().path))?.isEmpty ?? false {
                     try? fm.removeItem(at: work.deletingLastPathComponent())

@@ -366,7 +366,7 @@ public final class Trainer {
             let ex = globalIdx.map { samples[$0] }
             // This rank's share of the global batch (all of it in a single process).
             var idx = globalIdx, fraction = 1.0
-            if let reducer {
+            if reducer != nil {
                 let shares = Communicator.balancedShares(lengths: ex.map { $0.input.count }, ranks: world.size)
                 let rows = shares.map { s in TrainingSamples.targetCount(s.map { ex[$0] }, objective: o.objective) }
                 idx = shares[world.rank].map { globalIdx[$0] }

@@ -104,7 +104,8 @@ struct WorkDirectory {
         key = ContentHash.of(string: JSONText.compact(.object(keyParts)))   // compact sorts keys
         let fm = FileManager.default
         let keyURL = url.appendingPathComponent(Self.keyFile)
-        AtomicFile.recoverTree(url)   // under the output's lock: whatever a killed save left
+        AtomicFile.recover(url, holdingLock: true)   // under the output's lock: a removal of it that was killed
+        AtomicFile.recoverTree(url)   // and whatever a killed save inside it left
         if holdsState {
             guard resume else {
                 throw OutputRefused(url.path, problem: "holds the training state of an interrupted `\(what)` to \(output.path)",
@@ -116,7 +117,7 @@ struct WorkDirectory {
                                     fix: "resume with exactly the command that was interrupted, or remove that directory to start over")
             }
         } else {
-            try? fm.removeItem(at: url)
+            AtomicFile.remove(url)
             if resume { logLine("\(what): nothing to resume in \(url.path); starting from the beginning") }
         }
         try fm.createDirectory(at: url, withIntermediateDirectories: true)
@@ -137,10 +138,10 @@ struct WorkDirectory {
     /// After a failure: keep the state if there is some (and say so), else remove the directory.
     func keepOrRemove(what: String) {
         if holdsState { logLine("\(what): the training state is kept in \(url.path): the same command with --resume continues it; remove it to start over with other options") }
-        else { try? FileManager.default.removeItem(at: url) }
+        else { AtomicFile.remove(url) }
     }
 
-    func remove() { try? FileManager.default.removeItem(at: url) }
+    func remove() { AtomicFile.remove(url) }
 }
 
 /// Under mpirun: every rank must have loaded the same weights and the same prepared data
