@@ -14,6 +14,13 @@ extension JSONText {
             throw ToolbenchError(file, problem: "byte \(bad) is not valid UTF-8 (0x\(String(data[data.startIndex + bad], radix: 16)))",
                                  fix: "save the file as UTF-8")
         }
+        // Its number parser traps, too, on some hexadecimal literals (`0x1e-3`,
+        // `-0x8000000000000001`; found by the same targets), so recipes take decimal numbers
+        // only: a hexadecimal one is refused with its position before Foundation sees it.
+        if let (line, col) = JSON5Locator.firstHexadecimalNumber(in: data) {
+            throw ToolbenchError("\(file):\(line):\(col)", problem: "a hexadecimal number (JSON5 allows them; a recipe does not)",
+                                 fix: "write the number in decimal")
+        }
         let d = JSONDecoder()
         d.allowsJSON5 = true
         do {
@@ -49,6 +56,48 @@ public func firstInvalidUTF8(_ data: Data) -> Int? {
 /// identifier keys, // and /* */ comments, trailing commas.
 public enum JSON5Locator {
     struct Fail: Error { let pos: Int; let what: String }
+
+    /// The line and column (1-based) of the first `0x`/`0X` that starts a number outside
+    /// strings and comments (nil: none).
+    public static func firstHexadecimalNumber(in data: Data) -> (line: Int, column: Int)? {
+        let b = [UInt8](data)
+        var i = 0, line = 1, lineStart = 0
+        func isWord(_ c: UInt8) -> Bool { (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == 0x5F || c == 0x24 || c == 0x2E || c >= 0x80 }
+        while i < b.count {
+            let c = b[i]
+            if c == 0x0A { line += 1; lineStart = i + 1; i += 1; continue }
+            if c == 0x22 || c == 0x27 {   // a string: to its closing quote, escapes skipped
+                i += 1
+                while i < b.count && b[i] != c {
+                    if b[i] == 0x5C { i += 1 }
+                    if i < b.count && b[i] == 0x0A { line += 1; lineStart = i + 1 }
+                    i += 1
+                }
+                i += 1; continue
+            }
+            if c == 0x2F && i + 1 < b.count && b[i + 1] == 0x2F {   // // comment
+                while i < b.count && b[i] != 0x0A { i += 1 }
+                continue
+            }
+            if c == 0x2F && i + 1 < b.count && b[i + 1] == 0x2A {   // /* comment */
+                i += 2
+                while i + 1 < b.count && !(b[i] == 0x2A && b[i + 1] == 0x2F) {
+                    if b[i] == 0x0A { line += 1; lineStart = i + 1 }
+                    i += 1
+                }
+                i += 2; continue
+            }
+            if c == 0x30 && i + 1 < b.count && (b[i + 1] | 0x20) == 0x78 && (i == 0 || !isWord(b[i - 1])) {
+                return (line, String(decoding: b[lineStart..<i], as: UTF8.self).count + 1)
+            }
+            if isWord(c) {   // a word (identifier, number): its inner 0x are not number starts
+                while i < b.count && isWord(b[i]) { i += 1 }
+                continue
+            }
+            i += 1
+        }
+        return nil
+    }
 
     public static func firstError(in text: String) -> (line: Int, column: Int, what: String)? {
         let s = Array(text.unicodeScalars)

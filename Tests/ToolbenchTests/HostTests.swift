@@ -53,6 +53,13 @@ final class StrictDecodingTests: XCTestCase {
         XCTAssertThrowsError(try JSONText.parseJSON5(bad, file: "r.json5")) {
             XCTAssertEqual("\($0)", "r.json5: byte 6 is not valid UTF-8 (0xff). Fix: save the file as UTF-8")
         }
+        // …and on some hexadecimal numbers (`0x1e-3`, `-0x8000000000000001`): a recipe takes decimal only.
+        XCTAssertThrowsError(try JSONText.parseJSON5(Data("{a: 1,\n  lr: 0x1e-3}".utf8), file: "r.json5")) {
+            XCTAssertEqual("\($0)", "r.json5:2:7: a hexadecimal number (JSON5 allows them; a recipe does not). Fix: write the number in decimal")
+        }
+        XCTAssertThrowsError(try JSONText.parseJSON5(Data("-0x8000000000000001".utf8), file: "r.json5"))
+        XCTAssertEqual(try JSONText.parseJSON5(Data("{k: \"0x1\", // 0x2\n /* 0x3 */ a0x: '0x4', b: 10}".utf8), file: "r.json5")["b"], .int(10),
+                       "0x inside strings, comments and words is not a number")
         XCTAssertNil(firstInvalidUTF8(Data("é😀 ok".utf8)))
         XCTAssertEqual(firstInvalidUTF8(Data([0x61, 0xC3])), 1, "a truncated sequence")
     }
