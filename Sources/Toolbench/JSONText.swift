@@ -4,34 +4,22 @@ import ModelFormat
 
 /// Reading recipes: JSON5 (the writer is Common's JSONText).
 extension JSONText {
-    /// Parses JSON5 text (comments, unquoted keys, trailing commas) with Foundation's
-    /// `JSONDecoder.allowsJSON5`. Foundation reports no position on Linux, so on failure a
-    /// small scanner (`JSON5Locator`) finds the line and column of the first error.
+    /// Parses JSON5 text (comments, unquoted keys, single quotes, trailing commas, +/− and
+    /// leading/trailing-dot numbers, Infinity, NaN) with our own parser (`JSON5Parser`), which
+    /// reports the line and column of the first error. Foundation's `JSONDecoder.allowsJSON5`
+    /// was used before and traps — a fatal error, not a thrown one — on invalid UTF-8, on
+    /// some hexadecimal literals (`0x1e-3`, `-0x8000000000000001`) and on integers beyond
+    /// Int64 (`9999999999999999999`): three finds of the `json` and `recipe` fuzz targets.
     public static func parseJSON5(_ data: Data, file: String) throws -> JSONValue {
-        // Foundation's JSON5 scanner traps (a fatal error, not a thrown one) on bytes that
-        // are not UTF-8 — found by the `json` and `recipe` fuzz targets — so they are refused here.
         if let bad = firstInvalidUTF8(data) {
             throw ToolbenchError(file, problem: "byte \(bad) is not valid UTF-8 (0x\(String(data[data.startIndex + bad], radix: 16)))",
                                  fix: "save the file as UTF-8")
         }
-        // Its number parser traps, too, on some hexadecimal literals (`0x1e-3`,
-        // `-0x8000000000000001`; found by the same targets), so recipes take decimal numbers
-        // only: a hexadecimal one is refused with its position before Foundation sees it.
-        if let (line, col) = JSON5Locator.firstHexadecimalNumber(in: data) {
-            throw ToolbenchError("\(file):\(line):\(col)", problem: "a hexadecimal number (JSON5 allows them; a recipe does not)",
-                                 fix: "write the number in decimal")
-        }
-        let d = JSONDecoder()
-        d.allowsJSON5 = true
         do {
-            return try d.decode(JSONValue.self, from: data)
-        } catch {
-            let text = String(decoding: data, as: UTF8.self)
-            if let (line, col, what) = JSON5Locator.firstError(in: text) {
-                throw ToolbenchError("\(file):\(line):\(col)", problem: "JSON5 syntax error: \(what)",
-                                     fix: "fix the syntax at line \(line), column \(col)")
-            }
-            throw ToolbenchError(file, problem: "not valid JSON5 (\(error))", fix: "check the file's syntax")
+            return try JSON5Locator.parse(String(decoding: data, as: UTF8.self))
+        } catch let f as JSON5Locator.Located {
+            throw ToolbenchError("\(file):\(f.line):\(f.column)", problem: "JSON5 syntax error: \(f.what)",
+                                 fix: "fix the syntax at line \(f.line), column \(f.column)")
         }
     }
 }
@@ -50,71 +38,38 @@ public func firstInvalidUTF8(_ data: Data) -> Int? {
     }
 }
 
-/// A JSON5 scanner that only locates the first syntax error (1-based line and column).
-/// Deliberately small: it accepts what JSON5 accepts for objects, arrays, strings ('…' and
-/// "…"), numbers (incl. hex, leading/trailing dot, Infinity, NaN, +/−), true/false/null,
-/// identifier keys, // and /* */ comments, trailing commas.
+/// The JSON5 parser: objects, arrays, strings ('…' and "…", JSON5's escapes), numbers
+/// (hex, leading/trailing dot, Infinity, NaN, +/−; integers that fit in Int are `.int`), true,
+/// false, null, identifier keys, // and /* */ comments, trailing commas. Errors carry the
+/// 1-based line and column. Duplicate keys are refused (a recipe that sets an option twice is
+/// a mistake), nesting is limited to 256 levels (a stack overflow is not an error message),
+/// and a number outside Double's range is refused.
 public enum JSON5Locator {
     struct Fail: Error { let pos: Int; let what: String }
+    public struct Located: Error { public let line: Int, column: Int, what: String }
+    static let maxDepth = 256
 
-    /// The line and column (1-based) of the first `0x`/`0X` that starts a number outside
-    /// strings and comments (nil: none).
-    public static func firstHexadecimalNumber(in data: Data) -> (line: Int, column: Int)? {
-        let b = [UInt8](data)
-        var i = 0, line = 1, lineStart = 0
-        func isWord(_ c: UInt8) -> Bool { (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == 0x5F || c == 0x24 || c == 0x2E || c >= 0x80 }
-        while i < b.count {
-            let c = b[i]
-            if c == 0x0A { line += 1; lineStart = i + 1; i += 1; continue }
-            if c == 0x22 || c == 0x27 {   // a string: to its closing quote, escapes skipped
-                i += 1
-                while i < b.count && b[i] != c {
-                    if b[i] == 0x5C { i += 1 }
-                    if i < b.count && b[i] == 0x0A { line += 1; lineStart = i + 1 }
-                    i += 1
-                }
-                i += 1; continue
-            }
-            if c == 0x2F && i + 1 < b.count && b[i + 1] == 0x2F {   // // comment
-                while i < b.count && b[i] != 0x0A { i += 1 }
-                continue
-            }
-            if c == 0x2F && i + 1 < b.count && b[i + 1] == 0x2A {   // /* comment */
-                i += 2
-                while i + 1 < b.count && !(b[i] == 0x2A && b[i + 1] == 0x2F) {
-                    if b[i] == 0x0A { line += 1; lineStart = i + 1 }
-                    i += 1
-                }
-                i += 2; continue
-            }
-            if c == 0x30 && i + 1 < b.count && (b[i + 1] | 0x20) == 0x78 && (i == 0 || !isWord(b[i - 1])) {
-                return (line, String(decoding: b[lineStart..<i], as: UTF8.self).count + 1)
-            }
-            if isWord(c) {   // a word (identifier, number): its inner 0x are not number starts
-                while i < b.count && isWord(b[i]) { i += 1 }
-                continue
-            }
-            i += 1
-        }
-        return nil
-    }
-
-    public static func firstError(in text: String) -> (line: Int, column: Int, what: String)? {
+    /// The document's value, or `Located` at the first error.
+    public static func parse(_ text: String) throws -> JSONValue {
         let s = Array(text.unicodeScalars)
         var i = 0
         do {
             try skip(s, &i)
-            try value(s, &i)
+            let v = try value(s, &i, depth: 0)
             try skip(s, &i)
             if i < s.count { throw Fail(pos: i, what: "unexpected \(show(s, i)) after the end of the document") }
-            return nil
+            return v
         } catch let f as Fail {
             var line = 1, col = 1
             for k in 0..<min(f.pos, s.count) {
                 if s[k] == "\n" { line += 1; col = 1 } else { col += 1 }
             }
-            return (line, col, f.what)
-        } catch { return nil }
+            throw Located(line: line, column: col, what: f.what)
+        }
+    }
+
+    public static func firstError(in text: String) -> (line: Int, column: Int, what: String)? {
+        do { _ = try parse(text); return nil } catch let l as Located { return (l.line, l.column, l.what) } catch { return nil }
     }
 
     static func show(_ s: [Unicode.Scalar], _ i: Int) -> String { i < s.count ? "'\(Character(s[i]))'" : "end of file" }
@@ -139,58 +94,88 @@ public enum JSON5Locator {
         }
     }
 
-    static func value(_ s: [Unicode.Scalar], _ i: inout Int) throws {
+    static func value(_ s: [Unicode.Scalar], _ i: inout Int, depth: Int) throws -> JSONValue {
         guard i < s.count else { throw Fail(pos: i, what: "expected a value, found end of file") }
+        if depth > maxDepth { throw Fail(pos: i, what: "nested deeper than \(maxDepth) levels") }
         let c = s[i]
         switch c {
         case "{":
             i += 1
             try skip(s, &i)
+            var o: [String: JSONValue] = [:]
             while i < s.count && s[i] != "}" {
-                try key(s, &i)
+                let at = i
+                let k = try key(s, &i)
                 try skip(s, &i)
                 guard i < s.count, s[i] == ":" else { throw Fail(pos: i, what: "expected ':' after a key, found \(show(s, i))") }
                 i += 1
                 try skip(s, &i)
-                try value(s, &i)
+                let v = try value(s, &i, depth: depth + 1)
+                if o[k] != nil { throw Fail(pos: at, what: "the key \"\(k)\" appears twice in this object") }
+                o[k] = v
                 try skip(s, &i)
                 if i < s.count && s[i] == "," { i += 1; try skip(s, &i); continue }
                 guard i < s.count, s[i] == "}" else { throw Fail(pos: i, what: "expected ',' or '}' in an object, found \(show(s, i))") }
             }
             guard i < s.count else { throw Fail(pos: i, what: "unterminated object (missing '}')") }
             i += 1
+            return .object(o)
         case "[":
             i += 1
             try skip(s, &i)
+            var a: [JSONValue] = []
             while i < s.count && s[i] != "]" {
-                try value(s, &i)
+                a.append(try value(s, &i, depth: depth + 1))
                 try skip(s, &i)
                 if i < s.count && s[i] == "," { i += 1; try skip(s, &i); continue }
                 guard i < s.count, s[i] == "]" else { throw Fail(pos: i, what: "expected ',' or ']' in a list, found \(show(s, i))") }
             }
             guard i < s.count else { throw Fail(pos: i, what: "unterminated list (missing ']')") }
             i += 1
+            return .array(a)
         case "\"", "'":
-            try string(s, &i)
+            return .string(try string(s, &i))
         default:
             if c == "-" || c == "+" || c == "." || (c >= "0" && c <= "9") {
                 let start = i
                 i += 1
                 while i < s.count, isNumberChar(s[i]) { i += 1 }
                 let word = String(String.UnicodeScalarView(s[start..<i]))
-                let body = word.trimmingCharacters(in: CharacterSet(charactersIn: "+-"))
-                if body == "Infinity" || body == "NaN" { return }
-                if body.lowercased().hasPrefix("0x"), UInt64(body.dropFirst(2), radix: 16) != nil { return }
-                if Double(body) == nil && !(body.hasSuffix(".") && Double(body.dropLast()) != nil) {
+                let negative = word.hasPrefix("-")
+                let body = word.hasPrefix("-") || word.hasPrefix("+") ? String(word.dropFirst()) : word
+                if body == "Infinity" { return .double(negative ? -.infinity : .infinity) }
+                if body == "NaN" { return .double(.nan) }
+                if body.hasPrefix("0x") || body.hasPrefix("0X") {
+                    let digits = body.dropFirst(2)
+                    guard !digits.isEmpty, digits.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit }), let u = UInt64(digits, radix: 16) else {
+                        throw Fail(pos: start, what: "invalid number \"\(word)\"")
+                    }
+                    guard u <= UInt64(Int.max) else { throw Fail(pos: start, what: "the number \(word) is out of range") }
+                    return .int(negative ? -Int(u) : Int(u))
+                }
+                if !body.isEmpty, body.unicodeScalars.allSatisfy({ $0 >= "0" && $0 <= "9" }) {
+                    if let n = Int(body) { return .int(negative ? -n : n) }
+                }
+                // Swift's Double() takes "inf", "nan" and hex floats, which JSON5 spells otherwise.
+                let plain = body.unicodeScalars.allSatisfy { ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "e" || $0 == "E" || $0 == "+" || $0 == "-" }
+                let text = body.hasSuffix(".") ? String(body.dropLast()) : body
+                guard plain, body.unicodeScalars.first != "+", body.unicodeScalars.first != "-", let d = Double(text.hasPrefix(".") ? "0" + text : text) else {
                     throw Fail(pos: start, what: "invalid number \"\(word)\"")
                 }
-                return
+                guard d.isFinite else { throw Fail(pos: start, what: "the number \(word) is out of range") }
+                return .double(negative ? -d : d)
             }
             let start = i
             while i < s.count, isIdent(s[i]) { i += 1 }
             let word = String(String.UnicodeScalarView(s[start..<i]))
-            if ["true", "false", "null", "Infinity", "NaN"].contains(word) { return }
-            throw Fail(pos: start, what: word.isEmpty ? "unexpected \(show(s, start))" : "unexpected word \"\(word)\" (strings need quotes)")
+            switch word {
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            case "null": return .null
+            case "Infinity": return .double(.infinity)
+            case "NaN": return .double(.nan)
+            default: throw Fail(pos: start, what: word.isEmpty ? "unexpected \(show(s, start))" : "unexpected word \"\(word)\" (strings need quotes)")
+            }
         }
     }
 
@@ -202,24 +187,64 @@ public enum JSON5Locator {
         (c >= "0" && c <= "9") || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c == "_" || c == "$" || c.value > 127
     }
 
-    static func key(_ s: [Unicode.Scalar], _ i: inout Int) throws {
+    static func key(_ s: [Unicode.Scalar], _ i: inout Int) throws -> String {
         guard i < s.count else { throw Fail(pos: i, what: "expected a key, found end of file") }
-        if s[i] == "\"" || s[i] == "'" { try string(s, &i); return }
+        if s[i] == "\"" || s[i] == "'" { return try string(s, &i) }
         let start = i
         while i < s.count, isIdent(s[i]) { i += 1 }
         if i == start { throw Fail(pos: i, what: "expected a key, found \(show(s, i))") }
         if s[start] >= "0" && s[start] <= "9" { throw Fail(pos: start, what: "a key cannot start with a digit (quote it)") }
+        return String(String.UnicodeScalarView(s[start..<i]))
     }
 
-    static func string(_ s: [Unicode.Scalar], _ i: inout Int) throws {
+    /// A quoted string, its escapes decoded as JSON5 does (\n \t \r \b \f \v \0, \xHH,
+    /// \uHHHH with surrogate pairs, a backslash before a line break continues the line, any
+    /// other escaped character stands for itself).
+    static func string(_ s: [Unicode.Scalar], _ i: inout Int) throws -> String {
         let q = s[i], start = i
         i += 1
+        var out = String.UnicodeScalarView()
+        func hex(_ n: Int) throws -> UInt32 {
+            guard i + n <= s.count, let v = UInt32(String(String.UnicodeScalarView(s[i..<(i + n)])), radix: 16) else {
+                throw Fail(pos: i, what: "expected \(n) hexadecimal digits in an escape")
+            }
+            i += n
+            return v
+        }
         while i < s.count && s[i] != q {
-            if s[i] == "\\" { i += 2; continue }
-            if s[i] == "\n" { throw Fail(pos: start, what: "unterminated string (a line break inside quotes)") }
+            let c = s[i]
+            if c == "\n" || c == "\r" { throw Fail(pos: start, what: "unterminated string (a line break inside quotes)") }
+            guard c == "\\" else { out.append(c); i += 1; continue }
             i += 1
+            guard i < s.count else { break }
+            let e = s[i]
+            i += 1
+            switch e {
+            case "n": out.append("\n")
+            case "t": out.append("\t")
+            case "r": out.append("\r")
+            case "b": out.append("\u{8}")
+            case "f": out.append("\u{C}")
+            case "v": out.append("\u{B}")
+            case "0": out.append("\u{0}")
+            case "x": out.append(Unicode.Scalar(UInt8(try hex(2))))
+            case "u":
+                var v = try hex(4)
+                if v >= 0xD800 && v < 0xDC00, i + 1 < s.count, s[i] == "\\", s[i + 1] == "u" {
+                    i += 2
+                    let lo = try hex(4)
+                    guard lo >= 0xDC00 && lo < 0xE000 else { throw Fail(pos: i - 6, what: "a \\u surrogate pair is incomplete") }
+                    v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00)
+                }
+                guard let u = Unicode.Scalar(v) else { throw Fail(pos: i - 4, what: "\\u\(String(v, radix: 16)) is not a character (a lone surrogate)") }
+                out.append(u)
+            case "\n": break   // a line continuation
+            case "\r": if i < s.count && s[i] == "\n" { i += 1 }
+            default: out.append(e)
+            }
         }
         if i >= s.count { throw Fail(pos: start, what: "unterminated string") }
         i += 1
+        return String(out)
     }
 }
