@@ -2,7 +2,16 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
+// Multi-versioned through an ifunc resolver that the dynamic loader runs during relocation,
+// before any sanitizer runtime is up: under ThreadSanitizer the instrumented resolver
+// crashes the process at start (make test-sanitize SANITIZER=thread), so sanitized builds
+// take the default version only.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define SLM_SANITIZED 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__clang__) && !defined(SLM_SANITIZED)
 #define MULTI __attribute__((target_clones("default,avx2,avx512f")))
 #else
 #define MULTI
@@ -189,8 +198,16 @@ static void item_scores_scalar(long B, long D, const float *u, long n, const flo
 // The vector kernels fill whole blocks (8 or 4 users by 32 or 16 items) into `out` where
 // they fit; the rest (the last users and items) is the scalar chain, the same per element.
 void ck_item_scores(long B, long D, const float *u, long n, const float *et, long ldt, float *out, long ldo) {
-    static int isa = -1;
-    if (isa < 0) isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+    // Chosen once; the workers of a parallel ranking call this at the same time, so the
+    // cached choice is read and written atomically (a plain static was a data race: found by
+    // make test-sanitize SANITIZER=thread). Relaxed order suffices: every writer stores the
+    // same value.
+    static int cached = -1;
+    int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+        __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
+    }
     long bu = 0, nu = 0;
     if (isa == 2) { bu = B / 8 * 8; nu = n / 32 * 32; item_scores_avx512(bu, D, u, nu, et, ldt, out, ldo); }
     else if (isa == 1) { bu = B / 4 * 4; nu = n / 16 * 16; item_scores_avx2(bu, D, u, nu, et, ldt, out, ldo); }

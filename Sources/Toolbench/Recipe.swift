@@ -146,9 +146,8 @@ public struct Recipe: Sendable {
             throw ToolbenchError("--set \(spec)", problem: "expected key.path=value", fix: "e.g. --set vars.data=data/ml-100k")
         }
         let key = String(spec[..<eq]), text = String(spec[spec.index(after: eq)...])
-        let decoder = JSONDecoder()
-        decoder.allowsJSON5 = true
-        let value = (try? decoder.decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text)
+        // Our JSON5 parser, not Foundation's (which traps on some numbers: docs/reliability.md).
+        let value = (try? JSON5Locator.parse(text)) ?? .string(text)
         var segments: [String] = []
         for part in key.split(separator: ".", omittingEmptySubsequences: false) {
             var p = String(part)
