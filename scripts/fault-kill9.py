@@ -53,7 +53,6 @@ def tree_hash(path, only=None):
 
 
 WEIGHTS = {"model.safetensors", "config.json", "ellmrec.json", "adapter_model.safetensors", "adapter_config.json"}
-DATA = None  # every file of a prepared dataset is deterministic
 
 
 def debris(parent):

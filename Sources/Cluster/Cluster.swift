@@ -119,5 +119,7 @@ public struct Fingerprint: Sendable {
         value = (h ^ UInt64(bytes.count)) &* 0x0000_0100_0000_01B3
     }
     public mutating func add(_ data: Data) { data.withUnsafeBytes { add($0) } }
+    /// A float buffer's bytes (weights: equal on every rank that holds the same values).
+    public mutating func add(floats p: UnsafePointer<Float>, count: Int) { add(UnsafeRawBufferPointer(start: p, count: count * 4)) }
     public mutating func add(_ s: String) { add(Data(s.utf8)) }
 }

@@ -54,10 +54,9 @@ public final class GradientReducer {
     let total: Int
     /// The loss terms' names, rank 0's (a rank whose share of the last batch is empty has none).
     var keys: [String]? = nil
-    /// Wall time spent in the all-reduces (waiting for the slowest rank included) and the
-    /// bytes each rank contributed, over every `reduce` so far.
+    /// Wall time spent in the all-reduces (waiting for the slowest rank included) over the
+    /// `steps` calls of `reduce` so far (bytes: `floatsPerStep` · 4 each).
     public private(set) var seconds = 0.0
-    public private(set) var bytes = 0
     public private(set) var steps = 0
     /// With `separateWait` (benchmarks), a barrier before each all-reduce takes the waiting
     /// for the slowest rank out of `seconds` into `waitSeconds`, so `seconds` is the
@@ -82,7 +81,7 @@ public final class GradientReducer {
     public var floatsPerStep: Int { total }
 
     /// Scales this rank's gradients and terms by `fraction`, sums them over the ranks in
-    /// place, and returns a stop signal if any rank received one (or `stop` was asked).
+    /// place, and returns a stop signal if any rank received one.
     public func reduce(fraction: Double, terms: inout [String: Double], stopSignal: Int32?) throws -> Int32? {
         let f = Float(fraction)
         if keys == nil {
@@ -116,7 +115,6 @@ public final class GradientReducer {
         var v = names.map { (terms[$0] ?? 0) * fraction } + [stopSignal == nil ? 0 : 1]
         try world.allreduceSum(&v)
         seconds += Date().timeIntervalSince(t0)
-        bytes += total * 4
         steps += 1
         terms = [:]
         for (k, name) in names.enumerated() { terms[name] = v[k] }

@@ -105,12 +105,19 @@ public enum DataPrepare {
     /// Step 1 alone: the records `run` would read from `input` (interactions kept, bad lines
     /// skipped), with `run`'s rating threshold. The fuzz harness's fast path: parsing is what
     /// bad bytes reach; the later steps only see parsed ids.
-    public static func parseOnly(input: URL, format: InputFormat, skipBadLines: Bool) throws -> (interactions: Int, badLines: Int) {
-        let threshold: Double? = format.isExplicit || format == .recboleInter ? 3 : nil
-        var parser = RecordParser(url: input, format: format, minRating: threshold, skipBadLines: skipBadLines)
-        parser.exclusiveMin = true
-        let log = try parser.parse(progress: nil)
+    public static func parseOnly(_ o: PrepareOptions) throws -> (interactions: Int, badLines: Int) {
+        let log = try parser(o, format: o.format == .auto ? try InputFormat.detect(url: o.input) : o.format).parse(progress: nil)
         return (log.users.count, log.badLines)
+    }
+
+    /// The parser of step 1. The rating threshold applies only to explicit formats (for
+    /// RecBole it depends on the header, so it is passed and ignored without a column); the
+    /// default is "> 3" (SLMRec/S3-Rec "rating > 3"), an explicit --min-rating is "≥".
+    static func parser(_ o: PrepareOptions, format: InputFormat) -> RecordParser {
+        var p = RecordParser(url: o.input, format: format, minRating: format.isExplicit || format == .recboleInter ? (o.minRating ?? 3) : nil,
+                             skipBadLines: o.skipBadLines)
+        p.exclusiveMin = o.minRating == nil
+        return p
     }
 
     @discardableResult
@@ -125,19 +132,15 @@ public enum DataPrepare {
         let started = Date()
         if progress { logLine("data prepare: reading \(file) as \(format.rawValue)") }
 
-        // 1. Parse (the rating threshold applies only to explicit formats; for RecBole it
-        //    depends on the header, so we pass it and the parser ignores it without a column).
-        let threshold: Double? = format.isExplicit || format == .recboleInter ? (o.minRating ?? 3) : nil
-        // The default is "> 3" (SLMRec/S3-Rec "rating > 3"), an explicit --min-rating is "≥".
-        let exclusive = o.minRating == nil
+        // 1. Parse (the rating threshold: `parser(_:format:)`).
+        let parser = Self.parser(o, format: format)
+        let threshold = parser.minRating, exclusive = parser.exclusiveMin
         let filterText = threshold.map { exclusive ? "> \($0)" : "≥ \($0)" } ?? "none"
         if progress && o.minRating != nil && format == .sequences {
             logLine("data prepare: --min-rating ignored: the sequences format is implicit feedback")
         }
         let fileSize = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         let reporter = progress ? ProgressReporter(label: "parse", total: max(1, fileSize / 32), unit: "lines") : nil
-        var parser = RecordParser(url: o.input, format: format, minRating: threshold, skipBadLines: o.skipBadLines)
-        parser.exclusiveMin = exclusive
         var log = try parser.parse(progress: reporter.map { r in { r.update(min($0, r.total - 1)) } })
         reporter?.finish()
         if progress && log.badLines > 0 { logLine("data prepare: skipped \(log.badLines) malformed line(s)") }

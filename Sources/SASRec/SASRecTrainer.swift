@@ -181,7 +181,7 @@ public enum SASRecTrainer {
         }
         if world.isDistributed {
             var w = Fingerprint()
-            w.add(UnsafeRawBufferPointer(start: model.params.buffer.ptr, count: model.params.buffer.count * 4))
+            w.add(floats: model.params.buffer.ptr, count: model.params.buffer.count)
             try world.requireAgreement("the weights at the start (epoch \(p.epoch), step \(p.stepInEpoch))", w.value)
         }
         var stopAgreed: Int32? = nil   // data-parallel: a stop signal some rank received
@@ -221,14 +221,15 @@ public enum SASRecTrainer {
                 if !mine.isEmpty {
                     let b = SASRecBatch(inputs: mine.map { wins[$0].input }, targets: mine.map { wins[$0].target }, maxLen: config.maxLen)
                     let sample = sampler?.draw(seed: o.seed, step: adam.step)
+                    func step(_ rng: inout SeededRNG) -> (Double, Int) {
+                        model.trainStep(b, grads: grads, workspace: ws, rng: &rng, ceChunk: o.ceChunk, softmax: o.softmax ?? .full, sample: sample)
+                    }
                     if world.rank == 0 {
-                        (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &p.dropRNG, ceChunk: o.ceChunk,
-                                                 softmax: o.softmax ?? .full, sample: sample)
+                        (l, n) = step(&p.dropRNG)
                     } else {
                         // Another rank's rows get their own masks, drawn per step (resume-safe).
                         var r = SeededRNG(seed: o.seed ^ (UInt64(adam.step) &* 0x9E37_79B9_7F4A_7C15), stream: "sasrec-dropout-rank-\(world.rank)")
-                        (l, n) = model.trainStep(b, grads: grads, workspace: ws, rng: &r, ceChunk: o.ceChunk,
-                                                 softmax: o.softmax ?? .full, sample: sample)
+                        (l, n) = step(&r)
                     }
                 }
                 if let reducer {

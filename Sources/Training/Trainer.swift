@@ -492,7 +492,7 @@ public final class Trainer {
     /// Every group's tensors, as bytes: equal on every rank that holds the same weights.
     static func fingerprint(_ groups: [ParamGroup]) -> UInt64 {
         var f = Fingerprint()
-        for g in groups { f.add(UnsafeRawBufferPointer(start: g.params.buffer.ptr, count: g.params.buffer.count * 4)) }
+        for g in groups { f.add(floats: g.params.buffer.ptr, count: g.params.buffer.count) }
         return f.value
     }
 

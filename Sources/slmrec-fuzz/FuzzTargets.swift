@@ -100,10 +100,13 @@ func fuzzOne(_ target: FuzzTarget, _ data: Data) {
         // interaction (a valid file), so that the common case — bytes that parsing rejects —
         // runs at parser speed instead of a prepared dataset's (≈ 60 inputs/s) while the later
         // steps still see every valid input.
-        let strict = try? DataPrepare.parseOnly(input: input, format: format, skipBadLines: false)
-        _ = try? DataPrepare.parseOnly(input: input, format: format, skipBadLines: true)
+        let options = PrepareOptions(input: input, output: out, format: format, kcore: 1, negatives: 3)
+        var lenient = options
+        lenient.skipBadLines = true
+        let strict = try? DataPrepare.parseOnly(options)
+        _ = try? DataPrepare.parseOnly(lenient)
         if let strict, strict.interactions > 0 {
-            _ = try? DataPrepare.run(PrepareOptions(input: input, output: out, format: format, kcore: 1, negatives: 3), progress: false)
+            _ = try? DataPrepare.run(options, progress: false)
             try? FileManager.default.removeItem(at: out)
         }
     }

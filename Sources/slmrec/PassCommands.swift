@@ -231,18 +231,18 @@ struct Run: ParsableCommand {
             emit("plan OK (\(plan.stages.count) stages); would write \(dir.path)")
             return
         }
-        let world = Cluster.world
+        let world = Cluster.world, coordination = Self.coordination(world)
         if !world.isLeader {
             // Under mpirun: every stage's passes and evaluations with rank 0 (data-parallel),
             // reading what rank 0 writes; no lock, no files, no report (RunCoordination).
             let evaluator = RecipeEvaluator()
             do {
-                _ = try RecipeRunner(evaluator: evaluator, quiet: true, coordination: Self.coordination(world))
+                _ = try RecipeRunner(evaluator: evaluator, quiet: true, coordination: coordination)
                     .run(plan, runDirectory: dir, resume: resume, force: force, only: selected)
             } catch let e as Interrupted {
                 throw exitAfterInterrupt(e, dropForce: true)
             }
-            if only == nil { try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator, coordination: Self.coordination(world)) }
+            if only == nil { try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator, coordination: coordination) }
             return
         }
         // Refused targets first (before a lock file is created beside them); then one writer
@@ -254,7 +254,7 @@ struct Run: ParsableCommand {
             let evaluator = RecipeEvaluator()
             let records: [StageRecord]
             do {
-                records = try RecipeRunner(evaluator: evaluator, coordination: Self.coordination(world))
+                records = try RecipeRunner(evaluator: evaluator, coordination: coordination)
                     .run(plan, runDirectory: dir, resume: resume, force: force, only: selected)
             } catch let e as Interrupted {
                 throw exitAfterInterrupt(e, dropForce: true)
@@ -266,7 +266,7 @@ struct Run: ParsableCommand {
                 try reportJudgements(dir)
                 return
             }
-            try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator, coordination: Self.coordination(world))
+            try evaluateComparedInputs(plan, runDirectory: dir, evaluator: evaluator, coordination: coordination)
             emit("run complete: \(dir.path) (\(ran) stages run, \(records.count - ran) skipped)")
             // Under mpirun the other ranks wait (polling) while rank 0 writes the report: its
             // latency columns would time a contended machine, so they are left out there.

@@ -152,8 +152,8 @@ func requireSameInputs(model: ELLMRecModel, dataset: PreparedDataset) throws {
     let world = Cluster.world
     guard world.isDistributed else { return }
     var w = Fingerprint()
-    w.add(UnsafeRawBufferPointer(start: model.params.buffer.ptr, count: model.params.buffer.count * 4))
-    if let lora = model.lora { w.add(UnsafeRawBufferPointer(start: lora.params.buffer.ptr, count: lora.params.buffer.count * 4)) }
+    w.add(floats: model.params.buffer.ptr, count: model.params.buffer.count)
+    if let lora = model.lora { w.add(floats: lora.params.buffer.ptr, count: lora.params.buffer.count) }
     try world.requireAgreement("the model's weights (--checkpoint/--adapter)", w.value)
     var d = Fingerprint()
     d.add(FileManager.default.contents(atPath: dataset.directory.appendingPathComponent("dataset.json").path) ?? Data())

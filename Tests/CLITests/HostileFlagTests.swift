@@ -71,8 +71,10 @@ final class HostileFlagTests: XCTestCase {
                         continue
                     }
                     refused += 1
-                    // The message names the flag, or the file a path option pointed to.
-                    let names = r.stderr.contains(o) || (!v.isEmpty && r.stderr.contains(v) && r.stderr.contains("/"))
+                    // The message names the flag (or its key, snake_case), or the file a path
+                    // option pointed to (the value resolved against the working directory).
+                    let file = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(v).path
+                    let names = r.stderr.contains(o) || (!v.isEmpty && r.stderr.contains(file))
                         || r.stderr.contains(String(o.dropFirst(2)).replacingOccurrences(of: "-", with: "_"))
                     XCTAssertTrue(names, "\(what): the error does not name the flag or the file\n\(r.stderr)")
                     XCTAssertFalse(r.stderr.isEmpty, what)

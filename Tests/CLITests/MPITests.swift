@@ -43,12 +43,19 @@ final class MPITests: XCTestCase {
         return m
     }
 
+    /// `slmrec init` of the tests' tiny checkpoint (hidden 32) at `dir/name` on `data`.
+    func initCheckpoint(_ name: String, in dir: URL, data: URL, layers: Int, seed: Int) throws -> String {
+        let ck = dir.appendingPathComponent(name).path
+        let r = try CLI.run(["init", "--output", ck, "--data", data.path, "--layers", "\(layers)", "--hidden", "32", "--intermediate", "48",
+                             "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "\(seed)"])
+        XCTAssertEqual(r.status, 0, r.all)
+        return ck
+    }
+
     func testShardedEvaluationEqualsOneProcess() throws {
         let dir = try CLI.tmp("mpi-eval")
         let data = try TinyModels.preparePatternDataset(in: dir)
-        let ck = dir.appendingPathComponent("ck").path
-        XCTAssertEqual(try CLI.run(["init", "--output", ck, "--data", data.path, "--layers", "2", "--hidden", "32", "--intermediate", "48",
-                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "3"]).status, 0)
+        let ck = try initCheckpoint("ck", in: dir, data: data, layers: 2, seed: 3)
         func eval(_ name: String) -> [String] {
             ["eval", "--checkpoint", ck, "--data", data.path, "--batch-size", "7", "--output", dir.appendingPathComponent("\(name).json").path,
              "--ranks", dir.appendingPathComponent("\(name).tsv").path]
@@ -118,9 +125,7 @@ final class MPITests: XCTestCase {
     func testDataParallelFinetuneFollowsTheSingleProcess() throws {
         let dir = try CLI.tmp("mpi-train")
         let data = try TinyModels.preparePatternDataset(in: dir)
-        let ck = dir.appendingPathComponent("ck").path
-        XCTAssertEqual(try CLI.run(["init", "--output", ck, "--data", data.path, "--layers", "2", "--hidden", "32", "--intermediate", "48",
-                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "3"]).status, 0)
+        let ck = try initCheckpoint("ck", in: dir, data: data, layers: 2, seed: 3)
         let steps = 150
         let opts = "{data: \"\(data.path)\", max_steps: \(steps), batch_size: 12, lr: 0.003, valid_every: 50, valid_users: 0, patience: 0, "
             + "mode: \"lora\", lora_rank: 4, lora_targets: [\"gate_proj\", \"up_proj\", \"down_proj\"], lora_dropout: 0}"
@@ -169,9 +174,7 @@ final class MPITests: XCTestCase {
     func testDataParallelDistillationFollowsTheSingleProcess() throws {
         let dir = try CLI.tmp("mpi-kd")
         let data = try TinyModels.preparePatternDataset(in: dir)
-        let teacher = dir.appendingPathComponent("teacher").path, student = dir.appendingPathComponent("student").path
-        XCTAssertEqual(try CLI.run(["init", "--output", teacher, "--data", data.path, "--layers", "4", "--hidden", "32", "--intermediate", "48",
-                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "5"]).status, 0)
+        let teacher = try initCheckpoint("teacher", in: dir, data: data, layers: 4, seed: 5), student = dir.appendingPathComponent("student").path
         XCTAssertEqual(try CLI.run(["apply", "prune-layers", "--input", teacher, "--output", student, "--options", "{strategy: \"keep-first\", keep: 2}"]).status, 0)
         let steps = 100
         let opts = "{data: \"\(data.path)\", max_steps: \(steps), batch_size: 10, lr: 0.002, valid_every: 0, valid_users: 0, patience: 0, "
@@ -269,9 +272,7 @@ final class MPITests: XCTestCase {
     func testRecipeRunsDataParallel() throws {
         let dir = try CLI.tmp("mpi-recipe")
         let data = try TinyModels.preparePatternDataset(in: dir)
-        let base = dir.appendingPathComponent("base").path
-        XCTAssertEqual(try CLI.run(["init", "--output", base, "--data", data.path, "--layers", "4", "--hidden", "32", "--intermediate", "48",
-                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "3"]).status, 0)
+        let base = try initCheckpoint("base", in: dir, data: data, layers: 4, seed: 3)
         let recipe = dir.appendingPathComponent("r.json5")
         try """
         { inputs: { base: "\(base)" }, evaluate: { data: "\(data.path)", split: "test", candidates: "both" },
@@ -384,9 +385,7 @@ final class MPITests: XCTestCase {
         let fm = FileManager.default
         let dir = try CLI.tmp("mpi-kill")
         let data = try TinyModels.preparePatternDataset(in: dir)
-        let ck = dir.appendingPathComponent("ck").path
-        XCTAssertEqual(try CLI.run(["init", "--output", ck, "--data", data.path, "--layers", "2", "--hidden", "32", "--intermediate", "48",
-                                    "--heads", "2", "--item-dim", "8", "--prompt-length", "2", "--seed", "3"]).status, 0)
+        let ck = try initCheckpoint("ck", in: dir, data: data, layers: 2, seed: 3)
         let opts = "{data: \"\(data.path)\", max_steps: 400, batch_size: 12, lr: 0.002, checkpoint_every: 10, valid_every: 100, valid_users: 0, patience: 0}"
         func apply(_ name: String) -> [String] {
             ["apply", "finetune", "--input", ck, "--output", dir.appendingPathComponent(name).path, "--options", opts, "--seed", "7"]
