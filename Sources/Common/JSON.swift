@@ -10,10 +10,20 @@ import Foundation
 /// including ones we do not know, is written back unchanged; numbers keep their kind
 /// (`10000` stays an integer, `10000.0` stays a float) because Foundation's JSONSerialization
 /// cannot tell them apart.
+/// A decoder reading from a `JSONValue` tree (the strict option decoder): `JSONValue` takes
+/// its subtree as is, and the decoder notes that every key below is accepted.
+public protocol JSONTreeDecoder: Decoder {
+    func wholeValue() -> JSONValue
+}
+
 public enum JSONValue: Sendable, Equatable, Codable {
     case null, bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
     public init(from decoder: Decoder) throws {
+        // A decoder that already holds the tree hands the subtree over whole: probing it type by
+        // type below costs a failed attempt (and its error message) per level, quadratic in the
+        // depth (a 1,500-level `--set` key took 2.9 s: docs/reliability.md, bug 13).
+        if let tree = decoder as? JSONTreeDecoder { self = tree.wholeValue(); return }
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null; return }
         if let b = try? c.decode(Bool.self) { self = .bool(b); return }
@@ -323,6 +333,18 @@ public enum JSONText {
         var s = ""
         write(v, into: &s, indent: 0, pretty: false)
         return s
+    }
+
+    /// `compact`, cut to about `limit` characters with "…" (error messages quoting a value
+    /// the user wrote: a whole large subtree is no help and costs its size to print).
+    public static func preview(_ v: JSONValue, limit: Int = 80) -> String {
+        switch v {
+        case .array(let a) where a.count > limit: return "[… \(a.count) items]"
+        case .object(let o) where o.count > limit: return "{… \(o.count) keys}"
+        default:
+            let s = compact(v)
+            return s.count > limit ? String(s.prefix(limit)) + "…" : s
+        }
     }
 
     private static func write(_ v: JSONValue, into s: inout String, indent: Int, pretty: Bool) {

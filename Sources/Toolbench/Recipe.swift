@@ -148,6 +148,13 @@ public struct Recipe: Sendable {
         let key = String(spec[..<eq]), text = String(spec[spec.index(after: eq)...])
         // Our JSON5 parser, not Foundation's (which traps on some numbers: docs/reliability.md).
         let value = (try? JSON5Locator.parse(text)) ?? .string(text)
+        // The nesting a key can create is the recipe parser's limit too (each segment is one
+        // level; counted before splitting, which is quadratic in the number of `[…]`).
+        let levels = key.reduce(1) { $0 + ($1 == "." || $1 == "[" ? 1 : 0) }
+        if levels > JSON5Locator.maxDepth {
+            throw ToolbenchError("\(file): --set \(key.prefix(60))…", problem: "the key path has \(levels) segments, more than the \(JSON5Locator.maxDepth) levels a recipe may nest",
+                                 fix: "write the path of an existing option, e.g. --set stages.kd.options.lr=1e-4")
+        }
         var segments: [String] = []
         for part in key.split(separator: ".", omittingEmptySubsequences: false) {
             var p = String(part)

@@ -70,6 +70,8 @@ final class KeyLog: @unchecked Sendable {
     var asked: [String: Set<String>] = [:]
     /// Objects decoded as dictionaries (every key accepted).
     var open: Set<String> = []
+    /// Subtrees decoded as a `JSONValue` (every key at any depth below accepted).
+    var whole: Set<String> = []
     var documented: Set<String> = []
     var misplaced: [String: String] = [:]
 
@@ -80,6 +82,7 @@ final class KeyLog: @unchecked Sendable {
     }
 
     private func walk(_ v: JSONValue, rel: [CodingKey], base: String) throws {
+        if !whole.isEmpty, whole.contains(pathString("", rel)) { return }
         switch v {
         case .object(let o):
             let here = pathString("", rel)
@@ -112,7 +115,7 @@ public struct AnyKey: CodingKey, Sendable {
     public init?(intValue: Int) { self.init(index: intValue) }
 }
 
-struct TreeDecoder: Decoder, SingleValueDecodingContainer {
+struct TreeDecoder: JSONTreeDecoder, SingleValueDecodingContainer {
     let value: JSONValue
     let codingPath: [CodingKey]
     let log: KeyLog
@@ -133,7 +136,7 @@ struct TreeDecoder: Decoder, SingleValueDecodingContainer {
 
     func mismatch(_ expected: String) -> DecodingError {
         DecodingError.typeMismatch(Any.self, .init(codingPath: codingPath,
-            debugDescription: "expected \(expected), found \(JSONText.compact(value))"))
+            debugDescription: "expected \(expected), found \(JSONText.preview(value))"))
     }
 
     func decodeNil() -> Bool { value.isNull }
@@ -165,6 +168,23 @@ struct TreeDecoder: Decoder, SingleValueDecodingContainer {
     func decode(_ type: UInt32.Type) throws -> UInt32 { try integer(type) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type) }
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: self) }
+
+    /// A `JSONValue` field takes its subtree whole: every key below it is accepted.
+    /// Integral floats become integers, as the type-by-type probe made them (`Int` is tried
+    /// before `Double`), so a decoded tree — and the fingerprints of runs taken from it — is
+    /// the same as before this short cut.
+    func wholeValue() -> JSONValue {
+        log.whole.insert(pathString("", codingPath))
+        func normalised(_ v: JSONValue) -> JSONValue {
+            switch v {
+            case .double: return v.intValue.map(JSONValue.int) ?? v
+            case .array(let a): return .array(a.map(normalised))
+            case .object(let o): return .object(o.mapValues(normalised))
+            default: return v
+            }
+        }
+        return normalised(value)
+    }
 }
 
 struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {

@@ -182,6 +182,36 @@ final class RecipeTests: XCTestCase {
                        .object(["layers": .int(1), "inner": .object(["lambda": .int(1)])]))  // JSON has no 1.0 vs 1
     }
 
+    /// Bug 13 (docs/reliability.md): a `--set` key of 1,500 segments nested the options that
+    /// deep, and decoding them probed every level type by type, printing the whole subtree into
+    /// each failed probe's message: 2.9 s for one 3 KB key. Keys are now held to the parser's
+    /// nesting limit, and an options subtree is taken whole (integral floats still integers).
+    func testDeepOverridesAreBoundedAndOptionsTakenWhole() throws {
+        let deep = (0..<300).map { _ in "a" }.joined(separator: ".")
+        XCTAssertThrowsError(try recipe("{name: 'a', pass: 'shrink', options: {layers: 3}}", overrides: ["stages.a.options.\(deep)=1"])) {
+            XCTAssertTrue("\($0)".contains("r.json5: --set stages.a.options.a.a.a") && "\($0)".contains("the key path has 303 segments, more than the 256 levels a recipe may nest"), "\($0)")
+        }
+        XCTAssertThrowsError(try recipe("{name: 'a', pass: 'shrink'}", overrides: ["stages[0]" + String(repeating: "[0]", count: 300) + "=1"])) {
+            XCTAssertTrue("\($0)".contains("more than the 256 levels"), "\($0)")
+        }
+        // Under the limit: the subtree arrives whole, and the pass's strict decoding names the
+        // unknown key at its place.
+        let path = (0..<200).map { _ in "b" }.joined(separator: ".")
+        let r = try recipe("{name: 'a', pass: 'shrink', options: {layers: 3.0, x: {y: [1.0, 2.5, {z: -0.0}]}}}", overrides: ["stages.a.options.deep.\(path)=7"])
+        var node = r.stages[0].options.objectValue?["deep"]
+        for _ in 0..<200 { node = node?.objectValue?["b"] }
+        XCTAssertEqual(node, .int(7))
+        XCTAssertEqual(r.stages[0].options.objectValue?["layers"], .int(3))
+        XCTAssertEqual(r.stages[0].options.objectValue?["x"], .object(["y": .array([.int(1), .double(2.5), .object(["z": .int(0)])])]))
+        XCTAssertThrowsError(try Planner.plan(r, registry: testRegistry)) {
+            XCTAssertTrue("\($0)".contains("stages[0].options.deep: unknown option \"deep\""), "\($0)")
+        }
+        // Keys below a JSONValue field are the field's business; a misspelling beside it is not.
+        XCTAssertThrowsError(try recipe("{name: 'a', pass: 'shrink', options: {layers: 3}, grdi: {keep: [1]}}")) {
+            XCTAssertTrue("\($0)".contains("did you mean \"grid\""), "\($0)")
+        }
+    }
+
     func testEvaluateBlockStrict() throws {
         XCTAssertNoThrow(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", extra: "evaluate: {data: 'd', split: 'test', candidates: 'both', users: 10},"))
         XCTAssertThrowsError(try plan("{name: 'a', pass: 'shrink', options: {layers: 3}}", extra: "evaluate: {data: 'd', candidate: 'full'},")) {
