@@ -68,7 +68,7 @@ struct RawLog {
     var items: [Int32] = []
     var times: [Double] = []        // empty when the format has no timestamps
     var userKeys = KeyInterner()
-    var itemKeys = KeyInterner(capacity: 1 << 15)
+    var itemKeys = KeyInterner()
     var badLines = 0
     var linesRead = 0
     var droppedByRating = 0

@@ -13,7 +13,9 @@ struct KeyInterner {
     private var table: [Int32]
     private var mask: Int
 
-    init(capacity: Int = 1 << 16) {
+    /// The table starts small and doubles (each growth rehashes the codes so far: linear in
+    /// total), so a small file does not pay for a large table.
+    init(capacity: Int = 1 << 10) {
         var c = 16
         while c < capacity * 2 { c <<= 1 }
         table = [Int32](repeating: -1, count: c)

@@ -18,8 +18,15 @@ public struct LineReader {
             throw RecDataError.io(file: url.path, detail: "cannot open for reading: \(String(cString: strerror(errno)))")
         }
         defer { gzclose(gz) }
-        gzbuffer(gz, 1 << 20)
-        let chunk = 1 << 20
+        // Chunks of 1 MB, or of the file's size when smaller (at least 16 KB): a 2 KB file
+        // should not page in the 3 MB that zlib's buffers and ours take at 1 MB (the fuzz
+        // targets parse thousands of small files a second; docs/reliability.md). A small
+        // .gz file expands beyond its size: the buffer grows as for a long line.
+        var st = stat()
+        let size = stat(url.path, &st) == 0 ? Int(st.st_size) : Int.max
+        var chunk = 1 << 14
+        while chunk < size && chunk < 1 << 20 { chunk <<= 1 }
+        gzbuffer(gz, UInt32(chunk))
         var buf = [UInt8](repeating: 0, count: chunk * 2)
         var start = 0   // first byte of the pending (incomplete) line
         var end = 0     // one past the last valid byte

@@ -126,4 +126,32 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(stats.interactions, 400_002)
         XCTAssertEqual(ds.sequences[1], [1, 2])
     }
+
+    /// The reader sizes its chunks to the file (16 KB for a small one): a small .gz file that
+    /// expands to megabytes — a 1.6 MB line among 200,000 short ones — must still be read
+    /// whole, and the key tables (starting at 1,024 slots) grow to 200,000 users.
+    func testSmallGzipExpandingFarBeyondItsChunk() throws {
+        let dir = try makeTempDir(self)
+        // The long line repeats one item (it compresses to almost nothing; prepare keeps one
+        // interaction per user and item: 7 and 8).
+        let long = "0 " + String(repeating: "7 ", count: 800_000) + "8"
+        var text = long + "\n"
+        for u in 1...200_000 { text += "\(u) \(u % 97 + 1) \(u % 89 + 101)\n" }
+        let plain = try writeFile(dir, "big.txt", text)
+        let gz = Process()
+        gz.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gz.arguments = ["-9", "-k", plain.path]
+        try gz.run(); gz.waitUntilExit()
+        let url = dir.appendingPathComponent("big.txt.gz")
+        let size = try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int ?? 0
+        XCTAssertLessThan(size, text.utf8.count / 4, "the test needs a file that expands well beyond its size")
+        var lines = 0, longest = 0
+        try LineReader(url: url).forEachLine { line, _ in lines += 1; longest = max(longest, line.count); return true }
+        XCTAssertEqual(lines, 200_001)
+        XCTAssertEqual(longest, long.utf8.count)
+        let (stats, ds) = try prepare(url, in: dir, format: .sequences)
+        XCTAssertEqual(stats.users, 200_001)
+        XCTAssertEqual(stats.interactions, 2 + 400_000)
+        XCTAssertEqual(ds.sequences[0].count, 2)
+    }
 }
