@@ -246,27 +246,45 @@ public func resolvePath(_ path: String, relativeTo base: URL? = nil) -> URL {
     return (base ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(p)
 }
 
+/// A file that cannot be read, with the reason in words ("… is a directory, not a file"):
+/// Foundation's CocoaError prints as `Error Domain=NSCocoaErrorDomain Code=256 "(null)"`.
+public struct FileReadError: Error, CustomStringConvertible, LocalizedError {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+    public var errorDescription: String? { description }
+}
+
+/// Calls `body` with successive chunks (at most `chunk` bytes) of a file read with POSIX
+/// calls, refusing a directory by name. The one file reader under `readFileData` and
+/// `SHA256.hex(ofFile:)`.
+public func forEachChunk(of url: URL, chunk: Int = 1 << 16, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw FileReadError(path: url.path, reason: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw FileReadError(path: url.path, reason: String(cString: strerror(errno))) }
+    if (st.st_mode & S_IFMT) == S_IFDIR { throw FileReadError(path: url.path, reason: "is a directory, not a file") }
+    var buf = [UInt8](repeating: 0, count: chunk)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw FileReadError(path: url.path, reason: String(cString: strerror(errno)))
+        }
+        if n == 0 { return }
+        try buf.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+}
+
 /// A whole file's bytes, read with POSIX calls. Foundation's `Data(contentsOf:)` leaks its
 /// 4 KiB read buffer on an empty file (swift-foundation, FoundationEssentials'
 /// readBytesFromFile; found by the `config` fuzz target under LeakSanitizer), and every user
 /// file we parse can be empty.
 public func readFileData(_ url: URL) throws -> Data {
-    let fd = open(url.path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "\(url.path): \(String(cString: strerror(errno)))"]) }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "\(url.path) is a directory, not a file"])
-    }
     var out = Data()
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "\(url.path): \(String(cString: strerror(errno)))"]) }
-        if n == 0 { return out }
-        out.append(contentsOf: chunk[0..<n])
-    }
+    try forEachChunk(of: url) { out.append(contentsOf: $0) }
+    return out
 }
 
 /// Why a write failed and what to do, from the error's POSIX code where there is one: a full

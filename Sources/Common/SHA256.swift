@@ -14,13 +14,8 @@ public enum SHA256 {
 
     /// Streams the file in 1 MB chunks so a multi-gigabyte input is never held in memory.
     public static func hex(ofFile url: URL) throws -> String {
-        let handle = try FileHandle(forReadingFrom: url)
-        defer { try? handle.close() }
         var h = SHA256Hasher()
-        while true {
-            guard let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty else { break }
-            chunk.withUnsafeBytes { h.update($0) }
-        }
+        try forEachChunk(of: url, chunk: 1 << 20) { h.update($0) }
         return h.finalize()
     }
 }

@@ -126,8 +126,12 @@ enum Bytes {
         return v
     }
 
+    /// A field as text for an error message: its first 200 bytes, "…" after a longer one (a
+    /// 10 MB id quoted whole made a 10 MB message: docs/reliability.md, bug 14).
     static func string(_ line: UnsafeBufferPointer<UInt8>, _ f: FieldRange) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: line[f.start..<(f.start + f.count)]), as: UTF8.self)
+        let n = min(f.count, 200)
+        let s = String(decoding: UnsafeBufferPointer(rebasing: line[f.start..<(f.start + n)]), as: UTF8.self)
+        return n < f.count ? s + "…" : s
     }
 
     /// Splits one CSV line honouring double quotes (RFC 4180 style, `""` inside quotes is a quote).

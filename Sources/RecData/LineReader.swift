@@ -14,6 +14,13 @@ public struct LineReader {
     /// Calls `body(line, lineNumber)` for every line (1-based numbers, empty lines included).
     /// Returning `false` from `body` stops early.
     public func forEachLine(_ body: (UnsafeBufferPointer<UInt8>, Int) throws -> Bool) throws {
+        // zlib opens a directory and fails at the first read ("Is a directory (a truncated or
+        // corrupt .gz file?)"): say what it is instead.
+        var st = stat()
+        let statted = stat(url.path, &st) == 0
+        if statted, (st.st_mode & S_IFMT) == S_IFDIR {
+            throw RecDataError.io(file: url.path, detail: "is a directory, not a file; give the file's path")
+        }
         guard let gz = gzopen(url.path, "rb") else {
             throw RecDataError.io(file: url.path, detail: "cannot open for reading: \(String(cString: strerror(errno)))")
         }
@@ -22,8 +29,7 @@ public struct LineReader {
         // should not page in the 3 MB that zlib's buffers and ours take at 1 MB (the fuzz
         // targets parse thousands of small files a second; docs/reliability.md). A small
         // .gz file expands beyond its size: the buffer grows as for a long line.
-        var st = stat()
-        let size = stat(url.path, &st) == 0 ? Int(st.st_size) : Int.max
+        let size = statted ? Int(st.st_size) : Int.max
         var chunk = 1 << 14
         while chunk < size && chunk < 1 << 20 { chunk <<= 1 }
         gzbuffer(gz, UInt32(chunk))

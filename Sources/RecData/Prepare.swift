@@ -148,7 +148,7 @@ public enum DataPrepare {
         if log.users.isEmpty {
             throw RecDataError.emptyResult(file: file, detail: log.droppedByRating > 0
                 ? "no interactions left after the rating filter (rating \(filterText)); \(log.droppedByRating) dropped"
-                : "no interactions found")
+                : log.linesRead == 0 ? "the file is empty" : "no interactions found")
         }
 
         // 2–4. Group, sort, dedupe, k-core.
@@ -368,6 +368,28 @@ enum TitleLookup {
             return true
         }
         return lines
+    }
+}
+
+extension DatasetRecord {
+    /// Reads a dataset.json; every failure names the file and says what is wrong in words
+    /// (it cannot be read, it is not JSON — where —, or which key is missing or mistyped).
+    static func read(_ url: URL) throws -> DatasetRecord {
+        func bad(_ what: String) -> RecDataError { .badDataset(file: url.path, line: 0, detail: what) }
+        let data: Data
+        do { data = try readFileData(url) } catch let e as FileReadError { throw bad(e.reason) }
+        do { _ = try JSONValue.parse(data) } catch let e as JSONParseError {
+            throw bad("not valid JSON (\(e.message) at byte \(e.offset))")
+        }
+        do { return try JSONDecoder().decode(DatasetRecord.self, from: data) } catch let e as DecodingError {
+            func at(_ path: [CodingKey]) -> String { path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
+            switch e {
+            case .keyNotFound(let k, let c): throw bad("not the record `slmrec data prepare` writes: \(at(c.codingPath + [k])) is missing")
+            case .typeMismatch(_, let c), .valueNotFound(_, let c): throw bad("not the record `slmrec data prepare` writes: \(at(c.codingPath)) has the wrong type")
+            case .dataCorrupted(let c): throw bad("not the record `slmrec data prepare` writes: \(at(c.codingPath)): \(c.debugDescription)")
+            @unknown default: throw bad("not the record `slmrec data prepare` writes (\(e))")
+            }
+        }
     }
 }
 

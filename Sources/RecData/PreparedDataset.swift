@@ -51,15 +51,9 @@ public struct PreparedDataset: Sendable {
     /// Reads `sequences.txt` and the item count from `items.tsv`. Checks that users are
     /// numbered 1…N in order and every item id is in 1…numItems.
     public static func load(directory: URL) throws -> PreparedDataset {
-        let itemsURL = directory.appendingPathComponent("items.tsv")
-        guard FileManager.default.fileExists(atPath: itemsURL.path) else {
-            throw RecDataError.badDataset(file: itemsURL.path, line: 0, detail: "missing; is \(directory.path) a prepared dataset directory?")
-        }
-        var numItems = 0
-        try LineReader(url: itemsURL).forEachLine { line, n in
-            if n > 1 && !line.isEmpty { numItems += 1 }
-            return true
-        }
+        // The catalogue's rows, checked as `Catalogue` reads them (numbered 1…N in order): a
+        // stray line must not silently change the number of items the model scores.
+        let numItems = try Catalogue.readTable(directory.appendingPathComponent("items.tsv"), columns: 3, required: true)?.count ?? 0
         let seqURL = directory.appendingPathComponent("sequences.txt")
         let rows = try readIntRows(seqURL)
         var sequences: [[Int32]] = []
@@ -77,11 +71,18 @@ public struct PreparedDataset: Sendable {
         let recordURL = directory.appendingPathComponent("dataset.json")
         var record: DatasetRecord? = nil
         if FileManager.default.fileExists(atPath: recordURL.path) {
-            do {
-                record = try JSONDecoder().decode(DatasetRecord.self, from: readFileData(recordURL))
-            } catch {
-                throw RecDataError.badDataset(file: recordURL.path, line: 0, detail: "not the record `slmrec data prepare` writes (\(error))")
+            let r = try DatasetRecord.read(recordURL)
+            // An emptied or truncated sequences.txt would otherwise surface later, as a
+            // mismatch of some other file (the negatives) with it.
+            guard r.statistics.users == sequences.count else {
+                throw RecDataError.badDataset(file: seqURL.path, line: 0,
+                                              detail: "\(sequences.count) users, but dataset.json records \(r.statistics.users)")
             }
+            guard r.statistics.items == numItems else {
+                throw RecDataError.badDataset(file: directory.appendingPathComponent("items.tsv").path, line: 0,
+                                              detail: "\(numItems) items, but dataset.json records \(r.statistics.items)")
+            }
+            record = r
         }
         return PreparedDataset(directory: directory, numItems: numItems, sequences: sequences, record: record)
     }
@@ -130,7 +131,10 @@ public struct PreparedDataset: Sendable {
             return try negativeSource(split).lists(users: Array(stride(from: 1, through: numUsers, by: 1)))
         }
         if let expected = record?.processing.negativesSha256?[split.rawValue], FileManager.default.fileExists(atPath: url.path) {
-            let actual = try SHA256.hex(ofFile: url)
+            let actual: String
+            do { actual = try SHA256.hex(ofFile: url) } catch let e as FileReadError {
+                throw RecDataError.badDataset(file: url.path, line: 0, detail: e.reason)
+            }
             guard actual == expected else {
                 throw RecDataError.badDataset(file: url.path, line: 0, detail: """
                     sha256 \(actual) is not the \(expected) that dataset.json recorded when the negatives were drawn \

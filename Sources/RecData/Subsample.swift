@@ -89,21 +89,9 @@ public enum DataSubsample {
                 ? "\(o.data.path) has no users (sequences.txt is empty); there is nothing to sample"
                 : "\(o.users) is outside 1…\(total) (\(o.data.path) has \(total) users); pass a number in that range (\(total) copies the dataset)")
         }
-        var record: DatasetRecord
-        do {
-            record = try JSONDecoder().decode(DatasetRecord.self, from: readFileData(recordURL))
-        } catch {
-            throw RecDataError.badDataset(file: recordURL.path, line: 0, detail: "not the record `slmrec data prepare` writes (\(error))")
-        }
-        // The record and the files must describe the same dataset, or the copied record would lie.
-        if record.statistics.users != total {
-            throw RecDataError.badDataset(file: recordURL.path, line: 0,
-                                          detail: "statistics.users is \(record.statistics.users) but sequences.txt has \(total) users")
-        }
-        if record.statistics.items != source.numItems {
-            throw RecDataError.badDataset(file: recordURL.path, line: 0,
-                                          detail: "statistics.items is \(record.statistics.items) but items.tsv has \(source.numItems) items")
-        }
+        // The record and the files must describe the same dataset, or the copied record would
+        // lie (users and items: checked by `load`).
+        guard var record = source.record else { throw RecDataError.badDataset(file: recordURL.path, line: 0, detail: "missing") }
 
         let sampled = sampleUsers(count: o.users, of: total, seed: o.seed)
         var newId = [Int](repeating: 0, count: total + 1)   // source user → sample user; 0: not sampled

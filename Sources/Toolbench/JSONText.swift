@@ -73,6 +73,8 @@ public enum JSON5Locator {
     }
 
     static func show(_ s: [Unicode.Scalar], _ i: Int) -> String { i < s.count ? "'\(Character(s[i]))'" : "end of file" }
+    /// A word quoted in an error: its first 60 characters (a 10 MB one is not a message: bug 14).
+    static func clip(_ w: String) -> String { w.count > 60 ? w.prefix(60) + "…" : w }
 
     static func skip(_ s: [Unicode.Scalar], _ i: inout Int) throws {
         while i < s.count {
@@ -150,7 +152,7 @@ public enum JSON5Locator {
                     guard !digits.isEmpty, digits.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit }), let u = UInt64(digits, radix: 16) else {
                         throw Fail(pos: start, what: "invalid number \"\(word)\"")
                     }
-                    guard u <= UInt64(Int.max) else { throw Fail(pos: start, what: "the number \(word) is out of range") }
+                    guard u <= UInt64(Int.max) else { throw Fail(pos: start, what: "the number \(clip(word)) is out of range") }
                     return .int(negative ? -Int(u) : Int(u))
                 }
                 if !body.isEmpty, body.unicodeScalars.allSatisfy({ $0 >= "0" && $0 <= "9" }) {
@@ -162,7 +164,7 @@ public enum JSON5Locator {
                 guard plain, body.unicodeScalars.first != "+", body.unicodeScalars.first != "-", let d = Double(text.hasPrefix(".") ? "0" + text : text) else {
                     throw Fail(pos: start, what: "invalid number \"\(word)\"")
                 }
-                guard d.isFinite else { throw Fail(pos: start, what: "the number \(word) is out of range") }
+                guard d.isFinite else { throw Fail(pos: start, what: "the number \(clip(word)) is out of range") }
                 return .double(negative ? -d : d)
             }
             let start = i
@@ -174,7 +176,7 @@ public enum JSON5Locator {
             case "null": return .null
             case "Infinity": return .double(.infinity)
             case "NaN": return .double(.nan)
-            default: throw Fail(pos: start, what: word.isEmpty ? "unexpected \(show(s, start))" : "unexpected word \"\(word)\" (strings need quotes)")
+            default: throw Fail(pos: start, what: word.isEmpty ? "unexpected \(show(s, start))" : "unexpected word \"\(clip(word))\" (strings need quotes)")
             }
         }
     }

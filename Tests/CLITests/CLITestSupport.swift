@@ -27,12 +27,20 @@ struct CLI {
         p.arguments = args
         if let cwd { p.currentDirectoryURL = cwd }
         if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
-        let out = Pipe(), err = Pipe()
+        // Files, not pipes: reading one pipe to its end while the child fills the other's
+        // 64 KB deadlocks both (a 10 MB error message did; HostileInputTests).
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("slmrec-cli-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        try? out.close(); try? err.close()
+        let o = FileManager.default.contents(atPath: outURL.path) ?? Data(), e = FileManager.default.contents(atPath: errURL.path) ?? Data()
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 

@@ -197,7 +197,8 @@ final class SubsampleTests: XCTestCase {
         XCTAssertTrue(text.contains("\"users\": 12\n"), text)
         try Data(text.replacingOccurrences(of: "\"users\": 12\n", with: "\"users\": 13\n").utf8).write(to: record)
         XCTAssertThrowsError(try DataSubsample.run(SubsampleOptions(data: lying, output: out, users: 2), progress: false)) { e in
-            XCTAssertEqual(e as? RecDataError, .badDataset(file: record.path, line: 0, detail: "statistics.users is 13 but sequences.txt has 12 users"))
+            XCTAssertEqual(e as? RecDataError, .badDataset(file: lying.appendingPathComponent("sequences.txt").path, line: 0,
+                                                           detail: "12 users, but dataset.json records 13"))
         }
         // No dataset.json at all.
         try fm.removeItem(at: record)
