@@ -16,14 +16,15 @@ struct CLI {
         var all: String { stdout + stderr }
     }
 
-    /// `env` entries are added to (or replace those of) this process's environment.
+    /// `env` entries are added to (or replace those of) this process's environment;
+    /// `executable` runs another program than slmrec (mpirun).
     @discardableResult
-    static func run(_ args: [String], cwd: URL? = nil, env: [String: String] = [:]) throws -> Result {
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+    static func run(_ args: [String], cwd: URL? = nil, env: [String: String] = [:], executable: URL? = nil) throws -> Result {
+        guard executable != nil || FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("the slmrec binary is not built at \(binary.path): run `swift build --product slmrec` (make test does)")
         }
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable ?? binary
         p.arguments = args
         if let cwd { p.currentDirectoryURL = cwd }
         if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
