@@ -6,16 +6,16 @@ import Foundation
 // a float written back is the float that was read. Results are Codable records, encoded to a
 // JSONValue (`JSONValue.encoding`) and written by JSONText.
 
-/// Any JSON value. config.json and adapter_config.json are read into this so that every key,
-/// including ones we do not know, is written back unchanged; numbers keep their kind
-/// (`10000` stays an integer, `10000.0` stays a float) because Foundation's JSONSerialization
-/// cannot tell them apart.
 /// A decoder reading from a `JSONValue` tree (the strict option decoder): `JSONValue` takes
 /// its subtree as is, and the decoder notes that every key below is accepted.
 public protocol JSONTreeDecoder: Decoder {
     func wholeValue() -> JSONValue
 }
 
+/// Any JSON value. config.json and adapter_config.json are read into this so that every key,
+/// including ones we do not know, is written back unchanged; numbers keep their kind
+/// (`10000` stays an integer, `10000.0` stays a float) because Foundation's JSONSerialization
+/// cannot tell them apart.
 public enum JSONValue: Sendable, Equatable, Codable {
     case null, bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
@@ -335,16 +335,11 @@ public enum JSONText {
         return s
     }
 
-    /// `compact`, cut to about `limit` characters with "…" (error messages quoting a value
-    /// the user wrote: a whole large subtree is no help and costs its size to print).
+    /// `compact`, cut to `limit` characters with "…" (error messages quoting a value the user
+    /// wrote: a whole large subtree is no help).
     public static func preview(_ v: JSONValue, limit: Int = 80) -> String {
-        switch v {
-        case .array(let a) where a.count > limit: return "[… \(a.count) items]"
-        case .object(let o) where o.count > limit: return "{… \(o.count) keys}"
-        default:
-            let s = compact(v)
-            return s.count > limit ? String(s.prefix(limit)) + "…" : s
-        }
+        let s = compact(v)
+        return s.count > limit ? String(s.prefix(limit)) + "…" : s
     }
 
     private static func write(_ v: JSONValue, into s: inout String, indent: Int, pretty: Bool) {

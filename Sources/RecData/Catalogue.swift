@@ -39,25 +39,42 @@ public struct Catalogue: Sendable {
     /// Rows after the header: the fields after the id column (at most `columns - 1`; a title
     /// column left empty may be missing altogether).
     static func readTable(_ url: URL, columns: Int, required: Bool) throws -> [[String]]? {
+        var rows: [[String]] = []
+        let n = try forEachRow(url, required: required) { rest, _ in
+            rows.append(String(decoding: rest, as: UTF8.self)
+                .split(separator: "\t", maxSplits: columns - 2, omittingEmptySubsequences: false).map(String.init))
+        }
+        return n == nil ? nil : rows
+    }
+
+    /// The number of rows after the header, checked as `readTable` checks them, without
+    /// building their strings (`PreparedDataset.load` needs only the count).
+    static func rowCount(_ url: URL) throws -> Int {
+        try forEachRow(url, required: true) { _, _ in } ?? 0
+    }
+
+    /// Calls `row` with each row after the header — the bytes after its id and tab — and its
+    /// line number, checking that the rows are numbered 1…N in order as prepare writes them (a
+    /// row out of order names the file and line). Returns the number of rows, nil for an absent
+    /// file that is not `required`.
+    static func forEachRow(_ url: URL, required: Bool, _ row: (UnsafeBufferPointer<UInt8>, Int) -> Void) throws -> Int? {
         guard FileManager.default.fileExists(atPath: url.path) else {
             if !required { return nil }
             throw RecDataError.badDataset(file: url.path, line: 0, detail: "missing; is \(url.deletingLastPathComponent().path) a prepared dataset directory?")
         }
-        var rows: [[String]] = []
+        var count = 0
         var failure: RecDataError?
         try LineReader(url: url).forEachLine { bytes, n in
             guard n > 1, !bytes.isEmpty else { return true }
-            var line = String(decoding: bytes, as: UTF8.self)
-            if line.hasSuffix("\r") { line.removeLast() }
-            let f = line.split(separator: "\t", maxSplits: columns - 1, omittingEmptySubsequences: false).map(String.init)
-            guard Int(f[0]) == rows.count + 1, f.count >= 2 else {
-                failure = .badDataset(file: url.path, line: n, detail: "expected \"\(rows.count + 1)<TAB>original id…\" (ids 1…N in order)")
+            guard let tab = bytes.firstIndex(of: Bytes.tab), Bytes.parseInt(bytes, FieldRange(start: 0, count: tab)) == count + 1 else {
+                failure = .badDataset(file: url.path, line: n, detail: "expected \"\(count + 1)<TAB>original id…\" (ids 1…N in order)")
                 return false
             }
-            rows.append(Array(f.dropFirst()))
+            count += 1
+            row(UnsafeBufferPointer(rebasing: bytes[(tab + 1)...]), n)
             return true
         }
         if let failure { throw failure }
-        return rows
+        return count
     }
 }

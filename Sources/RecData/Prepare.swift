@@ -90,20 +90,8 @@ public struct DatasetStats: Codable, Sendable, Equatable {
 public enum DataPrepare {
     public static let toolVersion = "0.1.0"
 
-    /// Runs the whole pipeline and writes `o.output` atomically (nothing is left behind on error).
-    ///
-    /// Steps, in this order:
-    /// 1. parse, dropping low ratings (explicit formats only; default "rating > 3");
-    /// 2. group by user and sort each user chronologically, ties kept in file order;
-    /// 3. drop repeated user–item pairs, keeping the earliest (= first in that order);
-    /// 4. iterative k-core on users and items (the unique maximal sub-log in which every
-    ///    user and every item has at least k interactions);
-    /// 5. re-index users and items 1…N by first appearance in the surviving interactions in
-    ///    file order — except for the `sequences` format when its ids already are exactly
-    ///    1…N, which are kept so that our ids equal the published ones;
-    /// 6. write sequences, id maps, fixed negatives and dataset.json.
-    /// Step 1 alone: the records `run` would read from `input` (interactions kept, bad lines
-    /// skipped), with `run`'s rating threshold. The fuzz harness's fast path: parsing is what
+    /// Step 1 alone: how many interactions `run` would keep from `input` and how many bad
+    /// lines it skipped (with `skipBadLines`), with `run`'s rating threshold. The fuzz harness's fast path: parsing is what
     /// bad bytes reach; the later steps only see parsed ids.
     public static func parseOnly(_ o: PrepareOptions) throws -> (interactions: Int, badLines: Int) {
         let log = try parser(o, format: o.format == .auto ? try InputFormat.detect(url: o.input) : o.format).parse(progress: nil)
@@ -120,6 +108,18 @@ public enum DataPrepare {
         return p
     }
 
+    /// Runs the whole pipeline and writes `o.output` atomically (nothing is left behind on error).
+    ///
+    /// Steps, in this order:
+    /// 1. parse, dropping low ratings (explicit formats only; default "rating > 3");
+    /// 2. group by user and sort each user chronologically, ties kept in file order;
+    /// 3. drop repeated user–item pairs, keeping the earliest (= first in that order);
+    /// 4. iterative k-core on users and items (the unique maximal sub-log in which every
+    ///    user and every item has at least k interactions);
+    /// 5. re-index users and items 1…N by first appearance in the surviving interactions in
+    ///    file order — except for the `sequences` format when its ids already are exactly
+    ///    1…N, which are kept so that our ids equal the published ones;
+    /// 6. write sequences, id maps, fixed negatives and dataset.json.
     @discardableResult
     public static func run(_ o: PrepareOptions, progress: Bool = true) throws -> DatasetStats {
         let file = o.input.path
@@ -378,10 +378,11 @@ extension DatasetRecord {
         func bad(_ what: String) -> RecDataError { .badDataset(file: url.path, line: 0, detail: what) }
         let data: Data
         do { data = try readFileData(url) } catch let e as FileReadError { throw bad(e.reason) }
-        do { _ = try JSONValue.parse(data) } catch let e as JSONParseError {
-            throw bad("not valid JSON (\(e.message) at byte \(e.offset))")
-        }
         do { return try JSONDecoder().decode(DatasetRecord.self, from: data) } catch let e as DecodingError {
+            // Foundation says only "not valid JSON"; our parser says what and where.
+            do { _ = try JSONValue.parse(data) } catch let p as JSONParseError {
+                throw bad("not valid JSON (\(p.message) at byte \(p.offset))")
+            }
             func at(_ path: [CodingKey]) -> String { path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
             switch e {
             case .keyNotFound(let k, let c): throw bad("not the record `slmrec data prepare` writes: \(at(c.codingPath + [k])) is missing")

@@ -53,7 +53,7 @@ public struct PreparedDataset: Sendable {
     public static func load(directory: URL) throws -> PreparedDataset {
         // The catalogue's rows, checked as `Catalogue` reads them (numbered 1…N in order): a
         // stray line must not silently change the number of items the model scores.
-        let numItems = try Catalogue.readTable(directory.appendingPathComponent("items.tsv"), columns: 3, required: true)?.count ?? 0
+        let numItems = try Catalogue.rowCount(directory.appendingPathComponent("items.tsv"))
         let seqURL = directory.appendingPathComponent("sequences.txt")
         let rows = try readIntRows(seqURL)
         var sequences: [[Int32]] = []

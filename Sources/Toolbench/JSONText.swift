@@ -68,10 +68,6 @@ public enum JSON5Locator {
         }
     }
 
-    public static func firstError(in text: String) -> (line: Int, column: Int, what: String)? {
-        do { _ = try parse(text); return nil } catch let l as Located { return (l.line, l.column, l.what) } catch { return nil }
-    }
-
     static func show(_ s: [Unicode.Scalar], _ i: Int) -> String { i < s.count ? "'\(Character(s[i]))'" : "end of file" }
     /// A word quoted in an error: its first 60 characters (a 10 MB one is not a message: bug 14).
     static func clip(_ w: String) -> String { w.count > 60 ? w.prefix(60) + "…" : w }

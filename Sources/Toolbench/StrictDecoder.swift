@@ -82,10 +82,10 @@ final class KeyLog: @unchecked Sendable {
     }
 
     private func walk(_ v: JSONValue, rel: [CodingKey], base: String) throws {
-        if !whole.isEmpty, whole.contains(pathString("", rel)) { return }
+        let here = pathString("", rel)
+        if whole.contains(here) { return }
         switch v {
         case .object(let o):
-            let here = pathString("", rel)
             if var known = asked[here], !open.contains(here) {
                 if here.isEmpty { known.formUnion(documented) }
                 for k in o.keys.sorted() where !known.contains(k) {
